@@ -1,0 +1,22 @@
+"""ukmp: structured pruning and recovery of vision-language models.
+
+The public API is small on purpose: `save_pruned` / `load_pruned` for artifacts, and the `ukmp`
+command line for everything else. Heavy imports (torch, transformers) happen lazily so that
+`ukmp --help` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "save_pruned", "load_pruned"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("save_pruned", "load_pruned"):
+        from ukmp import artifact
+
+        return getattr(artifact, name)
+    raise AttributeError(f"module 'ukmp' has no attribute {name!r}")

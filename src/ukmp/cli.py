@@ -1,0 +1,64 @@
+"""The `ukmp` command line.
+
+Each sub-command lives in its own module under `ukmp.commands` and exposes
+`register(subparsers)`; this file only wires them together and turns `UserError` into one
+sentence on stderr and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ukmp import __version__
+from ukmp.errors import UserError
+
+# Modules under ukmp.commands, in the order they appear in `ukmp --help`.
+COMMAND_MODULES = [
+    "demo",
+    "data",
+    "zoo",
+    "inspect",
+    "prune",
+    "evaluate",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ukmp",
+        description="Structured pruning and recovery of vision-language models (UKMP and baselines).",
+    )
+    parser.add_argument("--version", action="version", version=f"ukmp {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"ukmp.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"ukmp.commands.{name}":
+                continue  # command not built yet
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        result = args.func(args)
+    except UserError as exc:
+        print(f"ukmp {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"ukmp {args.command}: interrupted; nothing was written.", file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

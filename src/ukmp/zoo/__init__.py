@@ -1,0 +1,20 @@
+"""Models the project ships or trains itself (the embedded default).
+
+`resolve_model_name` lets every command accept a short name such as `shapes-blip2-t5` wherever it
+accepts a model path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+MODELS_DIR = Path(__file__).parent / "models"
+SHIPPED = {"shapes-blip2-t5": MODELS_DIR / "shapes-blip2-t5"}
+
+
+def resolve_model_name(name: str) -> str | None:
+    """The local folder of a shipped model called `name`, or None if `name` is not a zoo name."""
+    path = SHIPPED.get(name)
+    if path is None:
+        return None
+    return str(path)
