@@ -1,0 +1,162 @@
+"""What every architecture adapter provides, and the helpers they share.
+
+An adapter is the only code that knows module names. It is built from *parts*: one part per
+architecture family (BLIP-2 vision encoder, T5, OPT, Llama, Q-Former), each living under a
+module prefix of the whole model. A standalone ``LlamaForCausalLM`` is one part at prefix "";
+``Blip2ForConditionalGeneration`` is a vision part at ``vision_model.`` plus a language part at
+``language_model.`` (plus an opt-in Q-Former part). Everything downstream (scoring, planning,
+surgery, accounting) talks to the adapter, never to module names directly.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+
+from torch import nn
+
+from ukmp.errors import UserError
+from ukmp.groups import MODALITY_OF, Member, PrunableGroup, linear_unit_params
+
+
+def get_module(model: nn.Module, path: str) -> nn.Module:
+    """``model.get_submodule`` with "" meaning the model itself."""
+    return model.get_submodule(path) if path else model
+
+
+def make_group(
+    model: nn.Module,
+    *,
+    name: str,
+    component: str,
+    kind: str,
+    layer: int,
+    owner: str,
+    producers: Iterable[Member],
+    consumers: Iterable[Member],
+    unit_size: int,
+    num_units: int,
+    queries_per_unit: int = 1,
+) -> PrunableGroup:
+    """Build a group and compute its exact per-unit parameter cost from the Linears themselves.
+
+    The non-pruned dimension of every member (``in_features`` of producers, ``out_features`` of
+    consumers) is the hidden size, which pruning never changes, so the cost is the same whether
+    the model is dense or already sliced.
+    """
+    producers, consumers = tuple(producers), tuple(consumers)
+    cost = 0
+    for member in producers + consumers:
+        module = get_module(model, member.module)
+        if not isinstance(module, nn.Linear):
+            raise TypeError(f"{member.module} is {type(module).__name__}, expected nn.Linear")
+        cost += linear_unit_params(module, member)
+    return PrunableGroup(
+        name=name,
+        component=component,
+        modality=MODALITY_OF[component],
+        kind=kind,
+        layer=layer,
+        owner=owner,
+        producers=producers,
+        consumers=consumers,
+        unit_size=unit_size,
+        num_units=num_units,
+        params_per_unit=cost,
+        queries_per_unit=queries_per_unit,
+    )
+
+
+def join(prefix: str, path: str) -> str:
+    return f"{prefix}{path}" if not prefix or prefix.endswith(".") else f"{prefix}.{path}"
+
+
+class Part(ABC):
+    """One architecture family found at ``prefix`` inside the whole model."""
+
+    #: the prunable components this part can yield, e.g. ("lm_encoder", "lm_decoder")
+    components: tuple[str, ...] = ()
+
+    def __init__(self, model: nn.Module, prefix: str = "") -> None:
+        self.prefix = prefix
+        self.root = get_module(model, prefix.rstrip("."))
+
+    def path(self, rel: str) -> str:
+        return join(self.prefix, rel)
+
+    @abstractmethod
+    def groups(self, model: nn.Module) -> list[PrunableGroup]:
+        """All prunable groups of this part, in model order, sized from the (dense) config."""
+
+    @abstractmethod
+    def param_component(self, rel_name: str) -> str:
+        """Accounting bucket of a parameter, given its name relative to ``prefix``."""
+
+    def after_slice(self, model: nn.Module, group: PrunableGroup, kept: list[int]) -> None:
+        """Fix the attributes forward/generate read after ``group`` was sliced (default: none)."""
+        return None
+
+
+class ModelAdapter:
+    """Groups, accounting buckets and post-slice fixes for one whole model.
+
+    ``extra_buckets`` maps parameter-name prefixes outside every part (``query_tokens``,
+    ``language_projection``) to accounting buckets.
+    """
+
+    #: components returned by ``groups()`` when none are requested (the Q-Former is opt-in)
+    default_components: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        model: nn.Module,
+        parts: list[Part],
+        *,
+        default_components: tuple[str, ...] | None = None,
+        extra_buckets: dict[str, str] | None = None,
+    ) -> None:
+        self.architecture = type(model).__name__
+        self.parts = parts
+        self.extra_buckets = extra_buckets or {}
+        all_components = tuple(c for p in parts for c in p.components)
+        self.available_components = all_components
+        self.default_components = default_components if default_components is not None else all_components
+
+    def groups(self, model: nn.Module, components: Iterable[str] | None = None) -> list[PrunableGroup]:
+        """Prunable groups of the requested components (default: ``default_components``)."""
+        wanted = tuple(components) if components is not None else self.default_components
+        unknown = [c for c in wanted if c not in self.available_components]
+        if unknown:
+            raise UserError(
+                f"{self.architecture} has no component {unknown[0]!r}; "
+                f"choose from {', '.join(self.available_components)}."
+            )
+        out: list[PrunableGroup] = []
+        for part in self.parts:
+            out.extend(g for g in part.groups(model) if g.component in wanted)
+        return out
+
+    def all_groups(self, model: nn.Module) -> list[PrunableGroup]:
+        return self.groups(model, self.available_components)
+
+    def part_of(self, group: PrunableGroup) -> Part:
+        for part in self.parts:
+            if group.component in part.components:
+                return part
+        raise KeyError(group.component)
+
+    def after_slice(self, model: nn.Module, group: PrunableGroup, kept: list[int]) -> None:
+        self.part_of(group).after_slice(model, group, kept)
+
+    def param_component(self, name: str) -> str:
+        """Accounting bucket of a full parameter name (longest matching prefix wins)."""
+        for prefix, bucket in self.extra_buckets.items():
+            if name == prefix or name.startswith(prefix + "."):
+                return bucket
+        best: Part | None = None
+        for part in self.parts:
+            if name.startswith(part.prefix) and (best is None or len(part.prefix) > len(best.prefix)):
+                best = part
+        if best is None:
+            return "other"
+        return best.param_component(name[len(best.prefix) :])

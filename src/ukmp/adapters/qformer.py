@@ -1,0 +1,71 @@
+"""BLIP-2 / InstructBLIP Q-Former (BERT-style), an opt-in component.
+
+The paper never prunes the Q-Former, so composite adapters leave it out of their default
+components; pass ``components=(..., "qformer")`` to get its groups. Units: self-attention heads
+(query/key/value rows + biases, ``output.dense`` columns), cross-attention heads (same, key and
+value read the vision features), and channels of the query FFN (``intermediate_query`` /
+``output_query``) and, when the model takes text in the Q-Former (InstructBLIP), the text FFN.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from ukmp.adapters.base import Part, get_module, make_group
+from ukmp.groups import Member, PrunableGroup
+
+
+class QFormerPart(Part):
+    components = ("qformer",)
+
+    def _attention(self, model, i: int, attr: str, suffix: str) -> PrunableGroup:
+        cfg = self.root.config
+        head_dim = cfg.hidden_size // cfg.num_attention_heads
+        block = self.path(f"encoder.layer.{i}.{attr}")
+        return make_group(
+            model,
+            name=f"qformer.layers.{i}.{suffix}",
+            component="qformer",
+            kind="attention",
+            layer=i,
+            owner=f"{block}.attention",
+            producers=[Member(f"{block}.attention.{p}", 0, head_dim) for p in ("query", "key", "value")],
+            consumers=[Member(f"{block}.output.dense", 1, head_dim)],
+            unit_size=head_dim,
+            num_units=cfg.num_attention_heads,
+        )
+
+    def _ffn(self, model, i: int, inner: str, outer: str, suffix: str) -> PrunableGroup:
+        layer = self.path(f"encoder.layer.{i}")
+        return make_group(
+            model,
+            name=f"qformer.layers.{i}.{suffix}",
+            component="qformer",
+            kind="mlp",
+            layer=i,
+            owner=f"{layer}.{inner}",
+            producers=[Member(f"{layer}.{inner}.dense", 0, 1)],
+            consumers=[Member(f"{layer}.{outer}.dense", 1, 1)],
+            unit_size=1,
+            num_units=self.root.config.intermediate_size,
+        )
+
+    def groups(self, model: nn.Module) -> list[PrunableGroup]:
+        out: list[PrunableGroup] = []
+        for i, layer in enumerate(self.root.encoder.layer):
+            out.append(self._attention(model, i, "attention", "attn"))
+            if getattr(layer, "has_cross_attention", False):
+                out.append(self._attention(model, i, "crossattention", "cross_attn"))
+            out.append(self._ffn(model, i, "intermediate_query", "output_query", "mlp"))
+            if hasattr(layer, "intermediate"):
+                out.append(self._ffn(model, i, "intermediate", "output", "text_mlp"))
+        return out
+
+    def param_component(self, rel_name: str) -> str:
+        return "qformer"
+
+    def after_slice(self, model: nn.Module, group: PrunableGroup, kept: list[int]) -> None:
+        if group.kind == "attention":
+            module = get_module(model, group.owner)
+            module.num_attention_heads = len(kept)
+            module.all_head_size = len(kept) * module.attention_head_size

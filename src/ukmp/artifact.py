@@ -1,0 +1,410 @@
+"""The pruned-model artifact: save, load, and the one loading entry point commands use.
+
+An artifact is a directory::
+
+    config.json          the BASE (dense) config, exactly as save_pretrained writes it
+    model.safetensors    the sliced weights (no pickle)
+    pruning.json         the manifest: format version, base model + checksum, method, options,
+                         seed, target/achieved ratio, kept units per group, parameter counts
+    (processor files)    when a processor/tokenizer was given
+
+Per-layer widths (heads kept in layer 3 vs layer 7) cannot be expressed in a transformers config,
+so ``from_pretrained`` on this directory cannot work; ``load_pruned`` rebuilds the dense
+architecture from ``config.json``, applies the manifest's plan structurally and then loads the
+weights strictly. ``load_model`` accepts a pruned artifact, a dense model directory or a hub id.
+
+Writes are atomic: everything goes to a temporary directory next to the target, which is renamed
+into place only when complete, so a crash never leaves a half artifact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ukmp.errors import UserError
+from ukmp.groups import PruningPlan
+
+FORMAT_VERSION = 1
+MANIFEST = "pruning.json"
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+CHECKSUM_METHOD = "sha256 over the sorted state dict: name, dtype, shape, raw bytes of each tensor"
+
+
+# ----------------------------------------------------------------------------------------- checksums
+
+
+def state_dict_sha256(model_or_state: nn.Module | Mapping[str, torch.Tensor]) -> str:
+    """A checksum of weights that does not depend on file layout (shards, formats, tying order).
+
+    Compute it on the dense model *before* pruning and pass it to ``save_pruned`` so a manifest
+    can later be checked against the base model it claims to come from.
+    """
+    state = model_or_state.state_dict() if isinstance(model_or_state, nn.Module) else model_or_state
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{str(tensor.dtype).removeprefix('torch.')}|{list(tensor.shape)}|".encode())
+        digest.update(memoryview(tensor.reshape(-1).view(torch.uint8).numpy()))
+    return digest.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# ------------------------------------------------------------------------------------- atomic writes
+
+
+@contextlib.contextmanager
+def atomic_directory(out_dir: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary directory that replaces ``out_dir`` only if the block completes."""
+    out = Path(out_dir)
+    check_output_dir(out, overwrite=overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o755)
+        if out.exists() or out.is_symlink():
+            old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old) if old.is_dir() and not old.is_symlink() else old.unlink()
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def check_output_dir(out: Path, *, overwrite: bool) -> None:
+    """Refuse to replace anything that exists (an empty directory is fine) unless overwriting."""
+    if overwrite or not (out.exists() or out.is_symlink()):
+        return
+    if out.is_dir() and not any(out.iterdir()):
+        return
+    raise UserError(f"{out} already exists; pass --overwrite to replace it.")
+
+
+# -------------------------------------------------------------------------------------------- save
+
+
+def _main_dtype(model: nn.Module) -> str:
+    sizes: dict[torch.dtype, int] = {}
+    for p in model.parameters():
+        sizes[p.dtype] = sizes.get(p.dtype, 0) + p.numel()
+    return str(max(sizes, key=sizes.get)).removeprefix("torch.") if sizes else "float32"
+
+
+def save_pruned(
+    model: nn.Module,
+    plan: PruningPlan | None,
+    out_dir: str | os.PathLike,
+    *,
+    processor: Any = None,
+    base_model_ref: str | None = None,
+    base_checksum: str | None = None,
+    method: str | None = None,
+    options: Mapping[str, Any] | None = None,
+    seed: int | None = None,
+    target_ratio: float | None = None,
+    ratio_basis: str = "all",
+    overwrite: bool = False,
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write the sliced ``model`` and its manifest to ``out_dir`` atomically; returns the path.
+
+    ``model`` must be the output of ``apply_plan_physically`` (``plan`` defaults to the plan it
+    carries). ``base_checksum`` is ``state_dict_sha256`` of the dense model before pruning.
+    Parameter counts before pruning are reconstructed exactly from the group costs.
+    """
+    from safetensors.torch import save_model
+
+    from ukmp import __version__
+    from ukmp.accounting import parameter_counts
+    from ukmp.adapters import find_adapter
+
+    carried = getattr(model, "ukmp_plan", None)
+    if carried is None:
+        raise ValueError("save_pruned expects a model sliced by apply_plan_physically")
+    plan = plan or carried
+    if plan.to_dict() != carried.to_dict():
+        raise ValueError("the plan given to save_pruned differs from the one applied to the model")
+
+    groups = find_adapter(model).all_groups(model)
+    after = parameter_counts(model)
+    removed: dict[str, int] = {}
+    for group in groups:
+        if group.name in plan.kept:
+            n = (group.num_units - len(plan.kept[group.name])) * group.params_per_unit
+            removed[group.component] = removed.get(group.component, 0) + n
+    before = {k: v + removed.get(k, 0) for k, v in after.items() if k != "total"}
+    before["total"] = sum(before.values())
+    removed_total = before["total"] - after["total"]
+    prunable = sum(g.total_params for g in groups if g.name in plan.kept)
+    achieved = {
+        "all": removed_total / before["total"],
+        "prunable": removed_total / prunable if prunable else 0.0,
+    }
+
+    if not getattr(model.config, "architectures", None):
+        model.config.architectures = [type(model).__name__]  # what save_pretrained would record
+    with atomic_directory(out_dir, overwrite=overwrite) as tmp:
+        model.config.save_pretrained(tmp)
+        if processor is not None:
+            processor.save_pretrained(tmp)
+        save_model(model, str(tmp / WEIGHTS), metadata={"format": "pt", "producer": "ukmp"})
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "ukmp_version": __version__,
+            "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            "architecture": type(model).__name__,
+            "attn_implementation": getattr(model.config, "_attn_implementation", None),
+            "dtype": _main_dtype(model),
+            "base_model": {
+                "reference": base_model_ref,
+                "sha256": base_checksum,
+                "checksum_method": CHECKSUM_METHOD,
+            },
+            "method": {"name": method, "options": dict(options or {})},
+            "seed": seed,
+            "target_ratio": target_ratio,
+            "ratio_basis": ratio_basis,
+            "achieved_ratio": achieved.get(ratio_basis),
+            "achieved_ratio_of_all": achieved["all"],
+            "achieved_ratio_of_prunable": achieved["prunable"],
+            "parameters": {"before": before, "after": after},
+            "groups": plan.to_dict(),
+            "weights": {"file": WEIGHTS, "sha256": file_sha256(tmp / WEIGHTS)},
+            "recovery": None,
+            "extra": dict(extra or {}),
+        }
+        (tmp / MANIFEST).write_text(_dump_json(manifest))
+        for file in tmp.iterdir():
+            os.chmod(file, 0o644)
+    return Path(out_dir)
+
+
+def _dump_json(data: Any) -> str:
+    """Indented JSON with every list of numbers on one line (kept-unit lists stay readable)."""
+    text = json.dumps(data, indent=1)
+    text = re.sub(r"\[\s*([-\d.eE,\s]*?)\s*\]", lambda m: "[" + re.sub(r"\s+", " ", m.group(1)) + "]", text)
+    return text + "\n"
+
+
+# -------------------------------------------------------------------------------------------- load
+
+
+def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
+    """The parsed ``pruning.json`` of an artifact, with a one-sentence error for every problem."""
+    root = Path(path)
+    if not root.exists():
+        raise UserError(f"{root} does not exist.")
+    file = root / MANIFEST
+    if not file.is_file():
+        raise UserError(f"{root} has no {MANIFEST}, so it is not a ukmp pruned model.")
+    try:
+        manifest = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{file} is not valid JSON ({exc.msg if hasattr(exc, 'msg') else exc}).") from None
+    if not isinstance(manifest, dict):
+        raise UserError(f"{file} is not a ukmp manifest (expected a JSON object).")
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        from ukmp import __version__
+
+        raise UserError(
+            f"{file} has format version {version!r}, but ukmp {__version__} reads version "
+            f"{FORMAT_VERSION}; use the ukmp version that wrote it or re-create the artifact."
+        )
+    return manifest
+
+
+def _read_weights(file: Path, expected_sha: str | None) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    if not file.is_file():
+        raise UserError(f"{file} is missing; the artifact is incomplete, re-create it with ukmp prune.")
+    try:
+        tensors = load_file(str(file))
+    except Exception as exc:  # safetensors raises its own error type for bad headers / short files
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"{file} is truncated or corrupt ({reason}); re-create the artifact.") from None
+    if expected_sha and file_sha256(file) != expected_sha:
+        raise UserError(
+            f"{file} does not match the checksum in {MANIFEST} (corrupted or modified); "
+            "re-create the artifact."
+        )
+    return tensors
+
+
+@torch.no_grad()
+def _assign_weights(model: nn.Module, tensors: dict[str, torch.Tensor], root: Path) -> None:
+    """Load ``tensors`` strictly, keeping their exact dtypes; tied tensors are loaded once."""
+    state = model.state_dict(keep_vars=True)
+    aliases: dict[int, list[str]] = {}
+    for name, tensor in state.items():
+        aliases.setdefault(id(tensor), []).append(name)
+    unexpected = sorted(set(tensors) - set(state))
+    if unexpected:
+        raise UserError(
+            f"{MANIFEST} in {root} does not match {WEIGHTS}: the weights contain {unexpected[0]}, "
+            "which the manifest's model does not have."
+        )
+    for names in aliases.values():
+        present = [n for n in names if n in tensors]
+        if not present:
+            raise UserError(f"{WEIGHTS} in {root} lacks the tensor {names[0]}; re-create the artifact.")
+        source = tensors[present[0]]
+        target = state[names[0]]
+        for n in present:
+            if tensors[n].shape != target.shape:
+                raise UserError(
+                    f"{MANIFEST} in {root} does not match {WEIGHTS}: {n} has shape "
+                    f"{list(tensors[n].shape)} in the weights but {list(target.shape)} in the "
+                    "manifest's model."
+                )
+        # clone: tensors read from the file may sit at unaligned offsets, and CPU matmul kernels can
+        # round differently on unaligned memory; fresh allocations make outputs bit-identical.
+        target.data = source.to(target.device, copy=True)
+        for n in present:
+            del tensors[n]  # release the file's copy as we go: peak memory stays ~1x the model
+
+
+def _model_class(config: Any, fallback: str | None = None) -> type:
+    import transformers
+
+    for name in [*(getattr(config, "architectures", None) or []), *([fallback] if fallback else [])]:
+        cls = getattr(transformers, name, None)
+        if cls is not None:
+            return cls
+    raise UserError(
+        f"config.json names no transformers architecture this version knows ({config.architectures}); "
+        "upgrade transformers."
+    )
+
+
+def load_pruned(path: str | os.PathLike, *, device: str | torch.device | None = None) -> nn.Module:
+    """Rebuild a pruned model in a fresh process, bit-identical to the one saved; eval mode."""
+    from transformers import AutoConfig
+
+    from ukmp.surgery import apply_plan_physically
+
+    root = Path(path)
+    manifest = read_manifest(root)
+    if not (root / CONFIG).is_file():
+        raise UserError(f"{root} has no {CONFIG}; the artifact is incomplete, re-create it with ukmp prune.")
+    tensors = _read_weights(root / WEIGHTS, (manifest.get("weights") or {}).get("sha256"))
+    config = AutoConfig.from_pretrained(str(root))
+    kwargs: dict[str, Any] = {}
+    if manifest.get("attn_implementation"):
+        kwargs["attn_implementation"] = manifest["attn_implementation"]
+    model = _model_class(config, manifest.get("architecture"))._from_config(config, **kwargs)
+    try:
+        plan = PruningPlan.from_dict(manifest["groups"])
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise UserError(f"{root / MANIFEST} has no valid 'groups' entry; re-create the artifact.") from None
+    try:
+        apply_plan_physically(model, plan)
+    except UserError as exc:
+        raise UserError(f"{MANIFEST} in {root} does not match its {CONFIG}: {exc}") from None
+    _assign_weights(model, tensors, root)
+    model.ukmp_manifest = manifest
+    if device is not None:
+        model.to(device)
+    return model.eval()
+
+
+# --------------------------------------------------------------------------- the one loading entry
+
+
+def is_pruned_artifact(path: str | os.PathLike) -> bool:
+    return (Path(path) / MANIFEST).is_file()
+
+
+def resolve_model_ref(name: str) -> str:
+    """A local path as given, else a short zoo name resolved by ``ukmp.zoo`` (if it offers one)."""
+    if Path(name).expanduser().exists():
+        return str(Path(name).expanduser())
+    try:
+        from ukmp import zoo
+    except ImportError:
+        return name
+    resolve = getattr(zoo, "resolve_model_name", None)
+    if callable(resolve):
+        resolved = resolve(name)
+        if resolved:
+            return str(resolved)
+    return name
+
+
+def _looks_local(ref: str) -> bool:
+    """Hub ids are ``name`` or ``org/name``; anything else that does not exist is a missing path."""
+    return ref.startswith(("/", ".", "~")) or ref.count("/") > 1 or "\\" in ref
+
+
+def load_model(path_or_id: str | os.PathLike, *, device: str | torch.device | None = None) -> nn.Module:
+    """Load a pruned artifact, a dense model directory or a hub id (cached, or fetched); eval mode."""
+    ref = resolve_model_ref(str(path_or_id))
+    path = Path(ref)
+    if path.is_dir():
+        model = load_pruned(path, device=device) if is_pruned_artifact(path) else _load_dense(ref, local=True)
+    elif path.exists():
+        raise UserError(f"{ref} is a file; give the model directory (the one with config.json).")
+    elif _looks_local(ref):
+        raise UserError(f"{ref} does not exist.")
+    else:
+        model = _load_dense(ref, local=False)
+    if device is not None:
+        model.to(device)
+    return model.eval()
+
+
+def _load_dense(ref: str, *, local: bool) -> nn.Module:
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(ref)
+    except Exception as exc:
+        if local:
+            raise UserError(f"{ref} is not a transformers model directory ({_first_line(exc)}).") from None
+        raise UserError(
+            f"{ref} does not exist locally and could not be fetched from the Hugging Face Hub "
+            f"({_first_line(exc)})."
+        ) from None
+    cls = _model_class(config)
+    try:
+        return cls.from_pretrained(ref)
+    except (RuntimeError, ValueError) as exc:
+        if "size mismatch" in str(exc) or "mismatch" in str(exc).lower():
+            raise UserError(
+                f"the weights in {ref} do not fit its config.json; if it is a ukmp pruned model its "
+                f"{MANIFEST} is missing, and per-layer widths cannot be loaded with from_pretrained."
+            ) from None
+        raise
+    except OSError as exc:
+        raise UserError(f"could not load the weights of {ref} ({_first_line(exc)}).") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
