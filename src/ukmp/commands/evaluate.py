@@ -1,0 +1,123 @@
+"""`ukmp evaluate`: measure a dense or pruned model on captioning, VQA, GQA and retrieval.
+
+Example: `ukmp evaluate shapes-blip2-t5 --task all --data shapes --out results.json` evaluates the
+shipped model on the shapes world's val split (generated into the cache on first use).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+TASK_CHOICES = ("caption", "vqa", "gqa", "retrieval", "all")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="captioning / VQA / GQA / retrieval quality of a model",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("model", metavar="MODEL", help="model folder, pruned artifact, hub id or zoo name")
+    parser.add_argument(
+        "--task",
+        action="append",
+        choices=TASK_CHOICES,
+        help="task to run (repeatable); default: all the data folder provides",
+    )
+    parser.add_argument(
+        "--data", required=True, help="folder with ukmp_data.json, or 'shapes' for the built-in world"
+    )
+    parser.add_argument("--split", default="val", help="split named in the data index")
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="first N records per task (images for caption/retrieval, questions for VQA/GQA)",
+    )
+    parser.add_argument(
+        "--retrieval-limit",
+        type=int,
+        default=100,
+        help="images used for retrieval when --limit is not given (cost grows as N^2); 0 = all",
+    )
+    parser.add_argument("--batch-size", type=int, default=32, help="images per generation batch")
+    parser.add_argument(
+        "--pair-batch-size", type=int, default=256, help="(image, caption) pairs per retrieval batch"
+    )
+    parser.add_argument("--num-beams", type=int, default=5, help="beam size for captions and answers")
+    parser.add_argument(
+        "--caption-prompt", default="", help="caption prompt (the paper's NoCaps run: 'a photo of')"
+    )
+    parser.add_argument("--caption-min-new-tokens", type=int, default=1, help="the paper uses 8 on NoCaps")
+    parser.add_argument("--caption-max-new-tokens", type=int, default=30)
+    parser.add_argument("--vqa-max-new-tokens", type=int, default=10)
+    parser.add_argument(
+        "--on-error",
+        choices=("stop", "skip"),
+        default="stop",
+        help="on a bad record or missing image: stop, or skip and count it",
+    )
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    parser.add_argument(
+        "--save-predictions", action="store_true", help="store every prediction in the results"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument("--out", required=True, type=Path, help="results JSON to write")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ukmp.data.index import resolve_data_dir
+    from ukmp.errors import UserError
+    from ukmp.evaluation.generation import VQA_PROMPT, GenerationSettings
+
+    for name in (
+        "limit",
+        "batch_size",
+        "pair_batch_size",
+        "num_beams",
+        "caption_max_new_tokens",
+        "vqa_max_new_tokens",
+    ):
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            raise UserError(f"--{name.replace('_', '-')} must be a positive number, got {value}.")
+    if args.retrieval_limit < 0:
+        raise UserError(f"--retrieval-limit must be 0 (all images) or positive, got {args.retrieval_limit}.")
+    if args.caption_min_new_tokens > args.caption_max_new_tokens:
+        raise UserError("--caption-min-new-tokens cannot exceed --caption-max-new-tokens.")
+    # Check the data before spending time on loading the model.
+    data_dir = resolve_data_dir(args.data, args.split)
+
+    from ukmp.evaluation.harness import evaluate, format_table, write_results
+    from ukmp.evaluation.model_loading import load_model_and_processor
+
+    model, processor, path = load_model_and_processor(args.model, device=args.device)
+    caption = GenerationSettings(
+        args.caption_prompt, args.num_beams, args.caption_max_new_tokens, args.caption_min_new_tokens
+    )
+    vqa = GenerationSettings(VQA_PROMPT, args.num_beams, args.vqa_max_new_tokens, 1)
+    results = evaluate(
+        model,
+        processor,
+        data_dir,
+        args.split,
+        args.task or ["all"],
+        args.limit,
+        args.batch_size,
+        caption_settings=caption,
+        vqa_settings=vqa,
+        retrieval_limit=args.retrieval_limit or None,
+        pair_batch_size=args.pair_batch_size,
+        on_error=args.on_error,
+        keep_predictions=args.save_predictions,
+        model_name=args.model if args.model == path else f"{args.model} ({path})",
+        progress=not args.no_progress,
+    )
+    out = write_results(results, args.out)
+    print(f"{args.model} on {data_dir} [{args.split}], {results['seconds']:.1f} s:")
+    print(format_table(results))
+    print(f"wrote {out}")
+    return 0

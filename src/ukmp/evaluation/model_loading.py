@@ -1,0 +1,79 @@
+"""Load the model and processor to evaluate from a zoo name, a local folder or a hub id.
+
+Resolution order: a short zoo name (`shapes-blip2-t5`, via `ukmp.zoo.resolve_model_name`), then the
+argument as given. Loading goes through `ukmp.artifact.load_model`, which understands both dense
+transformers folders and pruned ukmp artifacts; where that module is not available the dense
+`Blip2ForConditionalGeneration.from_pretrained` is used. The processor always comes from the same
+folder: a pruned artifact carries a copy of its base model's processor files.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from ukmp.errors import UserError
+
+
+def _optional(module: str, attr: str):
+    """`module.attr`, or None when that module (not one of its imports) or attribute does not exist."""
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name == module:
+            return None
+        raise
+    return getattr(mod, attr, None)
+
+
+def resolve_model_path(name: str) -> str:
+    """A zoo name becomes its folder; anything else is returned unchanged."""
+    resolve = _optional("ukmp.zoo", "resolve_model_name")
+    resolved = resolve(name) if resolve is not None else None
+    return str(resolved) if resolved else name
+
+
+def _looks_local(name: str) -> bool:
+    return name.startswith((".", "/", "~")) or Path(name).exists() or name.count("/") > 1
+
+
+def pick_device(device: str = "auto"):
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError as exc:
+        raise UserError(f"unknown device {device!r}; use cpu, cuda, cuda:N or auto.") from exc
+
+
+def load_model_and_processor(name: str, *, device: str = "auto"):
+    """(model in eval mode on `device`, processor, resolved path or id)."""
+    from transformers import AutoProcessor
+
+    path = resolve_model_path(name)
+    if _looks_local(path):
+        folder = Path(path).expanduser()
+        if not folder.is_dir():
+            raise UserError(
+                f"model {name!r} not found: {folder} is not a folder (nor a zoo name such as "
+                f"shapes-blip2-t5)."
+            )
+        path = str(folder)
+
+    loader = _optional("ukmp.artifact", "load_model")
+    try:
+        if loader is not None:
+            model = loader(path)
+        else:
+            from transformers import Blip2ForConditionalGeneration
+
+            model = Blip2ForConditionalGeneration.from_pretrained(path)
+        processor = AutoProcessor.from_pretrained(path)
+    except OSError as exc:
+        raise UserError(
+            f"cannot load model {name!r} from {path} ({str(exc).splitlines()[0]}); pass a local "
+            f"model folder, a zoo name, or a hub id that is in the local cache."
+        ) from exc
+    return model.to(pick_device(device)).eval(), processor, path
