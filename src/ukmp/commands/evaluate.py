@@ -69,7 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ukmp.data.index import resolve_data_dir
+    from ukmp.data.index import available_tasks, resolve_data_dir
     from ukmp.errors import UserError
     from ukmp.evaluation.generation import VQA_PROMPT, GenerationSettings
 
@@ -88,10 +88,16 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--retrieval-limit must be 0 (all images) or positive, got {args.retrieval_limit}.")
     if args.caption_min_new_tokens > args.caption_max_new_tokens:
         raise UserError("--caption-min-new-tokens cannot exceed --caption-max-new-tokens.")
-    # Check the data before spending time on loading the model.
-    data_dir = resolve_data_dir(args.data, args.split)
+    from ukmp.evaluation.harness import evaluate, expand_tasks, format_table, write_results
 
-    from ukmp.evaluation.harness import evaluate, format_table, write_results
+    # Check the data and the tasks before spending time on loading the model.
+    data_dir = resolve_data_dir(args.data, args.split)
+    have = available_tasks(data_dir, args.split)
+    for task in expand_tasks(args.task or ["all"], data_dir, args.split)[0]:
+        if task not in have:
+            raise UserError(
+                f"the {args.split!r} split of {data_dir} has no {task} data; choose another --task."
+            )
     from ukmp.evaluation.model_loading import load_model_and_processor
 
     model, processor, path = load_model_and_processor(args.model, device=args.device)

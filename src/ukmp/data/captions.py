@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ukmp.data.reading import RecordCollector, layout_error, need, read_json, reason
+from ukmp.data.reading import RecordCollector, check_on_error, layout_error, need, read_json, reason
 from ukmp.data.records import CaptionRecord, Records
 
 
@@ -23,6 +23,7 @@ def load_karpathy_captions(
     `"val"` / `"test"` / ... for a shapes-world file); None keeps all. The image path is
     `image_root / filepath / filename`, `filepath` being optional (Flickr30K has none).
     """
+    check_on_error(on_error)
     data = read_json(path)
     out: RecordCollector[CaptionRecord] = RecordCollector(path, on_error)
     images = data.get("images") if isinstance(data, dict) else None
@@ -55,6 +56,7 @@ def load_nocaps(
     path: str | Path, image_root: str | Path, *, on_error: str = "stop"
 ) -> Records[CaptionRecord]:
     """NoCaps val images with their (10) reference captions; images without any caption are errors."""
+    check_on_error(on_error)
     data = read_json(path)
     out: RecordCollector[CaptionRecord] = RecordCollector(path, on_error)
     for key in ("images", "annotations"):

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ukmp.data.reading import RecordCollector, layout_error, read_json
+from ukmp.data.reading import RecordCollector, check_on_error, layout_error, read_json
 from ukmp.data.records import Records, TextPair
 
 
 def load_cc595k(path: str | Path, image_root: str | Path, *, on_error: str = "stop") -> Records[TextPair]:
     """(image, caption) pairs, the caption being `blip_caption` or else `caption`."""
+    check_on_error(on_error)
     data = read_json(path)
     if not isinstance(data, list):
         raise layout_error(path, "LLaVA CC595K metadata", "the top level is not a list of records")

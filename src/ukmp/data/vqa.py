@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ukmp.data.reading import RecordCollector, layout_error, need, read_json, reason
+from ukmp.data.reading import RecordCollector, check_on_error, layout_error, need, read_json, reason
 from ukmp.data.records import Records, VQARecord
 
 COCO_VAL2014_PATTERN = "COCO_val2014_{image_id:012d}.jpg"
@@ -29,6 +29,7 @@ def load_vqav2(
     on_error: str = "stop",
 ) -> Records[VQARecord]:
     """Questions joined with their annotations (by `question_id`), in the questions file's order."""
+    check_on_error(on_error)
     questions = read_json(questions_path)
     annotations = read_json(annotations_path)
     if not isinstance(questions, dict) or not isinstance(questions.get("questions"), list):
@@ -98,6 +99,7 @@ def load_gqa(path: str | Path, image_root: str | Path, *, on_error: str = "stop"
     `answer_type` holds GQA's semantic type (attr, rel, obj, cat, global), so the harness's
     per-type breakdowns work for GQA as they do for VQAv2.
     """
+    check_on_error(on_error)
     data = read_json(path)
     if not isinstance(data, dict):
         raise layout_error(path, "GQA questions", "the top level is not an object keyed by question id")

@@ -53,16 +53,15 @@ def caption_scores(
     missing = [i for i in ids if not references.get(i)]
     if missing:
         raise ValueError(f"no references for {len(missing)} images (first: {missing[0]!r})")
-    tokenizer = PTBTokenizer()
-    gts = tokenizer.tokenize({i: [{"caption": c} for c in references[i]] for i in ids})
-    res = tokenizer.tokenize({i: [{"caption": predictions[i]}] for i in ids})
-
-    scores: dict[str, float | None] = {}
-    bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
-    for n, value in enumerate(bleu, start=1):
-        scores[f"BLEU-{n}"] = float(value)
-    meteor = Meteor()
+    meteor = Meteor()  # starts its Java process now; it loads while the tokenizer and BLEU run
     try:
+        tokenizer = PTBTokenizer()
+        gts = tokenizer.tokenize({i: [{"caption": c} for c in references[i]] for i in ids})
+        res = tokenizer.tokenize({i: [{"caption": predictions[i]}] for i in ids})
+        scores: dict[str, float | None] = {}
+        bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
+        for n, value in enumerate(bleu, start=1):
+            scores[f"BLEU-{n}"] = float(value)
         scores["METEOR"] = float(meteor.compute_score(gts, res)[0])
     finally:
         _close_meteor(meteor)

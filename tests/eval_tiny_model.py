@@ -1,0 +1,65 @@
+"""A tiny random BLIP-2 (ViT -> Q-Former -> T5) saved like a real model dir, for the evaluation tests.
+
+It has the shipped model's structure (`shapes_blip2_t5_config`) with one vision and one T5 layer,
+a word-level tokenizer trained on a few shapes-world scenes, and a `Blip2Processor` saved next to
+the weights, so `AutoProcessor.from_pretrained(dir)` and `ukmp evaluate dir` work as on a real
+model. Weights are re-drawn with a larger spread than the default init so that scores differ
+visibly between images (with the default tiny init every image looks the same to the LM).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import Blip2ForConditionalGeneration, Blip2Processor, BlipImageProcessor
+
+from ukmp.data.shapes_world import captions, make_scene, questions
+from ukmp.data.world_tokenizer import as_transformers_tokenizer, train_word_tokenizer
+from ukmp.zoo.shapes_config import NUM_QUERY_TOKENS, shapes_blip2_t5_config
+
+
+def world_texts(n: int = 40) -> list[str]:
+    texts = ["Question: Short answer:"]
+    for split in ("train", "val", "heldout"):
+        for i in range(n):
+            scene = make_scene(split, i)
+            texts.extend(captions(scene))
+            for q in questions(scene):
+                texts.extend([q.question, q.answer])
+    return texts
+
+
+def build_tiny_blip2(out_dir: Path, seed: int = 0) -> Path:
+    """Write a tiny random model + processor to `out_dir` and return it."""
+    tokenizer = as_transformers_tokenizer(train_word_tokenizer(world_texts()))
+    image_processor = BlipImageProcessor(
+        size={"height": 64, "width": 64}, image_mean=[0.5] * 3, image_std=[0.5] * 3, do_rescale=True
+    )
+    processor = Blip2Processor(image_processor, tokenizer, num_query_tokens=NUM_QUERY_TOKENS)
+    torch.manual_seed(seed)
+    config = shapes_blip2_t5_config(len(tokenizer), vision_layers=1, lm_layers=1)
+    model = Blip2ForConditionalGeneration(config).eval()
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if param.dim() >= 2 and "layernorm" not in name and "layer_norm" not in name:
+                param.normal_(0.0, 0.08)
+    model.save_pretrained(out_dir)
+    processor.save_pretrained(out_dir)
+    return Path(out_dir)
+
+
+_CACHE: dict[str, Path] = {}
+
+
+def tiny_model_dir() -> Path:
+    """One tiny model per test process (building it takes a few seconds), removed at exit."""
+    if "dir" not in _CACHE:
+        import atexit
+        import shutil
+        import tempfile
+
+        folder = Path(tempfile.mkdtemp(prefix="ukmp-tiny-blip2-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        _CACHE["dir"] = build_tiny_blip2(folder)
+    return _CACHE["dir"]
