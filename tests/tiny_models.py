@@ -89,7 +89,7 @@ def blip2_config(lm: str) -> Blip2Config:
 
 
 @torch.no_grad()
-def spread_weights(model: torch.nn.Module, seed: int, std: float = 0.3) -> None:
+def spread_weights(model: torch.nn.Module, seed: int, std: float = 0.2) -> None:
     """Re-draw every parameter so all units matter (norm weights stay near 1)."""
     gen = torch.Generator().manual_seed(seed)
     for name, param in model.named_parameters():

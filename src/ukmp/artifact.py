@@ -379,8 +379,24 @@ def load_model(path_or_id: str | os.PathLike, *, device: str | torch.device | No
     return model.eval()
 
 
+def _written_by_ukmp(weights: Path) -> bool:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(weights), "pt") as fh:
+            return (fh.metadata() or {}).get("producer") == "ukmp"
+    except Exception:  # unreadable files are reported by the loader that reads them
+        return False
+
+
 def _load_dense(ref: str, *, local: bool) -> nn.Module:
     from transformers import AutoConfig
+
+    if local and _written_by_ukmp(Path(ref) / WEIGHTS):
+        raise UserError(
+            f"{ref} holds ukmp-pruned weights but no {MANIFEST}; per-layer widths cannot be loaded with "
+            f"from_pretrained, so restore {MANIFEST} and load it with ukmp.load_pruned."
+        )
 
     try:
         config = AutoConfig.from_pretrained(ref)
