@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 
-from tiny_models import blip2_inputs, tiny_blip2
+from tiny_models import blip2_inputs, instructblip_inputs, tiny_blip2, tiny_instructblip
 from ukmp.adapters import find_adapter
 from ukmp.errors import UserError
 from ukmp.groups import PruningPlan
@@ -57,6 +57,19 @@ def test_masked_and_sliced_models_agree(lm, seed):
     for kw in ({}, {"num_beams": 3}):
         expected = _generate(masked, inputs, **kw)
         assert torch.equal(_generate(sliced, inputs, **kw), expected)
+
+
+@pytest.mark.parametrize("lm", ["t5", "llama"])
+def test_instructblip_masked_and_sliced_agree_including_qformer_text_ffn(lm):
+    model = tiny_instructblip(lm)
+    plan = heterogeneous_plan(model, 2)
+    assert any(name.endswith("text_mlp") for name in plan.kept)
+    masked = apply_plan_as_masks(copy.deepcopy(model), plan)
+    sliced = apply_plan_physically(copy.deepcopy(model), plan)
+    inputs = instructblip_inputs(lm)
+    with torch.no_grad():
+        torch.testing.assert_close(sliced(**inputs).logits, masked(**inputs).logits, atol=1e-5, rtol=0)
+    assert torch.equal(_generate(sliced, inputs, num_beams=2), _generate(masked, inputs, num_beams=2))
 
 
 def test_sliced_model_keeps_dtype_device_and_fixes_attributes():

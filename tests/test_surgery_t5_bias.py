@@ -49,6 +49,12 @@ def test_each_layer_uses_the_bias_of_its_own_surviving_heads():
     masked = _logits(apply_plan_as_masks(copy.deepcopy(model), plan))
     sliced_model = apply_plan_physically(copy.deepcopy(model), plan)
     torch.testing.assert_close(_logits(sliced_model), masked, atol=1e-5, rtol=0)
+    # generation (cached decoding: the bias of one new query position) agrees too
+    inputs = {k: v for k, v in blip2_inputs("t5", seed=7).items() if k != "decoder_input_ids"}
+    masked_model = apply_plan_as_masks(copy.deepcopy(model), plan)
+    for kw in ({}, {"num_beams": 3}):
+        expected = masked_model.generate(**inputs, max_new_tokens=8, do_sample=False, **kw)
+        assert torch.equal(sliced_model.generate(**inputs, max_new_tokens=8, do_sample=False, **kw), expected)
     # the bias embedding itself is never sliced
     emb = sliced_model.language_model.encoder.block[0].layer[0].SelfAttention.relative_attention_bias
     assert emb.weight.shape[1] == 4

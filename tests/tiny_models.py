@@ -121,3 +121,30 @@ def blip2_inputs(lm: str = "t5", batch: int = 2, text_len: int = 5, seed: int = 
     if lm == "t5":
         inputs["decoder_input_ids"] = torch.randint(3, IMAGE_TOKEN, (batch, 4), generator=gen)
     return inputs
+
+
+def tiny_instructblip(lm: str = "t5", seed: int = 0):
+    """A tiny InstructBLIP (its Q-Former also reads the instruction text)."""
+    from transformers import InstructBlipConfig, InstructBlipForConditionalGeneration
+
+    torch.manual_seed(seed)
+    config = InstructBlipConfig(
+        vision_config=dict(VISION),
+        qformer_config=dict(QFORMER),
+        text_config=dict(TEXT[lm]),
+        num_query_tokens=NUM_QUERY,
+        image_token_index=IMAGE_TOKEN,
+    )
+    model = InstructBlipForConditionalGeneration(config)
+    spread_weights(model, seed)
+    return model.eval()
+
+
+def instructblip_inputs(lm: str = "t5", seed: int = 1) -> dict[str, torch.Tensor]:
+    inputs = blip2_inputs(lm, seed=seed)
+    gen = torch.Generator().manual_seed(seed + 100)
+    inputs["qformer_input_ids"] = torch.randint(
+        3, VOCAB - 1, (inputs["input_ids"].shape[0], 5), generator=gen
+    )
+    inputs["qformer_attention_mask"] = torch.ones_like(inputs["qformer_input_ids"])
+    return inputs
