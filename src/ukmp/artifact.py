@@ -28,7 +28,7 @@ import re
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -130,12 +130,15 @@ def save_pruned(
     ratio_basis: str = "all",
     overwrite: bool = False,
     extra: Mapping[str, Any] | None = None,
+    extra_files: Mapping[str, Callable[[Path], None]] | None = None,
 ) -> Path:
     """Write the sliced ``model`` and its manifest to ``out_dir`` atomically; returns the path.
 
     ``model`` must be the output of ``apply_plan_physically`` (``plan`` defaults to the plan it
     carries). ``base_checksum`` is ``state_dict_sha256`` of the dense model before pruning.
     Parameter counts before pruning are reconstructed exactly from the group costs.
+    ``extra_files`` maps a file name to a writer called with its path inside the temporary folder,
+    so files that belong to the artifact (the scores a plan came from) appear atomically with it.
     """
     from safetensors.torch import save_model
 
@@ -199,6 +202,8 @@ def save_pruned(
             "extra": dict(extra or {}),
         }
         (tmp / MANIFEST).write_text(_dump_json(manifest))
+        for name, writer in (extra_files or {}).items():
+            writer(tmp / name)
         for file in tmp.iterdir():
             os.chmod(file, 0o644)
     return Path(out_dir)

@@ -62,7 +62,8 @@ def resolve_data_dir(arg: str | Path, split: str, n_default: int = DEFAULT_SHAPE
 
         root = cache_dir() / SHAPES
         index_path = root / INDEX_NAME
-        if not index_path.is_file() or split not in read_json(index_path).get("splits", {}):
+        splits = read_json(index_path).get("splits", {}) if index_path.is_file() else {}
+        if splits.get(split, {}).get("num_images", 0) < n_default:
             print(f"generating the shapes world's {split!r} split ({n_default} images) into {root}")
             write_split(split, n_default, root, overwrite=True)
         return root

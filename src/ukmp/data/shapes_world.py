@@ -136,16 +136,27 @@ def make_scene(split: str, index: int) -> Scene:
 
 def _polygon(shape: str, cx: float, cy: float, r: float) -> list[tuple[float, float]]:
     if shape == "triangle":
-        return [(cx + r * math.cos(a), cy + r * math.sin(a)) for a in (-math.pi / 2, math.pi / 6, 5 * math.pi / 6)]
+        return [
+            (cx + r * math.cos(a), cy + r * math.sin(a)) for a in (-math.pi / 2, math.pi / 6, 5 * math.pi / 6)
+        ]
     if shape == "diamond":
         return [(cx, cy - r), (cx + r, cy), (cx, cy + r), (cx - r, cy)]
     if shape == "cross":
         t = r / 2.8
         return [
-            (cx - t, cy - r), (cx + t, cy - r), (cx + t, cy - t), (cx + r, cy - t), (cx + r, cy + t),
-            (cx + t, cy + t), (cx + t, cy + r), (cx - t, cy + r), (cx - t, cy + t), (cx - r, cy + t),
-            (cx - r, cy - t), (cx - t, cy - t),
-        ]  # fmt: skip
+            (cx - t, cy - r),
+            (cx + t, cy - r),
+            (cx + t, cy - t),
+            (cx + r, cy - t),
+            (cx + r, cy + t),
+            (cx + t, cy + t),
+            (cx + t, cy + r),
+            (cx - t, cy + r),
+            (cx - t, cy + t),
+            (cx - r, cy + t),
+            (cx - r, cy - t),
+            (cx - t, cy - t),
+        ]
     raise ValueError(shape)
 
 
@@ -198,9 +209,11 @@ def captions(scene: Scene, n: int = 5) -> list[str]:
     order = rng.permutation(len(templates))
     attempts = 0
     while len(out) < n and attempts < 40:
-        kind = templates[int(order[attempts % len(templates)])] if attempts < len(templates) else templates[
-            int(rng.integers(len(templates)))
-        ]
+        kind = (
+            templates[int(order[attempts % len(templates)])]
+            if attempts < len(templates)
+            else templates[int(rng.integers(len(templates)))]
+        )
         attempts += 1
         shuffled = [objs[i] for i in rng.permutation(len(objs))]
         text = ""
@@ -209,9 +222,13 @@ def captions(scene: Scene, n: int = 5) -> list[str]:
             text = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
         elif kind == "relation" and len(objs) >= 2:
             a, b = shuffled[0], shuffled[1]
-            text = f"{_article(a.phrase())} {a.phrase()} {_relation(a, b)} {_article(b.phrase())} {b.phrase()}"
+            text = (
+                f"{_article(a.phrase())} {a.phrase()} {_relation(a, b)} {_article(b.phrase())} {b.phrase()}"
+            )
         elif kind == "count":
-            text = f"{NUMBER_WORDS[len(objs)]} object" + ("s" if len(objs) > 1 else "") + " on a grey background"
+            text = (
+                f"{NUMBER_WORDS[len(objs)]} object" + ("s" if len(objs) > 1 else "") + " on a grey background"
+            )
             text += ": " + " and ".join(o.phrase(with_size=False) for o in shuffled)
         elif kind == "scene":
             text = "a picture of " + " and ".join(f"{_article(o.phrase())} {o.phrase()}" for o in shuffled)
@@ -296,9 +313,10 @@ def questions(scene: Scene) -> list[Question]:
             answer = "above" if a.row < b.row else "below"
             q = f"is the {a.phrase(False)} above or below the {b.phrase(False)}?"
         # a colour+shape phrase must name one object for the question to be well posed
-        if sum((x.colour, x.shape) == (a.colour, a.shape) for x in objs) == 1 and sum(
-            (x.colour, x.shape) == (b.colour, b.shape) for x in objs
-        ) == 1:
+        if (
+            sum((x.colour, x.shape) == (a.colour, a.shape) for x in objs) == 1
+            and sum((x.colour, x.shape) == (b.colour, b.shape) for x in objs) == 1
+        ):
             out.append(Question(q, answer, "position"))
 
     named = [o for o in objs if sum((x.colour, x.shape) == (o.colour, o.shape) for x in objs) == 1]

@@ -78,8 +78,14 @@ def write_split(split: str, n: int, out_dir: str | Path, *, overwrite: bool = Fa
             caps = captions(scene)
             sentences = []
             for text in caps:
-                sentences.append({"raw": text, "tokens": text.replace(",", " ,").split(), "imgid": index,
-                                  "sentid": sent_id})  # fmt: skip
+                sentences.append(
+                    {
+                        "raw": text,
+                        "tokens": text.replace(",", " ,").split(),
+                        "imgid": index,
+                        "sentid": sent_id,
+                    }
+                )
                 sent_id += 1
             karpathy.append(
                 {
@@ -96,7 +102,9 @@ def write_split(split: str, n: int, out_dir: str | Path, *, overwrite: bool = Fa
             for k, q in enumerate(questions(scene)):
                 qid = image_id * 10 + k
                 vqa_q.append({"image_id": image_id, "question": q.question, "question_id": qid})
-                answer_type = "yes/no" if q.answer in ("yes", "no") else "number" if q.answer.isdigit() else "other"
+                answer_type = (
+                    "yes/no" if q.answer in ("yes", "no") else "number" if q.answer.isdigit() else "other"
+                )
                 vqa_a.append(
                     {
                         "question_id": qid,
@@ -105,19 +113,35 @@ def write_split(split: str, n: int, out_dir: str | Path, *, overwrite: bool = Fa
                         "answer_type": answer_type,
                         "multiple_choice_answer": q.answer,
                         "answers": [
-                            {"answer": q.answer, "answer_confidence": "yes", "answer_id": j + 1} for j in range(10)
+                            {"answer": q.answer, "answer_confidence": "yes", "answer_id": j + 1}
+                            for j in range(10)
                         ],
                     }
                 )
-            cc.append({"id": f"{image_id}", "image": f"images/{split}/{file_name}", "caption": caps[0],
-                       "blip_caption": caps[1 % len(caps)]})  # fmt: skip
+            cc.append(
+                {
+                    "id": f"{image_id}",
+                    "image": f"images/{split}/{file_name}",
+                    "caption": caps[0],
+                    "blip_caption": caps[1 % len(caps)],
+                }
+            )
         _write_json(tmp / f"captions_{split}.json", {"dataset": "shapes", "images": karpathy})
         info = {"description": "ukmp shapes world", "version": "1"}
-        _write_json(tmp / f"vqa_{split}_questions.json",
-                    {"info": info, "task_type": "Open-Ended", "data_type": "shapes", "data_subtype": split,
-                     "questions": vqa_q})  # fmt: skip
-        _write_json(tmp / f"vqa_{split}_annotations.json",
-                    {"info": info, "data_type": "shapes", "data_subtype": split, "annotations": vqa_a})  # fmt: skip
+        _write_json(
+            tmp / f"vqa_{split}_questions.json",
+            {
+                "info": info,
+                "task_type": "Open-Ended",
+                "data_type": "shapes",
+                "data_subtype": split,
+                "questions": vqa_q,
+            },
+        )
+        _write_json(
+            tmp / f"vqa_{split}_annotations.json",
+            {"info": info, "data_type": "shapes", "data_subtype": split, "annotations": vqa_a},
+        )
         _write_json(tmp / f"cc595k_{split}.json", cc)
 
         for t in targets:
@@ -136,8 +160,12 @@ def write_split(split: str, n: int, out_dir: str | Path, *, overwrite: bool = Fa
 
 
 def _split_file_names(split: str) -> list[str]:
-    return [f"captions_{split}.json", f"vqa_{split}_questions.json", f"vqa_{split}_annotations.json",
-            f"cc595k_{split}.json"]  # fmt: skip
+    return [
+        f"captions_{split}.json",
+        f"vqa_{split}_questions.json",
+        f"vqa_{split}_annotations.json",
+        f"cc595k_{split}.json",
+    ]
 
 
 def _update_index(out: Path, split: str, n: int) -> None:

@@ -67,8 +67,17 @@ class TrainConfig:
 
 def world_vocabulary_texts(n_scenes: int = 2000) -> list[str]:
     """Texts that cover every word the world (all splits) and the prompts can produce."""
-    texts = [VQA_PROMPT, "a photo of", " ".join(SHAPES), " ".join(s + "s" for s in SHAPES), " ".join(COLOURS),
-             " ".join(SIZES), " ".join(CELL_NAMES), " ".join(NUMBER_WORDS), "0 1 2 3 4 5 6 7 8 9 yes no"]  # fmt: skip
+    texts = [
+        VQA_PROMPT,
+        "a photo of",
+        " ".join(SHAPES),
+        " ".join(s + "s" for s in SHAPES),
+        " ".join(COLOURS),
+        " ".join(SIZES),
+        " ".join(CELL_NAMES),
+        " ".join(NUMBER_WORDS),
+        "0 1 2 3 4 5 6 7 8 9 yes no",
+    ]
     for split in ("train", "heldout"):
         for index in range(n_scenes):
             scene = make_scene(split, index)
@@ -115,7 +124,9 @@ class WorldExamples:
             self.captions.append(captions(scene))
             self.questions.append([(q.question, q.answer) for q in questions(scene)])
 
-    def sample(self, rng: np.random.Generator, batch: int, vqa_fraction: float) -> tuple[torch.Tensor, list, list]:
+    def sample(
+        self, rng: np.random.Generator, batch: int, vqa_fraction: float
+    ) -> tuple[torch.Tensor, list, list]:
         idx = rng.integers(0, len(self.captions), size=batch)
         inputs, targets = [], []
         for i in idx:

@@ -1,0 +1,218 @@
+"""The prune and evaluate steps as plain functions, shared by the CLI, the demo and the scripts.
+
+Each command is a thin argument parser over these, so a results script and a user typing the
+command run exactly the same code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ukmp.errors import UserError
+
+
+def evaluate_model(
+    model_ref: str,
+    data_dir: str | Path,
+    *,
+    split: str = "val",
+    tasks: tuple[str, ...] = ("all",),
+    limit: int | None = None,
+    name: str | None = None,
+    batch_size: int = 64,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Load a dense model or a pruned artifact and run the evaluation harness on it."""
+    from ukmp.evaluation.harness import evaluate
+    from ukmp.evaluation.model_loading import load_model_and_processor
+
+    model, processor, _ = load_model_and_processor(model_ref, device="cpu")
+    return evaluate(
+        model,
+        processor,
+        data_dir,
+        split,
+        tasks,
+        limit,
+        batch_size,
+        model_name=name or model_ref,
+        progress=progress,
+    )
+
+
+def load_processor(ref: str):
+    """The model's processor or tokenizer, when the source has one (it is copied into the artifact)."""
+    path = Path(ref)
+    if path.is_dir():
+        names = (
+            "preprocessor_config.json",
+            "processor_config.json",
+            "tokenizer_config.json",
+            "tokenizer.json",
+        )
+        if not any((path / n).exists() for n in names):
+            return None
+    from transformers import AutoProcessor, AutoTokenizer
+
+    for loader in (AutoProcessor, AutoTokenizer):
+        try:
+            return loader.from_pretrained(ref)
+        except Exception:  # a model without processor files is fine: the artifact simply has none
+            continue
+    return None
+
+
+def prune_model(
+    model_ref: str,
+    out: str | Path,
+    *,
+    method: str,
+    ratio: float,
+    of: str = "all",
+    components: list[str] | None = None,
+    seed: int = 0,
+    schedule: str | None = None,
+    calib: str | Path | None = None,
+    calib_split: str = "train",
+    num_samples: int = 1000,
+    batch_size: int = 8,
+    ukmi_options=None,
+    iterative_options=None,
+    scores_file: str | Path | None = None,
+    overwrite: bool = False,
+    base_model_name: str | None = None,
+    verbose: bool = True,
+) -> dict[str, Any]:
+    """Score (or read saved scores), plan, slice and save; returns a summary of what happened."""
+    from ukmp.accounting import parameter_counts, prunable_parameters
+    from ukmp.adapters import find_adapter
+    from ukmp.artifact import check_output_dir, load_model, resolve_model_ref, save_pruned, state_dict_sha256
+    from ukmp.methods import (
+        DEFAULT_SCHEDULE,
+        METHODS,
+        MethodScores,
+        check_scores_match,
+        plan_from_scores,
+        simple_scores,
+        ukmi_method_scores,
+    )
+    from ukmp.surgery import apply_plan_physically
+
+    if not 0.0 < ratio < 1.0:
+        raise UserError(f"--ratio must be between 0 and 1 (exclusive), got {ratio}.")
+    if method not in METHODS:
+        raise UserError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}.")
+    out = Path(out)
+    check_output_dir(out, overwrite=overwrite)
+    ref = resolve_model_ref(model_ref)
+    model = load_model(ref).float().eval()
+    if getattr(model, "ukmp_manifest", None) is not None:
+        raise UserError(f"{model_ref} is already a pruned model; prune its dense base model instead.")
+    adapter = find_adapter(model)
+    groups = adapter.groups(model, components)
+    if not groups:
+        raise UserError(f"{model_ref} has no prunable groups in the chosen components.")
+    processor = load_processor(ref)
+    base_checksum = state_dict_sha256(model)
+    before = parameter_counts(model, adapter)
+    basis = before["total"] if of == "all" else prunable_parameters(groups)
+
+    if scores_file is not None:
+        scored = MethodScores.load(scores_file)
+        check_scores_match(scored.scores, groups)
+        if scored.method != method:
+            raise UserError(
+                f"{scores_file} holds {scored.method} scores, not {method}; pass --method {scored.method}."
+            )
+    elif method == "ukmp":
+        from ukmp.scoring.ukmi import UKMIOptions
+
+        if calib is None:
+            raise UserError("--method ukmp needs calibration data: pass --calib DIR (or --calib shapes).")
+        torch.manual_seed(seed)
+        scored = ukmi_method_scores(
+            model,
+            processor,
+            groups,
+            calib_dir=calib,
+            split=calib_split,
+            num_samples=num_samples,
+            batch_size=batch_size,
+            options=ukmi_options or UKMIOptions(),
+            seed=seed,
+        )
+    else:
+        torch.manual_seed(seed)
+        scored = simple_scores(method, model, groups, seed)
+
+    schedule = schedule or DEFAULT_SCHEDULE[method]
+    result = plan_from_scores(
+        scored.scores,
+        groups,
+        schedule=schedule,
+        target_ratio=ratio,
+        basis_params=basis,
+        iterative_options=iterative_options,
+    )
+    apply_plan_physically(model, result.plan, adapter)
+    after = parameter_counts(model, adapter)
+    options: dict[str, Any] = {
+        "ratio": ratio,
+        "of": of,
+        "components": components or list(adapter.default_components),
+        "schedule": schedule,
+    }
+    if method == "ukmp":
+        options["ukmi"] = scored.stats.get("options", {})
+        options["calibration"] = scored.stats.get("calibration", {})
+    if schedule == "iterative":
+        from ukmp.iterative_planning import IterativeOptions
+
+        options["iterative"] = (iterative_options or IterativeOptions()).__dict__
+    if scores_file is not None:
+        options["scores_file"] = str(scores_file)
+    save_pruned(
+        model,
+        result.plan,
+        out,
+        processor=processor,
+        base_model_ref=base_model_name or model_ref,
+        base_checksum=base_checksum,
+        method=method,
+        options=options,
+        seed=seed,
+        target_ratio=ratio,
+        ratio_basis=of,
+        overwrite=overwrite,
+        extra={"scoring": scored.stats},
+        extra_files={"scores.safetensors": scored.save},
+    )
+    summary = {
+        "method": method,
+        "schedule": schedule,
+        "target_ratio": ratio,
+        "achieved_ratio": result.achieved_ratio,
+        "params_before": before["total"],
+        "params_after": after["total"],
+        "counts_before": before,
+        "counts_after": after,
+        "scoring_seconds": sum(v.get("seconds", 0.0) for v in scored.stats.values() if isinstance(v, dict)),
+        "out": str(out),
+    }
+    if "gradient_pass" in scored.stats:
+        summary["backpropagated_tokens"] = scored.stats["gradient_pass"]["backpropagated_tokens"]
+    if verbose:
+        removed = before["total"] - after["total"]
+        print(
+            f"target {ratio:g} of {of} parameters -> achieved {result.achieved_ratio:.4f} "
+            f"({removed:,} of {before['total']:,} parameters removed; {removed / before['total']:.4f} of all)"
+        )
+        width = max(len(k) for k in before)
+        for key in before:
+            print(f"  {key:<{width}}  {before[key]:>14,} -> {after[key]:>14,}")
+        files = sorted(p.name for p in out.iterdir())
+        print(f"wrote {out.resolve()} ({', '.join(files)}); load it with ukmp.load_pruned")
+    return summary

@@ -1,0 +1,322 @@
+"""UKMI: Unified Knowledge Maintenance Importance (method.md §2.2-2.3).
+
+Per unit (head or channel) of every group:
+
+1. **Taylor selection** (Eq. 8): gradients G of the loss made only of poorly fitted next-token
+   predictions (`token_selection.py`), summed over calibration samples.
+2. **Taylor term**: `first` |W ⊙ G| (sum over samples first, then the absolute value, as the
+   authors' code does); `second` ½ W² ⊙ F with a real diagonal Fisher F = Σ_n g_n² (the authors'
+   code never computes it); `mix` = first + second (docs/baselines.md).
+3. **Block-wise param norm**: the salience summed over every weight attached to the unit
+   (producer rows and consumer columns), divided by the number of those weights. For equal-width
+   members this is exactly the paper's per-channel mean, and a head's score is the mean over its
+   dims. Biases are ignored, as in the code.
+4. **Entropy injection** (Eq. 9, `entropy.py`): for language groups (and vision groups if asked),
+   the mean entropy of the producer rows a unit owns (q, k, v rows of a head; wi_0, wi_1 rows of a
+   channel), multiplied into the Taylor score: a product of means, as in the code.
+
+The entropy pass and the gradient pass use different calibration samples (the authors' loader
+gives samples 1-1000 to the entropy pass and 1001-2000 to the gradients). Both passes run with the
+model in eval mode and fp32 statistics, where the authors ran in train mode (dropout on) in
+fp16/bf16: a deliberate, documented difference that makes the scores deterministic.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from ukmp.adapters.base import get_module
+from ukmp.groups import PrunableGroup
+from ukmp.scoring.entropy import ANGLE_MODES, RowAngleHistogram
+from ukmp.scoring.token_selection import SELECTION_MODES, selected_token_loss
+
+TAYLOR_TERMS = ("first", "second", "mix")
+ENTROPY_MODES = (*ANGLE_MODES, "off")
+
+
+@dataclass
+class UKMIOptions:
+    """Every switch of the appendix's Tables B and C."""
+
+    threshold: float = 0.4
+    selection: str = "confidence"
+    taylor: str = "first"
+    entropy: str = "cosine"
+    entropy_on_vision: bool = False
+    bins: int = 100
+
+    def validate(self) -> None:
+        from ukmp.errors import UserError
+
+        if not 0.0 < self.threshold <= 1.0:
+            raise UserError(f"--threshold must be in (0, 1], got {self.threshold}.")
+        if self.selection not in SELECTION_MODES:
+            raise UserError(
+                f"--selection must be one of {', '.join(SELECTION_MODES)}, got {self.selection!r}."
+            )
+        if self.taylor not in TAYLOR_TERMS:
+            raise UserError(f"--taylor must be one of {', '.join(TAYLOR_TERMS)}, got {self.taylor!r}.")
+        if self.entropy not in ENTROPY_MODES:
+            raise UserError(f"--entropy must be one of {', '.join(ENTROPY_MODES)}, got {self.entropy!r}.")
+
+
+@dataclass
+class UKMIScores:
+    """Per-group unit scores, their two factors, and what computing them cost."""
+
+    scores: dict[str, torch.Tensor]
+    taylor: dict[str, torch.Tensor]
+    entropy: dict[str, torch.Tensor] = field(default_factory=dict)
+    stats: dict = field(default_factory=dict)
+
+
+def peak_memory_mb(device: torch.device | None = None) -> float:
+    """Peak memory so far: the accelerator's allocator peak, else the process's peak RSS."""
+    if device is not None and device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
+
+
+def _member_modules(model: nn.Module, groups: list[PrunableGroup]) -> dict[str, nn.Linear]:
+    return {m.module: get_module(model, m.module) for g in groups for m in g.members}
+
+
+def _target_logits(
+    model: nn.Module, logits: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Align logits with their targets: encoder-decoders predict labels[t] at t, decoders at t-1."""
+    config = getattr(model.config, "text_config", model.config)
+    if getattr(config, "is_encoder_decoder", False):
+        return logits, labels
+    return logits[:, :-1], labels[:, 1:]
+
+
+def accumulate_gradients(
+    model: nn.Module,
+    groups: list[PrunableGroup],
+    batches: Iterable[dict[str, torch.Tensor]],
+    options: UKMIOptions,
+    *,
+    total: int | None = None,
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict]:
+    """G = Σ_n ∂L_n/∂W (and F = Σ_n (∂L_n/∂W)² when needed) for every member Linear's weight."""
+    modules = _member_modules(model, groups)
+    need_fisher = options.taylor in ("second", "mix")
+    was_training = model.training
+    model.eval()
+    flags = {p: p.requires_grad for p in model.parameters()}
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for module in modules.values():
+        module.weight.requires_grad_(True)
+        module.weight.grad = None
+    grads = {name: torch.zeros_like(m.weight, dtype=torch.float32) for name, m in modules.items()}
+    fisher = (
+        {name: torch.zeros_like(m.weight, dtype=torch.float32) for name, m in modules.items()}
+        if need_fisher
+        else {}
+    )
+    tokens = {"selected": 0, "valid": 0, "samples": 0}
+    started = time.time()
+    try:
+        for batch in tqdm(batches, total=total, desc="UKMI gradients", unit="batch"):
+            # Fisher needs per-sample gradients; the first-order sum does not, and one backward of the
+            # summed per-sample losses gives exactly Σ_n ∂L_n/∂W.
+            pieces = _split_samples(batch) if need_fisher else [batch]
+            for piece in pieces:
+                out = model(**piece)
+                logits, labels = _target_logits(model, out.logits, piece["labels"])
+                selected = selected_token_loss(logits, labels, options.threshold, options.selection)
+                selected.loss.backward()
+                tokens["selected"] += int(selected.selected_tokens.sum())
+                tokens["valid"] += int(selected.valid_tokens.sum())
+                tokens["samples"] += int(labels.shape[0])
+                for name, module in modules.items():
+                    g = module.weight.grad.float()
+                    grads[name] += g
+                    if need_fisher:
+                        fisher[name] += g * g
+                    module.weight.grad = None
+    finally:
+        for p, flag in flags.items():
+            p.requires_grad_(flag)
+        model.train(was_training)
+    stats = {
+        "seconds": time.time() - started,
+        "peak_memory_mb": peak_memory_mb(),
+        "backpropagated_tokens": tokens["selected"],
+        "target_tokens": tokens["valid"],
+        "samples": tokens["samples"],
+    }
+    return grads, fisher, stats
+
+
+def _split_samples(batch: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+    n = batch["labels"].shape[0]
+    return [{k: v[i : i + 1] if torch.is_tensor(v) else v for k, v in batch.items()} for i in range(n)]
+
+
+def salience(
+    weight: torch.Tensor, grad: torch.Tensor, fisher: torch.Tensor | None, term: str
+) -> torch.Tensor:
+    """Element-wise Taylor salience of one weight matrix (float32)."""
+    w = weight.detach().float()
+    first = (w * grad).abs()
+    if term == "first":
+        return first
+    second = 0.5 * w * w * fisher
+    return second if term == "second" else first + second
+
+
+def taylor_unit_scores(
+    model: nn.Module,
+    groups: list[PrunableGroup],
+    grads: dict[str, torch.Tensor],
+    fisher: dict[str, torch.Tensor],
+    term: str,
+) -> dict[str, torch.Tensor]:
+    """Mean salience per attached weight, per unit (the block-wise param norm)."""
+    cache: dict[str, torch.Tensor] = {}
+    out: dict[str, torch.Tensor] = {}
+    units = torch.arange(max(g.num_units for g in groups)) if groups else torch.arange(0)
+    for group in groups:
+        total = torch.zeros(group.num_units, dtype=torch.float64)
+        count = 0
+        for member in group.members:
+            module = get_module(model, member.module)
+            if member.module not in cache:
+                cache[member.module] = salience(
+                    module.weight, grads[member.module], fisher.get(member.module), term
+                )
+            s = cache[member.module]
+            index = member.indices(units[: group.num_units]).to(s.device)
+            per_index = s.index_select(member.dim, index).sum(dim=1 - member.dim).double().cpu()
+            total += per_index.reshape(group.num_units, member.width).sum(dim=1)
+            count += member.width * (module.in_features if member.dim == 0 else module.out_features)
+        out[group.name] = total / count
+    return out
+
+
+def accumulate_entropy(
+    model: nn.Module,
+    groups: list[PrunableGroup],
+    batches: Iterable[dict[str, torch.Tensor]],
+    options: UKMIOptions,
+    *,
+    total: int | None = None,
+) -> tuple[dict[str, torch.Tensor], dict]:
+    """Row entropies of every producer Linear of the entropy-receiving groups, streamed.
+
+    Padding tokens would add cosines that depend on how a batch was padded, so batches are split
+    into single samples here (the authors ran at batch size 1 too).
+    """
+    producers = {m.module for g in groups for m in g.producers}
+    modules = {name: get_module(model, name) for name in sorted(producers)}
+    hists = {name: RowAngleHistogram(m.weight, options.bins, options.entropy) for name, m in modules.items()}
+    hooks = []
+    for name, module in modules.items():
+
+        def hook(mod: nn.Module, args: tuple, _out: torch.Tensor, name: str = name) -> None:
+            hists[name].update(args[0], mod.weight)
+
+        hooks.append(module.register_forward_hook(hook))
+    was_training = model.training
+    model.eval()
+    started = time.time()
+    samples = 0
+    try:
+        with torch.no_grad():
+            for batch in tqdm(batches, total=total, desc="UKMI entropy", unit="batch"):
+                for piece in _split_samples(batch):
+                    piece = _strip_padding(piece)
+                    model(**piece)
+                    samples += 1
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    stats = {"seconds": time.time() - started, "peak_memory_mb": peak_memory_mb(), "samples": samples}
+    return {name: h.entropy() for name, h in hists.items()}, stats
+
+
+def _strip_padding(sample: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop right padding of one sample so no pad token reaches a hooked layer."""
+    sample = dict(sample)
+    labels_follow_inputs = (
+        "labels" in sample and sample["labels"].shape == sample.get("input_ids", sample["labels"]).shape
+    )
+    if "attention_mask" in sample and "input_ids" in sample:
+        n = int(sample["attention_mask"][0].sum())
+        sample["input_ids"] = sample["input_ids"][:, :n]
+        sample["attention_mask"] = sample["attention_mask"][:, :n]
+        if labels_follow_inputs:  # decoder-only: labels are aligned with input_ids
+            sample["labels"] = sample["labels"][:, :n]
+            return sample
+    if "labels" in sample:
+        valid = (sample["labels"][0] != -100).nonzero()
+        n = int(valid.max()) + 1 if len(valid) else sample["labels"].shape[1]
+        sample["labels"] = sample["labels"][:, :n]
+    return sample
+
+
+def entropy_unit_scores(
+    groups: list[PrunableGroup], row_entropy: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """Mean entropy over the producer rows each unit owns (q, k, v rows; wi_0, wi_1 rows)."""
+    out = {}
+    for group in groups:
+        units = torch.arange(group.num_units)
+        total = torch.zeros(group.num_units, dtype=torch.float64)
+        rows = 0
+        for member in group.producers:
+            h = row_entropy[member.module].double()
+            total += h[member.indices(units)].reshape(group.num_units, member.width).sum(dim=1)
+            rows += member.width
+        out[group.name] = total / rows
+    return out
+
+
+def ukmi_scores(
+    model: nn.Module,
+    groups: list[PrunableGroup],
+    entropy_batches: Iterable[dict[str, torch.Tensor]] | None,
+    gradient_batches: Iterable[dict[str, torch.Tensor]],
+    options: UKMIOptions | None = None,
+    *,
+    entropy_total: int | None = None,
+    gradient_total: int | None = None,
+) -> UKMIScores:
+    """UKMI unit scores for `groups` of `model` (dense) from two disjoint sets of calibration batches."""
+    options = options or UKMIOptions()
+    options.validate()
+    stats: dict = {"options": options.__dict__.copy()}
+    entropy_groups = [
+        g
+        for g in groups
+        if options.entropy != "off" and (g.modality == "language" or options.entropy_on_vision)
+    ]
+    entropy: dict[str, torch.Tensor] = {}
+    if entropy_groups:
+        if entropy_batches is None:
+            raise ValueError("entropy injection needs entropy_batches (or options.entropy='off')")
+        row_entropy, stats["entropy_pass"] = accumulate_entropy(
+            model, entropy_groups, entropy_batches, options, total=entropy_total
+        )
+        entropy = entropy_unit_scores(entropy_groups, row_entropy)
+    grads, fisher, stats["gradient_pass"] = accumulate_gradients(
+        model, groups, gradient_batches, options, total=gradient_total
+    )
+    taylor = taylor_unit_scores(model, groups, grads, fisher, options.taylor)
+    scores = {
+        name: taylor[name] * entropy[name] if name in entropy else taylor[name].clone() for name in taylor
+    }
+    return UKMIScores(scores=scores, taylor=taylor, entropy=entropy, stats=stats)
