@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from eval_tiny_model import tiny_model_dir
 
 import ukmp
+from eval_tiny_model import tiny_model_dir
 from ukmp.cli import main
 from ukmp.data.world_writer import write_split
 from ukmp.methods import MethodScores
@@ -67,7 +67,16 @@ def test_ablation_switches_change_the_scores(calib: Path, tmp_path: Path) -> Non
 
 
 def test_ukmp_without_calibration_data_is_one_sentence(tmp_path: Path, capsys) -> None:
-    argv = ["prune", str(tiny_model_dir()), "--method", "ukmp", "--ratio", "0.3", "--out", str(tmp_path / "x")]
+    argv = [
+        "prune",
+        str(tiny_model_dir()),
+        "--method",
+        "ukmp",
+        "--ratio",
+        "0.3",
+        "--out",
+        str(tmp_path / "x"),
+    ]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert "needs calibration data" in err and err.count("\n") == 0

@@ -48,7 +48,13 @@ def test_evaluate_all_tasks_smoke(world: Path, tmp_path: Path, capsys) -> None:
     assert results["skipped_tasks"] == {"gqa": "the 'val' split has no gqa data"}
     caption = results["tasks"]["caption"]
     assert caption["num_images"] == 2 and len(caption["predictions"]) == 2
-    assert caption["settings"] == {"prompt": "", "num_beams": 5, "max_new_tokens": 6, "min_new_tokens": 1}
+    assert caption["settings"] == {
+        "prompt": "",
+        "num_beams": 5,
+        "max_new_tokens": 6,
+        "min_new_tokens": 1,
+        "length_penalty": 1.0,
+    }
     assert set(caption["metrics"]) >= {"BLEU-1", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr", "SPICE"}
     if caption["metrics"]["SPICE"] is None:
         assert caption["notes"]["SPICE"].startswith("unavailable")

@@ -7,6 +7,7 @@ shipped model on the shapes world's val split (generated into the cache on first
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 TASK_CHOICES = ("caption", "vqa", "gqa", "retrieval", "all")
@@ -17,7 +18,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "evaluate",
         help="captioning / VQA / GQA / retrieval quality of a model",
         description=__doc__.splitlines()[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("model", metavar="MODEL", help="model folder, pruned artifact, hub id or zoo name")
     parser.add_argument(
@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--data", required=True, help="folder with ukmp_data.json, or 'shapes' for the built-in world"
     )
-    parser.add_argument("--split", default="val", help="split named in the data index")
+    parser.add_argument("--split", default="val", help="split named in the data index (default: val)")
     parser.add_argument(
         "--limit",
         type=int,
@@ -39,27 +39,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--retrieval-limit",
         type=int,
-        default=100,
-        help="images used for retrieval when --limit is not given (cost grows as N^2); 0 = all",
+        default=50,
+        help="images used for retrieval when --limit is not given (cost grows as N^2; default 50); 0 = all",
     )
-    parser.add_argument("--batch-size", type=int, default=32, help="images per generation batch")
     parser.add_argument(
-        "--pair-batch-size", type=int, default=256, help="(image, caption) pairs per retrieval batch"
+        "--batch-size", type=int, default=32, help="images or questions per generation batch (default 32)"
     )
-    parser.add_argument("--num-beams", type=int, default=5, help="beam size for captions and answers")
+    parser.add_argument(
+        "--pair-batch-size",
+        type=int,
+        default=256,
+        help="(image, caption) pairs per retrieval batch (default 256)",
+    )
+    parser.add_argument(
+        "--num-beams", type=int, default=5, help="beam size for captions and answers (default 5)"
+    )
     parser.add_argument(
         "--caption-prompt", default="", help="caption prompt (the paper's NoCaps run: 'a photo of')"
     )
-    parser.add_argument("--caption-min-new-tokens", type=int, default=1, help="the paper uses 8 on NoCaps")
-    parser.add_argument("--caption-max-new-tokens", type=int, default=30)
-    parser.add_argument("--vqa-max-new-tokens", type=int, default=10)
+    parser.add_argument(
+        "--caption-min-new-tokens", type=int, default=1, help="default 1; the paper uses 8 on NoCaps"
+    )
+    parser.add_argument("--caption-max-new-tokens", type=int, default=30, help="default 30")
+    parser.add_argument("--vqa-max-new-tokens", type=int, default=10, help="default 10")
     parser.add_argument(
         "--on-error",
         choices=("stop", "skip"),
         default="stop",
-        help="on a bad record or missing image: stop, or skip and count it",
+        help="on a bad record or missing image: stop (default), or skip and count it",
     )
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads for torch (default: torch's choice; 1 is faster when another job shares the cores)",
+    )
     parser.add_argument(
         "--save-predictions", action="store_true", help="store every prediction in the results"
     )
@@ -71,9 +86,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ukmp.data.index import available_tasks, resolve_data_dir
     from ukmp.errors import UserError
-    from ukmp.evaluation.generation import VQA_PROMPT, GenerationSettings
+    from ukmp.evaluation.generation import CAPTION_SETTINGS, VQA_SETTINGS
 
     for name in (
+        "threads",
         "limit",
         "batch_size",
         "pair_batch_size",
@@ -100,11 +116,19 @@ def run(args: argparse.Namespace) -> int:
             )
     from ukmp.evaluation.model_loading import load_model_and_processor
 
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
     model, processor, path = load_model_and_processor(args.model, device=args.device)
-    caption = GenerationSettings(
-        args.caption_prompt, args.num_beams, args.caption_max_new_tokens, args.caption_min_new_tokens
+    caption = replace(
+        CAPTION_SETTINGS,
+        prompt=args.caption_prompt,
+        num_beams=args.num_beams,
+        max_new_tokens=args.caption_max_new_tokens,
+        min_new_tokens=args.caption_min_new_tokens,
     )
-    vqa = GenerationSettings(VQA_PROMPT, args.num_beams, args.vqa_max_new_tokens, 1)
+    vqa = replace(VQA_SETTINGS, num_beams=args.num_beams, max_new_tokens=args.vqa_max_new_tokens)
     results = evaluate(
         model,
         processor,

@@ -1,17 +1,19 @@
 """Batched, deterministic generation with a BLIP-2 model: captions and short VQA answers.
 
 Settings follow method.md section 4: VQA (VQAv2, OK-VQA, GQA) uses the prompt
-"Question: {} Short answer:" with beam 5, at most 10 and at least 1 new tokens. For captions the
+"Question: {} Short answer:" with beam 5, at most 10 and at least 1 new tokens, and (as LAVIS's
+BLIP-2 answer prediction does) length penalty -1, which favours short answers. For captions the
 paper (NoCaps) uses the prompt "a photo of", beam 5, max 30, min 8; that minimum is in
 sentencepiece tokens of real captions. The shapes world's captions can be three words long in a
 word-level vocabulary, where a minimum of 8 would force padding words onto every caption, so ukmp's
-caption default is beam 5, max 30, **min 1**, empty prompt; `PAPER_CAPTION_SETTINGS` holds the
-paper's values for real data (CLI: `--caption-prompt "a photo of" --caption-min-new-tokens 8`).
+caption default is beam 5, max 30, **min 1**, empty prompt, length penalty 1;
+`PAPER_CAPTION_SETTINGS` holds the paper's values for real data (CLI: `--caption-prompt "a photo of"
+--caption-min-new-tokens 8`).
 
 Decoding is plain beam search without sampling under `torch.inference_mode`, so the same model
 and inputs give the same text. transformers 5's BLIP-2 needs `num_query_tokens` `<image>`
-placeholders at the start of `input_ids`; the processor adds them when its `num_query_tokens` is set,
-which `prepare_processor` guarantees.
+placeholders at the start of `input_ids`; the processor adds them when its `num_query_tokens` is set
+(`prepare_processor` sees to it), and `prompt_inputs` lays them out the same way.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class GenerationSettings:
     num_beams: int = 5
     max_new_tokens: int = 30
     min_new_tokens: int = 1
+    length_penalty: float = 1.0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -47,7 +50,9 @@ CAPTION_SETTINGS = GenerationSettings(prompt="", num_beams=5, max_new_tokens=30,
 PAPER_CAPTION_SETTINGS = GenerationSettings(
     prompt="a photo of", num_beams=5, max_new_tokens=30, min_new_tokens=8
 )
-VQA_SETTINGS = GenerationSettings(prompt=VQA_PROMPT, num_beams=5, max_new_tokens=10, min_new_tokens=1)
+VQA_SETTINGS = GenerationSettings(
+    prompt=VQA_PROMPT, num_beams=5, max_new_tokens=10, min_new_tokens=1, length_penalty=-1.0
+)
 
 
 def prepare_processor(processor, model):
@@ -95,6 +100,34 @@ def processor_inputs(processor, model, images: list[Image.Image], prompts: list[
     return out
 
 
+def image_features(model, pixel_values: torch.Tensor) -> torch.Tensor:
+    """Projected Q-Former outputs, one row of `num_query_tokens` vectors per image."""
+    return model.get_image_features(pixel_values=pixel_values, return_dict=True).pooler_output
+
+
+def prefix_embeddings(model, input_ids: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    """Prompt token embeddings with the image features written over the `<image>` placeholder slots."""
+    embeds = model.get_input_embeddings()(input_ids)
+    slots = (input_ids == model.config.image_token_id).unsqueeze(-1)
+    return embeds.masked_scatter(slots, features.to(embeds.dtype))
+
+
+def prompt_inputs(processor, model, prompts: list[str]) -> dict[str, torch.Tensor]:
+    """`num_query_tokens` `<image>` ids, then each tokenised (padded) prompt: the processor's layout.
+
+    Built here rather than by the processor so that the images of a batch can be fewer than its
+    prompts (several questions about one image share its features).
+    """
+    device, _ = model_device_dtype(model)
+    text = processor.tokenizer(prompts, padding=True, return_tensors="pt", return_token_type_ids=False)
+    n, b = model.config.num_query_tokens, len(prompts)
+    image_ids = torch.full((b, n), model.config.image_token_id, dtype=text["input_ids"].dtype)
+    return {
+        "input_ids": torch.cat([image_ids, text["input_ids"]], dim=1).to(device),
+        "attention_mask": torch.cat([torch.ones_like(image_ids), text["attention_mask"]], dim=1).to(device),
+    }
+
+
 def generate_texts(
     model,
     processor,
@@ -106,23 +139,41 @@ def generate_texts(
     desc: str = "generate",
     progress: bool = True,
 ) -> list[str]:
-    """One generated text per (image, prompt) pair, in input order."""
+    """One generated text per (image, prompt) pair, in input order.
+
+    The vision encoder and Q-Former run once per distinct image of a batch (a VQA split asks about
+    five questions per image, and the image side costs about as much as decoding a short answer);
+    the language model then generates from the image features placed in the prompt, exactly as
+    `Blip2ForConditionalGeneration.generate` does.
+    """
     if len(image_paths) != len(prompts):
         raise ValueError("need exactly one prompt per image")
     prepare_processor(processor, model)
     model.eval()
+    device, dtype = model_device_dtype(model)
     texts: list[str] = []
     starts = range(0, len(prompts), batch_size)
     with torch.inference_mode():
         for start in tqdm(starts, desc=desc, unit="batch", disable=not progress):
-            paths = image_paths[start : start + batch_size]
-            batch_prompts = list(prompts[start : start + batch_size])
-            inputs = processor_inputs(processor, model, [load_image(p) for p in paths], batch_prompts)
-            output = model.generate(
-                **inputs,
+            paths = list(image_paths[start : start + batch_size])
+            distinct = list(dict.fromkeys(paths))
+            pixels = processor.image_processor([load_image(p) for p in distinct], return_tensors="pt")
+            features = image_features(model, pixels["pixel_values"].to(device=device, dtype=dtype))
+            row = {p: i for i, p in enumerate(distinct)}
+            features = features[torch.tensor([row[p] for p in paths], device=features.device)]
+            inputs = prompt_inputs(processor, model, list(prompts[start : start + batch_size]))
+            lm_inputs = {
+                "inputs_embeds": prefix_embeddings(model, inputs["input_ids"], features),
+                "attention_mask": inputs["attention_mask"],
+            }
+            if not is_encoder_decoder(model):
+                lm_inputs["input_ids"] = inputs["input_ids"]
+            output = model.language_model.generate(
+                **lm_inputs,
                 num_beams=settings.num_beams,
                 max_new_tokens=settings.max_new_tokens,
                 min_new_tokens=settings.min_new_tokens,
+                length_penalty=settings.length_penalty,
                 do_sample=False,
             )
             if not is_encoder_decoder(model) and output.shape[1] > inputs["input_ids"].shape[1]:

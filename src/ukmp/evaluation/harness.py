@@ -28,7 +28,7 @@ from ukmp.errors import UserError
 from ukmp.evaluation.generation import CAPTION_SETTINGS, VQA_SETTINGS, GenerationSettings
 
 TASKS = ("caption", "vqa", "gqa", "retrieval")
-DEFAULT_RETRIEVAL_IMAGES = 100
+DEFAULT_RETRIEVAL_IMAGES = 50
 RESULTS_FORMAT = "ukmp-eval/1"
 N_EXAMPLES = 3
 

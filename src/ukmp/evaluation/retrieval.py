@@ -17,7 +17,7 @@ the caption is fixed, so mean and sum rank identically. Ties count against the m
 Cost: every (image, caption) pair needs its own decoder pass, so N images with 5 captions each
 cost 5N^2 decoder passes. The image side (ViT, Q-Former, T5 encoder) is computed once per image and
 reused for all captions; pairs are scored in batches of `pair_batch_size`, captions grouped by
-length so padding stays small. Use a limit (the harness defaults to 100 images) for quick runs.
+length so padding stays small. Use a limit (the harness defaults to 50 images) for quick runs.
 """
 
 from __future__ import annotations
@@ -29,17 +29,21 @@ import torch
 from tqdm import tqdm
 
 from ukmp.data.records import CaptionRecord
-from ukmp.evaluation.generation import is_encoder_decoder, load_image, prepare_processor, processor_inputs
+from ukmp.evaluation.generation import (
+    image_features,
+    is_encoder_decoder,
+    load_image,
+    prefix_embeddings,
+    prepare_processor,
+    processor_inputs,
+)
 
 KS = (1, 5, 10)
 
 
 def _prefix_embeddings(model, inputs: dict) -> torch.Tensor:
     """Prompt token embeddings with the projected Q-Former outputs written over the `<image>` slots."""
-    features = model.get_image_features(pixel_values=inputs["pixel_values"], return_dict=True).pooler_output
-    embeds = model.get_input_embeddings()(inputs["input_ids"])
-    slots = (inputs["input_ids"] == model.config.image_token_id).unsqueeze(-1)
-    return embeds.masked_scatter(slots, features.to(embeds.dtype))
+    return prefix_embeddings(model, inputs["input_ids"], image_features(model, inputs["pixel_values"]))
 
 
 def _image_side(model, processor, image_paths: Sequence[Path], prompt: str, batch_size: int, progress: bool):
