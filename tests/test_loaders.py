@@ -96,8 +96,10 @@ def test_data_command_and_shapes_cache(tmp_path: Path, monkeypatch, capsys) -> N
     root = resolve_data_dir("shapes", "test", n_default=2)
     assert root == tmp_path / "cache" / "shapes"
     assert len(load_task(root, "test", "caption")) == 2
-    assert resolve_data_dir("shapes", "test", n_default=99) == root  # reused, not regenerated
+    assert resolve_data_dir("shapes", "test", n_default=1) == root  # big enough: reused as it is
     assert len(load_task(root, "test", "caption")) == 2
+    assert resolve_data_dir("shapes", "test", n_default=3) == root  # too small: regenerated larger
+    assert len(load_task(root, "test", "caption")) == 3
 
 
 # --- miniatures of the real datasets ------------------------------------------------------------

@@ -55,7 +55,9 @@ def resolve_data_dir(arg: str | Path, split: str, n_default: int = DEFAULT_SHAPE
     """The data folder meant by `--data`; `shapes` generates the world's split into the cache if missing.
 
     Generation happens once (a 500-image split takes seconds) and later runs reuse the files, so
-    `ukmp evaluate shapes-blip2-t5 --data shapes` works with no separate data step.
+    `ukmp evaluate shapes-blip2-t5 --data shapes` works with no separate data step. A cached split
+    smaller than `n_default` is regenerated at the larger size (a caller needing 2000 calibration
+    images must not silently get 500); a larger one is reused as it is (use a limit to read less).
     """
     if str(arg) == SHAPES and not Path(arg).exists():
         from ukmp.data.world_writer import write_split
