@@ -19,9 +19,7 @@ def test_components_partition_all_parameters_once():
     assert counts["total"] == sum(p.numel() for p in model.parameters())  # shared embedding once
     assert counts["lm_embeddings"] == 96 * 32  # shared == encoder/decoder embed_tokens == lm_head
     assert counts["projection"] == 32 * 32 + 32
-    assert (
-        counts["qformer"] == sum(p.numel() for p in model.qformer.parameters()) + model.query_tokens.numel()
-    )
+    assert counts["qformer"] == sum(p.numel() for p in model.qformer.parameters()) + model.query_tokens.numel()
     assert counts["vision"] == sum(p.numel() for p in model.vision_model.parameters())
     assert set(counts) == {
         "vision",

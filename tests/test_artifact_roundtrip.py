@@ -118,6 +118,4 @@ def test_missing_paths_and_unreachable_hub_ids_are_one_sentence(tmp_path):
     )
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf"))
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env).stdout
-    assert out.startswith(
-        "UserError some-org/not-a-model-ukmp-test does not exist locally and could not be fetched"
-    )
+    assert out.startswith("UserError some-org/not-a-model-ukmp-test does not exist locally and could not be fetched")

@@ -43,9 +43,7 @@ def assert_one_sentence_error(code: int, err: str, pattern: str) -> None:
 
 @pytest.mark.parametrize("ratio", ["0", "1", "1.5", "-0.1", "nan"])
 def test_ratio_outside_zero_one(capsys, dense_dir, tmp_path, ratio):
-    code, _, err = run_cli(
-        capsys, "prune", dense_dir, "--method", "random", "--ratio", ratio, "--out", tmp_path / "o"
-    )
+    code, _, err = run_cli(capsys, "prune", dense_dir, "--method", "random", "--ratio", ratio, "--out", tmp_path / "o")
     assert_one_sentence_error(code, err, "--ratio must be between 0 and 1")
     assert not (tmp_path / "o").exists()
 
@@ -77,9 +75,7 @@ def test_real_console_entry_prints_no_traceback(tmp_path):
 
 def test_prune_half_then_inspect_then_reload(capsys, dense_dir, tmp_path):
     out = tmp_path / "pruned"
-    code, stdout, err = run_cli(
-        capsys, "prune", dense_dir, "--method", "magnitude", "--ratio", "0.5", "--out", out
-    )
+    code, stdout, err = run_cli(capsys, "prune", dense_dir, "--method", "magnitude", "--ratio", "0.5", "--out", out)
     assert code == 0, err
     assert f"wrote {out.resolve()}" in stdout and "achieved" in stdout
     manifest = json.loads((out / "pruning.json").read_text())
@@ -103,13 +99,9 @@ def test_prune_half_then_inspect_then_reload(capsys, dense_dir, tmp_path):
         assert torch.equal(got, apply_plan_physically(load_model(dense_dir), plan)(**inputs).logits)
         torch.testing.assert_close(got, apply_plan_as_masks(dense, plan)(**inputs).logits, atol=1e-5, rtol=0)
 
-    code, _, err = run_cli(
-        capsys, "prune", dense_dir, "--method", "magnitude", "--ratio", "0.5", "--out", out
-    )
+    code, _, err = run_cli(capsys, "prune", dense_dir, "--method", "magnitude", "--ratio", "0.5", "--out", out)
     assert_one_sentence_error(code, err, "already exists; pass --overwrite")
-    code, _, err = run_cli(
-        capsys, "prune", out, "--method", "random", "--ratio", "0.2", "--out", tmp_path / "x"
-    )
+    code, _, err = run_cli(capsys, "prune", out, "--method", "random", "--ratio", "0.2", "--out", tmp_path / "x")
     assert_one_sentence_error(code, err, "already a pruned model")
 
 

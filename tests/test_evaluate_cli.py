@@ -38,9 +38,7 @@ def test_evaluate_all_tasks_smoke(world: Path, tmp_path: Path, capsys) -> None:
     ]
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    assert (
-        "CIDEr" in printed and "accuracy %" in printed and "TR@1 %" in printed and f"wrote {out}" in printed
-    )
+    assert "CIDEr" in printed and "accuracy %" in printed and "TR@1 %" in printed and f"wrote {out}" in printed
     assert "gqa" in printed and "not run" in printed
 
     results = json.loads(out.read_text())
@@ -60,9 +58,7 @@ def test_evaluate_all_tasks_smoke(world: Path, tmp_path: Path, capsys) -> None:
         assert caption["notes"]["SPICE"].startswith("unavailable")
     vqa = results["tasks"]["vqa"]
     assert vqa["num_questions"] == 2 and 0.0 <= vqa["accuracy"] <= 100.0
-    assert (
-        vqa["settings"]["prompt"] == "Question: {} Short answer:" and vqa["settings"]["max_new_tokens"] == 10
-    )
+    assert vqa["settings"]["prompt"] == "Question: {} Short answer:" and vqa["settings"]["max_new_tokens"] == 10
     assert results["tasks"]["retrieval"]["num_images"] == 2
     assert results["num_parameters"] > 0
     assert [p.name for p in out.parent.iterdir()] == ["results.json"]  # no temp file left behind

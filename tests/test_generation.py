@@ -42,6 +42,4 @@ def test_answers_match_blip2_generate_and_are_deterministic(world: Path) -> None
                 length_penalty=s.length_penalty,
                 do_sample=False,
             )
-            assert (
-                ours[record.question_id] == processor.batch_decode(out, skip_special_tokens=True)[0].strip()
-            )
+            assert ours[record.question_id] == processor.batch_decode(out, skip_special_tokens=True)[0].strip()

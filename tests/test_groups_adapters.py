@@ -73,9 +73,7 @@ def test_t5_groups_cover_self_cross_attention_and_gated_ffn():
 
 def test_plain_t5_ffn_and_standalone_t5():
     model = T5ForConditionalGeneration(
-        T5Config(
-            vocab_size=50, d_model=16, d_kv=4, d_ff=24, num_layers=1, num_heads=4, feed_forward_proj="relu"
-        )
+        T5Config(vocab_size=50, d_model=16, d_kv=4, d_ff=24, num_layers=1, num_heads=4, feed_forward_proj="relu")
     )
     groups = find_adapter(model).groups(model)
     mlp = next(g for g in groups if g.name == "lm_encoder.layers.0.mlp")

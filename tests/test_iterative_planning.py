@@ -26,9 +26,7 @@ def test_mean_normalisation_balances_modalities():
     # step 0: both means give normalised [0.4, 0.8, 1.2, 1.6] -> k=1 ties remove unit 0 of both groups
     assert res.steps[0]["threshold"] == pytest.approx(0.4)
     assert res.plan.kept == {"v": [1, 2, 3], "l": [1, 2, 3]}
-    raw = iterative_schedule(
-        scores, COSTS, MODALITY, target_ratio=0.25, basis_params=80, options=_opts(norm="none")
-    )
+    raw = iterative_schedule(scores, COSTS, MODALITY, target_ratio=0.25, basis_params=80, options=_opts(norm="none"))
     assert raw.plan.kept["v"] == [0, 1, 2, 3] and raw.plan.kept["l"] == [2, 3]
 
 
@@ -83,9 +81,7 @@ def test_same_inputs_same_plan():
 
 def test_minmax_and_standardize_are_per_modality():
     scores = {"v": torch.tensor([10.0, 20.0, 30.0, 40.0]), "l": torch.tensor([1.0, 1.5, 3.0, 4.0])}
-    res = iterative_schedule(
-        scores, COSTS, MODALITY, target_ratio=0.1, basis_params=80, options=_opts(norm="minmax")
-    )
+    res = iterative_schedule(scores, COSTS, MODALITY, target_ratio=0.1, basis_params=80, options=_opts(norm="minmax"))
     assert res.steps[0]["normalisers"]["vision"] == [10.0, 30.0]
     assert res.steps[0]["normalisers"]["language"] == [1.0, 3.0]
     std = iterative_schedule(

@@ -174,8 +174,7 @@ def test_okvqa_and_gqa(tmp_path: Path) -> None:
         {"questions": [{"image_id": 42, "question": "What sport?", "question_id": 420}]},
     )
     answers = [
-        {"answer_id": i + 1, "raw_answer": "Tennis", "answer": "tennis", "answer_confidence": "yes"}
-        for i in range(10)
+        {"answer_id": i + 1, "raw_answer": "Tennis", "answer": "tennis", "answer_confidence": "yes"} for i in range(10)
     ]
     a = _json(
         tmp_path / OKVQA_ANNOTATIONS,
@@ -346,9 +345,7 @@ def test_prefix_lm_split_is_seeded_and_in_range() -> None:
         k = len(sample.text_input.split())
         assert 1 <= k <= n // 2
         assert f"{sample.text_input} {sample.text_output}" == pair.caption
-    ks = {
-        len(s.text_input.split()) for p, s in zip(pairs, first, strict=True) if len(p.caption.split()) == 10
-    }
+    ks = {len(s.text_input.split()) for p, s in zip(pairs, first, strict=True) if len(p.caption.split()) == 10}
     assert len(ks) > 1  # the split point varies
     (one,) = prefix_lm_samples([TextPair(Path("x.png"), "Circle.")])
     assert (one.text_input, one.text_output) == ("", "circle")

@@ -27,9 +27,7 @@ def test_reaches_target_never_below_and_within_one_percent(seed, ratio):
     basis = sum(c.num_units * c.params_per_unit for c in costs.values()) + 5000  # + non-prunable params
     result = global_schedule(scores, costs, target_ratio=ratio, basis_params=basis)
     assert ratio <= result.achieved_ratio <= ratio + 0.01
-    removed = sum(
-        (costs[n].num_units - len(k)) * costs[n].params_per_unit for n, k in result.plan.kept.items()
-    )
+    removed = sum((costs[n].num_units - len(k)) * costs[n].params_per_unit for n, k in result.plan.kept.items())
     assert removed == result.removed_params
     assert all(len(k) >= 1 for k in result.plan.kept.values())
 

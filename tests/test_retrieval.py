@@ -98,9 +98,7 @@ def _tiny_opt_blip2() -> tuple[Blip2ForConditionalGeneration, Blip2Processor]:
         for param in model.parameters():
             if param.dim() >= 2:
                 param.normal_(0.0, 0.1)
-    image_processor = BlipImageProcessor(
-        size={"height": 64, "width": 64}, image_mean=[0.5] * 3, image_std=[0.5] * 3
-    )
+    image_processor = BlipImageProcessor(size={"height": 64, "width": 64}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
     return model, Blip2Processor(image_processor, tokenizer, num_query_tokens=4)
 
 

@@ -42,7 +42,5 @@ def test_magnitude_is_l1_of_producer_rows_biases_and_consumer_columns():
 
     ff = model.language_model.decoder.block[1].layer[2].DenseReluDense
     ch = 17
-    expected = (
-        ff.wi_0.weight[ch].abs().sum() + ff.wi_1.weight[ch].abs().sum() + ff.wo.weight[:, ch].abs().sum()
-    )
+    expected = ff.wi_0.weight[ch].abs().sum() + ff.wi_1.weight[ch].abs().sum() + ff.wo.weight[:, ch].abs().sum()
     assert torch.isclose(scores["lm_decoder.layers.1.mlp"][ch], expected.double(), rtol=1e-6)

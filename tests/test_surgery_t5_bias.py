@@ -69,9 +69,7 @@ def test_wrong_bias_columns_would_be_detected():
         for stack in (sliced.language_model.encoder, sliced.language_model.decoder):
             attn = stack.block[1].layer[0].SelfAttention
             n = attn.kept_heads.numel()
-            attn.kept_heads = (
-                torch.arange(n) if wrong == "first_columns" else torch.zeros(n, dtype=torch.long)
-            )
+            attn.kept_heads = torch.arange(n) if wrong == "first_columns" else torch.zeros(n, dtype=torch.long)
         assert not torch.allclose(_logits(sliced), masked, atol=1e-3), wrong
 
 

@@ -143,8 +143,6 @@ def tiny_instructblip(lm: str = "t5", seed: int = 0):
 def instructblip_inputs(lm: str = "t5", seed: int = 1) -> dict[str, torch.Tensor]:
     inputs = blip2_inputs(lm, seed=seed)
     gen = torch.Generator().manual_seed(seed + 100)
-    inputs["qformer_input_ids"] = torch.randint(
-        3, VOCAB - 1, (inputs["input_ids"].shape[0], 5), generator=gen
-    )
+    inputs["qformer_input_ids"] = torch.randint(3, VOCAB - 1, (inputs["input_ids"].shape[0], 5), generator=gen)
     inputs["qformer_attention_mask"] = torch.ones_like(inputs["qformer_input_ids"])
     return inputs

@@ -256,8 +256,7 @@ def _read_weights(file: Path, expected_sha: str | None) -> dict[str, torch.Tenso
         raise UserError(f"{file} is truncated or corrupt ({reason}); re-create the artifact.") from None
     if expected_sha and file_sha256(file) != expected_sha:
         raise UserError(
-            f"{file} does not match the checksum in {MANIFEST} (corrupted or modified); "
-            "re-create the artifact."
+            f"{file} does not match the checksum in {MANIFEST} (corrupted or modified); re-create the artifact."
         )
     return tensors
 
@@ -409,8 +408,7 @@ def _load_dense(ref: str, *, local: bool) -> nn.Module:
         if local:
             raise UserError(f"{ref} is not a transformers model directory ({_first_line(exc)}).") from None
         raise UserError(
-            f"{ref} does not exist locally and could not be fetched from the Hugging Face Hub "
-            f"({_first_line(exc)})."
+            f"{ref} does not exist locally and could not be fetched from the Hugging Face Hub ({_first_line(exc)})."
         ) from None
     cls = _model_class(config)
     try:

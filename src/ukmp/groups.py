@@ -141,10 +141,7 @@ class PruningPlan:
         return name in self.kept and len(self.kept[name]) < self.num_units.get(name, 0)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            name: {"num_units": self.num_units[name], "kept": list(self.kept[name])}
-            for name in sorted(self.kept)
-        }
+        return {name: {"num_units": self.num_units[name], "kept": list(self.kept[name])} for name in sorted(self.kept)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PruningPlan:

@@ -182,18 +182,13 @@ def local_schedule(
     names = list(scores)
 
     def counts(fraction: float) -> dict[str, int]:
-        return {
-            n: min(math.ceil(fraction * costs[n].num_units - 1e-9), costs[n].num_units - min_keep)
-            for n in names
-        }
+        return {n: min(math.ceil(fraction * costs[n].num_units - 1e-9), costs[n].num_units - min_keep) for n in names}
 
     def removed_params(c: dict[str, int]) -> int:
         return sum(c[n] * costs[n].params_per_unit for n in names)
 
     if removed_params(counts(1.0)) < budget:
-        raise UserError(
-            f"a ratio of {target_ratio:g} cannot be reached by local pruning; choose a smaller --ratio."
-        )
+        raise UserError(f"a ratio of {target_ratio:g} cannot be reached by local pruning; choose a smaller --ratio.")
     lo, hi = 0.0, 1.0
     for _ in range(60):
         mid = (lo + hi) / 2

@@ -52,9 +52,7 @@ class MethodScores:
 
         path = Path(path)
         if not path.is_file():
-            raise UserError(
-                f"scores file {path} does not exist; pass the scores.safetensors of an earlier run."
-            )
+            raise UserError(f"scores file {path} does not exist; pass the scores.safetensors of an earlier run.")
         try:
             with safe_open(str(path), "pt") as f:
                 meta = f.metadata() or {}
@@ -158,22 +156,16 @@ def ukmi_method_scores(
     if batch_size <= 0:
         raise UserError(f"--batch-size must be positive, got {batch_size}.")
     if processor is None:
-        raise UserError(
-            "UKMI needs the model's processor (image processor + tokenizer) to read calibration data."
-        )
+        raise UserError("UKMI needs the model's processor (image processor + tokenizer) to read calibration data.")
     samples = load_calibration_samples(calib_dir, split, seed=seed)
     needs_entropy = options.entropy != "off"
-    entropy_samples, gradient_samples = take_disjoint(
-        samples, [num_samples if needs_entropy else 0, num_samples]
-    )
+    entropy_samples, gradient_samples = take_disjoint(samples, [num_samples if needs_entropy else 0, num_samples])
     enc_dec = is_encoder_decoder(model)
     n_batches = -(-num_samples // batch_size)
     result = ukmi_scores(
         model,
         groups,
-        calibration_batches(processor, entropy_samples, batch_size, encoder_decoder=enc_dec)
-        if needs_entropy
-        else None,
+        calibration_batches(processor, entropy_samples, batch_size, encoder_decoder=enc_dec) if needs_entropy else None,
         calibration_batches(processor, gradient_samples, batch_size, encoder_decoder=enc_dec),
         options,
         entropy_total=n_batches,

@@ -124,9 +124,7 @@ def prune_model(
         scored = MethodScores.load(scores_file)
         check_scores_match(scored.scores, groups)
         if scored.method != method:
-            raise UserError(
-                f"{scores_file} holds {scored.method} scores, not {method}; pass --method {scored.method}."
-            )
+            raise UserError(f"{scores_file} holds {scored.method} scores, not {method}; pass --method {scored.method}.")
     elif method == "ukmp":
         from ukmp.scoring.ukmi import UKMIOptions
 

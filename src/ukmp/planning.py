@@ -136,9 +136,7 @@ def global_schedule(
     removed = select_units(ranked, costs, budget, slack, min_keep=min_keep)
     total = sum(costs[n].params_per_unit * len(u) for n, u in removed.items())
     if total < budget:  # nothing small enough fitted in the slack: overshoot minimally instead
-        removed = select_units(
-            ranked, costs, budget, basis_params, min_keep=min_keep, already_removed=removed
-        )
+        removed = select_units(ranked, costs, budget, basis_params, min_keep=min_keep, already_removed=removed)
         total = sum(costs[n].params_per_unit * len(u) for n, u in removed.items())
     plan = PruningPlan()
     for name in scores:

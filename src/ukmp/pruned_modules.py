@@ -73,9 +73,7 @@ class PrunedT5Attention(T5Attention):
     kept_heads: torch.Tensor
     original_n_heads: int
 
-    def _full_bias(
-        self, hidden_states: torch.Tensor, key_value_states: torch.Tensor | None, cache
-    ) -> torch.Tensor:
+    def _full_bias(self, hidden_states: torch.Tensor, key_value_states: torch.Tensor | None, cache) -> torch.Tensor:
         """The bias a dense layer in this position would have computed (all original heads)."""
         query_length = hidden_states.shape[1]
         past_seen_tokens = 0

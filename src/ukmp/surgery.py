@@ -89,9 +89,7 @@ def _check_dense(model: nn.Module) -> None:
         raise UserError("this model is already pruned; apply plans to the dense base model.")
 
 
-def apply_plan_physically(
-    model: nn.Module, plan: PruningPlan, adapter: ModelAdapter | None = None
-) -> nn.Module:
+def apply_plan_physically(model: nn.Module, plan: PruningPlan, adapter: ModelAdapter | None = None) -> nn.Module:
     """Slice the dense ``model`` in place so it keeps exactly the plan's units; returns it.
 
     Tied or shared Linears are not part of any group, so every sliced weight is owned by one
@@ -112,9 +110,7 @@ def apply_plan_physically(
 
 
 @torch.no_grad()
-def apply_plan_as_masks(
-    model: nn.Module, plan: PruningPlan, adapter: ModelAdapter | None = None
-) -> nn.Module:
+def apply_plan_as_masks(model: nn.Module, plan: PruningPlan, adapter: ModelAdapter | None = None) -> nn.Module:
     """Zero, in place, every weight row/column (and producer bias entry) the plan removes.
 
     The model keeps its full shapes; a removed head or channel then contributes exactly nothing,

@@ -65,9 +65,7 @@ class T5Part(Part):
         if getattr(self.root, "decoder", None) is not None:
             for i in range(len(self.root.decoder.block)):
                 out.append(self._attention(model, "decoder", i, 0, "SelfAttention", "lm_decoder", "attn"))
-                out.append(
-                    self._attention(model, "decoder", i, 1, "EncDecAttention", "lm_decoder", "cross_attn")
-                )
+                out.append(self._attention(model, "decoder", i, 1, "EncDecAttention", "lm_decoder", "cross_attn"))
                 out.append(self._ffn(model, "decoder", i, 2, "lm_decoder"))
         return out
 

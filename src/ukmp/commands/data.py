@@ -14,9 +14,7 @@ SPLITS = ("train", "val", "test", "heldout")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "data", help="generate or inspect datasets", description=__doc__.splitlines()[0]
-    )
+    parser = subparsers.add_parser("data", help="generate or inspect datasets", description=__doc__.splitlines()[0])
     data_sub = parser.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
     shapes = data_sub.add_parser(
         "shapes",
@@ -30,9 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     shapes.add_argument("--n", type=int, required=True, help="number of images")
     shapes.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
-    shapes.add_argument(
-        "--overwrite", action="store_true", help="replace the split if it already exists there"
-    )
+    shapes.add_argument("--overwrite", action="store_true", help="replace the split if it already exists there")
     shapes.set_defaults(func=run_shapes)
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
 

@@ -119,9 +119,7 @@ def _report(dense: dict, pruned: dict, prune_summary: dict, artifact: str, secon
     if "vqa" in dense["tasks"]:
         lines += ["", "| VQA question type | dense % | pruned % |", "|---|---|---|"]
         for qtype, acc in dense["tasks"]["vqa"]["per_question_type"].items():
-            lines.append(
-                f"| {qtype} | {acc:.2f} | {pruned['tasks']['vqa']['per_question_type'].get(qtype, 0):.2f} |"
-            )
+            lines.append(f"| {qtype} | {acc:.2f} | {pruned['tasks']['vqa']['per_question_type'].get(qtype, 0):.2f} |")
     lines += [
         "",
         f"The pruned model is in `{artifact}/` (load it with `ukmp.load_pruned`). "

@@ -26,9 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=TASK_CHOICES,
         help="task to run (repeatable); default: all the data folder provides",
     )
-    parser.add_argument(
-        "--data", required=True, help="folder with ukmp_data.json, or 'shapes' for the built-in world"
-    )
+    parser.add_argument("--data", required=True, help="folder with ukmp_data.json, or 'shapes' for the built-in world")
     parser.add_argument("--split", default="val", help="split named in the data index (default: val)")
     parser.add_argument(
         "--limit",
@@ -51,15 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=256,
         help="(image, caption) pairs per retrieval batch (default 256)",
     )
-    parser.add_argument(
-        "--num-beams", type=int, default=5, help="beam size for captions and answers (default 5)"
-    )
-    parser.add_argument(
-        "--caption-prompt", default="", help="caption prompt (the paper's NoCaps run: 'a photo of')"
-    )
-    parser.add_argument(
-        "--caption-min-new-tokens", type=int, default=1, help="default 1; the paper uses 8 on NoCaps"
-    )
+    parser.add_argument("--num-beams", type=int, default=5, help="beam size for captions and answers (default 5)")
+    parser.add_argument("--caption-prompt", default="", help="caption prompt (the paper's NoCaps run: 'a photo of')")
+    parser.add_argument("--caption-min-new-tokens", type=int, default=1, help="default 1; the paper uses 8 on NoCaps")
     parser.add_argument("--caption-max-new-tokens", type=int, default=30, help="default 30")
     parser.add_argument("--vqa-max-new-tokens", type=int, default=10, help="default 10")
     parser.add_argument(
@@ -75,9 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="CPU threads for torch (default: torch's choice; 1 is faster when another job shares the cores)",
     )
-    parser.add_argument(
-        "--save-predictions", action="store_true", help="store every prediction in the results"
-    )
+    parser.add_argument("--save-predictions", action="store_true", help="store every prediction in the results")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.add_argument("--out", required=True, type=Path, help="results JSON to write")
     parser.set_defaults(func=run)
@@ -111,9 +101,7 @@ def run(args: argparse.Namespace) -> int:
     have = available_tasks(data_dir, args.split)
     for task in expand_tasks(args.task or ["all"], data_dir, args.split)[0]:
         if task not in have:
-            raise UserError(
-                f"the {args.split!r} split of {data_dir} has no {task} data; choose another --task."
-            )
+            raise UserError(f"the {args.split!r} split of {data_dir} has no {task} data; choose another --task.")
     from ukmp.evaluation.model_loading import load_model_and_processor
 
     if args.threads is not None:

@@ -19,9 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__.splitlines()[0],
     )
     parser.add_argument("model", metavar="MODEL", help="model directory, pruned artifact, hub id or zoo name")
-    parser.add_argument(
-        "--flops", action="store_true", help="also measure FLOPs of one forward on a synthetic input"
-    )
+    parser.add_argument("--flops", action="store_true", help="also measure FLOPs of one forward on a synthetic input")
     parser.set_defaults(func=run)
 
 

@@ -25,9 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("model", metavar="MODEL", help="model directory, hub id or zoo name")
     parser.add_argument("--method", choices=METHODS, required=True, help="importance criterion")
-    parser.add_argument(
-        "--ratio", type=float, required=True, help="fraction of parameters to remove, in (0, 1)"
-    )
+    parser.add_argument("--ratio", type=float, required=True, help="fraction of parameters to remove, in (0, 1)")
     parser.add_argument("--out", type=Path, required=True, help="output directory of the pruned model")
     parser.add_argument("--seed", type=int, default=0, help="seed of the scorer and the calibration sampling")
     parser.add_argument(
@@ -47,24 +45,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="default: iterative for ukmp, global for the others",
     )
-    parser.add_argument(
-        "--scores", type=Path, default=None, help="re-plan from a scores.safetensors of an earlier run"
-    )
+    parser.add_argument("--scores", type=Path, default=None, help="re-plan from a scores.safetensors of an earlier run")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     ukmi = parser.add_argument_group("UKMP (method.md section 2)")
     ukmi.add_argument("--calib", default=None, help="calibration data folder (ukmp_data.json), or 'shapes'")
     ukmi.add_argument("--calib-split", default="train", help="split of the calibration data")
     ukmi.add_argument("--num-samples", type=int, default=1000, help="samples per pass (entropy, gradients)")
-    ukmi.add_argument(
-        "--batch-size", type=int, default=8, help="calibration batch size (scores do not depend on it)"
-    )
+    ukmi.add_argument("--batch-size", type=int, default=8, help="calibration batch size (scores do not depend on it)")
     ukmi.add_argument("--threshold", type=float, default=0.4, help="Taylor selection threshold T (1.0 = off)")
     ukmi.add_argument("--selection", choices=("confidence", "target"), default="confidence")
     ukmi.add_argument("--taylor", choices=("first", "second", "mix"), default="first")
     ukmi.add_argument("--entropy", choices=("cosine", "arccos", "off"), default="cosine")
-    ukmi.add_argument(
-        "--entropy-on-vision", action="store_true", help="inject entropy into vision groups too"
-    )
+    ukmi.add_argument("--entropy-on-vision", action="store_true", help="inject entropy into vision groups too")
     ukmi.add_argument("--norm", choices=("mean", "minmax", "standardize", "none"), default="mean")
     ukmi.add_argument("--no-iterative", action="store_true", help="compute the modality normalisers once")
     ukmi.add_argument(

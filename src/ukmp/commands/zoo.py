@@ -15,9 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train = zoo_sub.add_parser("train", help="train a shipped model from scratch (deterministic)")
     train.add_argument("name", choices=["shapes-blip2-t5"])
     train.add_argument("--out", required=True, help="output model folder")
-    train.add_argument(
-        "--steps", type=int, default=None, help="optimizer steps (default: the shipped recipe)"
-    )
+    train.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the shipped recipe)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     train.set_defaults(func=_train)
@@ -28,9 +26,7 @@ def _list(args: argparse.Namespace) -> int:
     from ukmp.zoo import SHIPPED
 
     for name, path in SHIPPED.items():
-        state = (
-            "present" if (path / "model.safetensors").exists() else "missing (train it with `ukmp zoo train`)"
-        )
+        state = "present" if (path / "model.safetensors").exists() else "missing (train it with `ukmp zoo train`)"
         print(f"{name}\t{path}\t{state}")
     return 0
 

@@ -58,9 +58,7 @@ def calibration_batches(
         chunk = samples[start : start + batch_size]
         images = [Image.open(s.image_path).convert("RGB") for s in chunk]
         if encoder_decoder:
-            enc = processor(
-                images=images, text=[s.text_input for s in chunk], return_tensors="pt", padding=True
-            )
+            enc = processor(images=images, text=[s.text_input for s in chunk], return_tensors="pt", padding=True)
             target = tokenizer([s.text_output for s in chunk], return_tensors="pt", padding=True)
             labels = target.input_ids.masked_fill(target.attention_mask == 0, -100)
             yield {

@@ -52,9 +52,7 @@ def load_karpathy_captions(
     return out.finish()
 
 
-def load_nocaps(
-    path: str | Path, image_root: str | Path, *, on_error: str = "stop"
-) -> Records[CaptionRecord]:
+def load_nocaps(path: str | Path, image_root: str | Path, *, on_error: str = "stop") -> Records[CaptionRecord]:
     """NoCaps val images with their (10) reference captions; images without any caption are errors."""
     check_on_error(on_error)
     data = read_json(path)

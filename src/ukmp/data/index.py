@@ -98,9 +98,7 @@ def read_split(data_dir: str | Path, split: str) -> dict[str, Any]:
     splits = read_index(data_dir)["splits"]
     if split not in splits:
         have = ", ".join(sorted(splits)) or "none"
-        raise UserError(
-            f"{data_dir} has no {split!r} split (it has: {have}); pass one of those with --split."
-        )
+        raise UserError(f"{data_dir} has no {split!r} split (it has: {have}); pass one of those with --split.")
     return splits[split]
 
 
@@ -126,9 +124,7 @@ def load_task(data_dir: str | Path, split: str, task: str, *, on_error: str = "s
 
     def path(key: str) -> Path:
         if not isinstance(entry.get(key), str):
-            raise UserError(
-                f"the {task} entry of split {split!r} in {root / INDEX_NAME} has no {key!r} file name."
-            )
+            raise UserError(f"the {task} entry of split {split!r} in {root / INDEX_NAME} has no {key!r} file name.")
         return root / entry[key]
 
     image_root = root / entry.get("image_root", ".")

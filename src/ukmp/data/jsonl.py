@@ -22,16 +22,12 @@ from ukmp.errors import UserError
 def _lines(path: Path, out: RecordCollector) -> Iterator[tuple[int, str, Any]]:
     """(index, label, parsed object) per non-blank line; unparsable lines are reported as bad records."""
     if not path.is_file():
-        raise UserError(
-            f"dataset file {path} does not exist; check the path (or the index in ukmp_data.json)."
-        )
+        raise UserError(f"dataset file {path} does not exist; check the path (or the index in ukmp_data.json).")
     try:
         with open(path, encoding="utf-8") as f:
             lines = [(n, line) for n, line in enumerate(f, start=1) if line.strip()]
     except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(
-            f"cannot read dataset file {path} ({exc}); check its permissions and encoding."
-        ) from exc
+        raise UserError(f"cannot read dataset file {path} ({exc}); check its permissions and encoding.") from exc
     for index, (line_no, line) in enumerate(lines):
         label = f"{index} (line {line_no})"
         try:
@@ -86,9 +82,7 @@ def load_jsonl_vqa(
             image = need(obj, "image")
             question = need(obj, "question")
             if "answers" in obj:
-                answers = tuple(
-                    a if isinstance(a, str) else need(a, "answer") for a in need(obj, "answers", list)
-                )
+                answers = tuple(a if isinstance(a, str) else need(a, "answer") for a in need(obj, "answers", list))
                 if not answers:
                     raise ValueError("has an empty 'answers' list")
             else:

@@ -49,9 +49,7 @@ def split_point(n_words: int, rng: np.random.Generator) -> int:
     return int(rng.integers(1, half + 1))
 
 
-def prefix_lm_samples(
-    pairs: Sequence[TextPair], *, seed: int = 42, max_words: int = MAX_WORDS
-) -> list[PrefixLMSample]:
+def prefix_lm_samples(pairs: Sequence[TextPair], *, seed: int = 42, max_words: int = MAX_WORDS) -> list[PrefixLMSample]:
     """Turn image-caption pairs into prefix-LM samples, deterministically for a given seed."""
     samples = []
     for index, pair in enumerate(pairs):

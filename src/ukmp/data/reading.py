@@ -35,9 +35,7 @@ def read_json(path: str | Path) -> Any:
     """Parse a JSON file, turning every way it can fail into one sentence naming the file."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(
-            f"dataset file {path} does not exist; check the path (or the index in ukmp_data.json)."
-        )
+        raise UserError(f"dataset file {path} does not exist; check the path (or the index in ukmp_data.json).")
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
@@ -46,9 +44,7 @@ def read_json(path: str | Path) -> Any:
             f"dataset file {path} is not valid JSON ({exc.msg} at line {exc.lineno}); re-download or fix it."
         ) from exc
     except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(
-            f"cannot read dataset file {path} ({exc}); check its permissions and encoding."
-        ) from exc
+        raise UserError(f"cannot read dataset file {path} ({exc}); check its permissions and encoding.") from exc
 
 
 def layout_error(path: str | Path, expected: str, detail: str) -> UserError:

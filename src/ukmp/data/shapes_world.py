@@ -136,9 +136,7 @@ def make_scene(split: str, index: int) -> Scene:
 
 def _polygon(shape: str, cx: float, cy: float, r: float) -> list[tuple[float, float]]:
     if shape == "triangle":
-        return [
-            (cx + r * math.cos(a), cy + r * math.sin(a)) for a in (-math.pi / 2, math.pi / 6, 5 * math.pi / 6)
-        ]
+        return [(cx + r * math.cos(a), cy + r * math.sin(a)) for a in (-math.pi / 2, math.pi / 6, 5 * math.pi / 6)]
     if shape == "diamond":
         return [(cx, cy - r), (cx + r, cy), (cx, cy + r), (cx - r, cy)]
     if shape == "cross":
@@ -222,13 +220,9 @@ def captions(scene: Scene, n: int = 5) -> list[str]:
             text = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
         elif kind == "relation" and len(objs) >= 2:
             a, b = shuffled[0], shuffled[1]
-            text = (
-                f"{_article(a.phrase())} {a.phrase()} {_relation(a, b)} {_article(b.phrase())} {b.phrase()}"
-            )
+            text = f"{_article(a.phrase())} {a.phrase()} {_relation(a, b)} {_article(b.phrase())} {b.phrase()}"
         elif kind == "count":
-            text = (
-                f"{NUMBER_WORDS[len(objs)]} object" + ("s" if len(objs) > 1 else "") + " on a grey background"
-            )
+            text = f"{NUMBER_WORDS[len(objs)]} object" + ("s" if len(objs) > 1 else "") + " on a grey background"
             text += ": " + " and ".join(o.phrase(with_size=False) for o in shuffled)
         elif kind == "scene":
             text = "a picture of " + " and ".join(f"{_article(o.phrase())} {o.phrase()}" for o in shuffled)
@@ -297,9 +291,7 @@ def questions(scene: Scene) -> list[Question]:
         o = pick(objs)
         out.append(Question(f"is there a {o.colour} {o.shape}?", "yes", "exist"))
     else:
-        absent = [
-            (c, s) for c in COLOURS for s in SHAPES if (c, s) not in present and _allowed(c, s, scene.split)
-        ]
+        absent = [(c, s) for c in COLOURS for s in SHAPES if (c, s) not in present and _allowed(c, s, scene.split)]
         c, s = pick(absent)
         out.append(Question(f"is there a {c} {s}?", "no", "exist"))
 

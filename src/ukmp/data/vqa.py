@@ -69,9 +69,7 @@ def load_vqav2(
             out.bad(index, reason(exc))
             continue
         if out.image_exists(image_path, index):
-            out.add(
-                VQARecord(image_path, qid, text, ann["answers"], ann["question_type"], ann["answer_type"])
-            )
+            out.add(VQARecord(image_path, qid, text, ann["answers"], ann["question_type"], ann["answer_type"]))
     return out.finish()
 
 
@@ -88,9 +86,7 @@ def load_okvqa(
     Its annotations carry both `raw_answer` and the normalised `answer`; like the official scorer
     we read `answer`. LAVIS additionally lemmatises predictions for OK-VQA; ukmp does not.
     """
-    return load_vqav2(
-        questions_path, annotations_path, image_root, image_pattern=image_pattern, on_error=on_error
-    )
+    return load_vqav2(questions_path, annotations_path, image_root, image_pattern=image_pattern, on_error=on_error)
 
 
 def load_gqa(path: str | Path, image_root: str | Path, *, on_error: str = "stop") -> Records[VQARecord]:

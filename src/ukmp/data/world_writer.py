@@ -102,9 +102,7 @@ def write_split(split: str, n: int, out_dir: str | Path, *, overwrite: bool = Fa
             for k, q in enumerate(questions(scene)):
                 qid = image_id * 10 + k
                 vqa_q.append({"image_id": image_id, "question": q.question, "question_id": qid})
-                answer_type = (
-                    "yes/no" if q.answer in ("yes", "no") else "number" if q.answer.isdigit() else "other"
-                )
+                answer_type = "yes/no" if q.answer in ("yes", "no") else "number" if q.answer.isdigit() else "other"
                 vqa_a.append(
                     {
                         "question_id": qid,
@@ -113,8 +111,7 @@ def write_split(split: str, n: int, out_dir: str | Path, *, overwrite: bool = Fa
                         "answer_type": answer_type,
                         "multiple_choice_answer": q.answer,
                         "answers": [
-                            {"answer": q.answer, "answer_confidence": "yes", "answer_id": j + 1}
-                            for j in range(10)
+                            {"answer": q.answer, "answer_confidence": "yes", "answer_id": j + 1} for j in range(10)
                         ],
                     }
                 )

@@ -47,9 +47,7 @@ class GenerationSettings:
 
 
 CAPTION_SETTINGS = GenerationSettings(prompt="", num_beams=5, max_new_tokens=30, min_new_tokens=1)
-PAPER_CAPTION_SETTINGS = GenerationSettings(
-    prompt="a photo of", num_beams=5, max_new_tokens=30, min_new_tokens=8
-)
+PAPER_CAPTION_SETTINGS = GenerationSettings(prompt="a photo of", num_beams=5, max_new_tokens=30, min_new_tokens=8)
 VQA_SETTINGS = GenerationSettings(
     prompt=VQA_PROMPT, num_beams=5, max_new_tokens=10, min_new_tokens=1, length_penalty=-1.0
 )
@@ -217,8 +215,7 @@ def answer_questions(
 ) -> dict[int | str, str]:
     """question_id -> generated short answer."""
     prompts = [
-        settings.prompt.format(r.question) if "{}" in settings.prompt else settings.prompt + r.question
-        for r in records
+        settings.prompt.format(r.question) if "{}" in settings.prompt else settings.prompt + r.question for r in records
     ]
     texts = generate_texts(
         model,

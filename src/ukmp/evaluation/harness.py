@@ -49,9 +49,7 @@ def expand_tasks(tasks: Sequence[str] | str, data_dir: Path, split: str) -> tupl
 
 
 def _examples(predictions: dict, truth: dict) -> list[dict]:
-    return [
-        {"id": k, "prediction": predictions[k], "reference": truth[k]} for k in list(predictions)[:N_EXAMPLES]
-    ]
+    return [{"id": k, "prediction": predictions[k], "reference": truth[k]} for k in list(predictions)[:N_EXAMPLES]]
 
 
 def evaluate(

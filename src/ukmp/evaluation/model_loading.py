@@ -57,8 +57,7 @@ def load_model_and_processor(name: str, *, device: str = "auto"):
         folder = Path(path).expanduser()
         if not folder.is_dir():
             raise UserError(
-                f"model {name!r} not found: {folder} is not a folder (nor a zoo name such as "
-                f"shapes-blip2-t5)."
+                f"model {name!r} not found: {folder} is not a folder (nor a zoo name such as shapes-blip2-t5)."
             )
         path = str(folder)
 

@@ -31,9 +31,7 @@ class RowAngleHistogram:
         self.rows = weight.shape[0]
         self.counts = torch.zeros(self.rows * bins, dtype=torch.float64, device=weight.device)
 
-    def update(
-        self, inputs: torch.Tensor, weight: torch.Tensor, token_mask: torch.Tensor | None = None
-    ) -> None:
+    def update(self, inputs: torch.Tensor, weight: torch.Tensor, token_mask: torch.Tensor | None = None) -> None:
         """Add the tokens of `inputs` (..., in) to the histograms; `token_mask` (...) drops padding."""
         x = inputs.detach().reshape(-1, inputs.shape[-1]).float()
         if token_mask is not None:

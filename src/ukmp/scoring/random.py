@@ -13,9 +13,7 @@ from torch import nn
 from ukmp.groups import PrunableGroup
 
 
-def random_scores(
-    model: nn.Module | None, groups: list[PrunableGroup], *, seed: int = 0
-) -> dict[str, torch.Tensor]:
+def random_scores(model: nn.Module | None, groups: list[PrunableGroup], *, seed: int = 0) -> dict[str, torch.Tensor]:
     """One uniform score per unit; ``model`` is unused (kept for the common scorer signature)."""
     gen = torch.Generator().manual_seed(seed)
     return {g.name: torch.rand(g.num_units, generator=gen, dtype=torch.float64) for g in groups}

@@ -59,9 +59,7 @@ class UKMIOptions:
         if not 0.0 < self.threshold <= 1.0:
             raise UserError(f"--threshold must be in (0, 1], got {self.threshold}.")
         if self.selection not in SELECTION_MODES:
-            raise UserError(
-                f"--selection must be one of {', '.join(SELECTION_MODES)}, got {self.selection!r}."
-            )
+            raise UserError(f"--selection must be one of {', '.join(SELECTION_MODES)}, got {self.selection!r}.")
         if self.taylor not in TAYLOR_TERMS:
             raise UserError(f"--taylor must be one of {', '.join(TAYLOR_TERMS)}, got {self.taylor!r}.")
         if self.entropy not in ENTROPY_MODES:
@@ -90,9 +88,7 @@ def _member_modules(model: nn.Module, groups: list[PrunableGroup]) -> dict[str, 
     return {m.module: get_module(model, m.module) for g in groups for m in g.members}
 
 
-def _target_logits(
-    model: nn.Module, logits: torch.Tensor, labels: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
+def _target_logits(model: nn.Module, logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Align logits with their targets: encoder-decoders predict labels[t] at t, decoders at t-1."""
     config = getattr(model.config, "text_config", model.config)
     if getattr(config, "is_encoder_decoder", False):
@@ -121,9 +117,7 @@ def accumulate_gradients(
         module.weight.grad = None
     grads = {name: torch.zeros_like(m.weight, dtype=torch.float32) for name, m in modules.items()}
     fisher = (
-        {name: torch.zeros_like(m.weight, dtype=torch.float32) for name, m in modules.items()}
-        if need_fisher
-        else {}
+        {name: torch.zeros_like(m.weight, dtype=torch.float32) for name, m in modules.items()} if need_fisher else {}
     )
     tokens = {"selected": 0, "valid": 0, "samples": 0}
     started = time.time()
@@ -165,9 +159,7 @@ def _split_samples(batch: dict[str, torch.Tensor]) -> list[dict[str, torch.Tenso
     return [{k: v[i : i + 1] if torch.is_tensor(v) else v for k, v in batch.items()} for i in range(n)]
 
 
-def salience(
-    weight: torch.Tensor, grad: torch.Tensor, fisher: torch.Tensor | None, term: str
-) -> torch.Tensor:
+def salience(weight: torch.Tensor, grad: torch.Tensor, fisher: torch.Tensor | None, term: str) -> torch.Tensor:
     """Element-wise Taylor salience of one weight matrix (float32)."""
     w = weight.detach().float()
     first = (w * grad).abs()
@@ -194,9 +186,7 @@ def taylor_unit_scores(
         for member in group.members:
             module = get_module(model, member.module)
             if member.module not in cache:
-                cache[member.module] = salience(
-                    module.weight, grads[member.module], fisher.get(member.module), term
-                )
+                cache[member.module] = salience(module.weight, grads[member.module], fisher.get(member.module), term)
             s = cache[member.module]
             index = member.indices(units[: group.num_units]).to(s.device)
             per_index = s.index_select(member.dim, index).sum(dim=1 - member.dim).double().cpu()
@@ -268,9 +258,7 @@ def _strip_padding(sample: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return sample
 
 
-def entropy_unit_scores(
-    groups: list[PrunableGroup], row_entropy: dict[str, torch.Tensor]
-) -> dict[str, torch.Tensor]:
+def entropy_unit_scores(groups: list[PrunableGroup], row_entropy: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Mean entropy over the producer rows each unit owns (q, k, v rows; wi_0, wi_1 rows)."""
     out = {}
     for group in groups:
@@ -300,9 +288,7 @@ def ukmi_scores(
     options.validate()
     stats: dict = {"options": options.__dict__.copy()}
     entropy_groups = [
-        g
-        for g in groups
-        if options.entropy != "off" and (g.modality == "language" or options.entropy_on_vision)
+        g for g in groups if options.entropy != "off" and (g.modality == "language" or options.entropy_on_vision)
     ]
     entropy: dict[str, torch.Tensor] = {}
     if entropy_groups:
@@ -316,7 +302,5 @@ def ukmi_scores(
         model, groups, gradient_batches, options, total=gradient_total
     )
     taylor = taylor_unit_scores(model, groups, grads, fisher, options.taylor)
-    scores = {
-        name: taylor[name] * entropy[name] if name in entropy else taylor[name].clone() for name in taylor
-    }
+    scores = {name: taylor[name] * entropy[name] if name in entropy else taylor[name].clone() for name in taylor}
     return UKMIScores(scores=scores, taylor=taylor, entropy=entropy, stats=stats)

@@ -124,9 +124,7 @@ class WorldExamples:
             self.captions.append(captions(scene))
             self.questions.append([(q.question, q.answer) for q in questions(scene)])
 
-    def sample(
-        self, rng: np.random.Generator, batch: int, vqa_fraction: float
-    ) -> tuple[torch.Tensor, list, list]:
+    def sample(self, rng: np.random.Generator, batch: int, vqa_fraction: float) -> tuple[torch.Tensor, list, list]:
         idx = rng.integers(0, len(self.captions), size=batch)
         inputs, targets = [], []
         for i in idx:
