@@ -101,8 +101,9 @@ def card(counts: dict, training: dict, results: dict, model) -> str:
         "## Dense scores",
         "",
         "Command: `python3 scripts/evaluate_shipped.py` (= `ukmp evaluate shapes-blip2-t5 --data shapes --split "
-        "val|heldout --out ...`): beam 5, 500 images per split, retrieval over the first 100 images "
-        "(likelihood ranking). `heldout` uses colour-shape pairs never seen in training.",
+        f"val|heldout --out ...`): beam 5, {results['val']['tasks']['caption']['num_images']} images per split, "
+        f"retrieval over the first {results['val']['tasks']['retrieval']['num_images']} images "
+        "(captions ranked by likelihood). `heldout` uses colour-shape pairs never seen in training.",
         "",
         *_scores_table(results),
         "",

@@ -19,7 +19,6 @@ from pathlib import Path
 from ukmp.errors import UserError
 
 MODEL = "shapes-blip2-t5"
-CALIBRATION_IMAGES = 2000
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,6 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--ratio", type=float, default=0.5, help="fraction of all parameters to remove")
     parser.add_argument("--num-samples", type=int, default=1000, help="UKMI calibration samples per pass")
     parser.add_argument("--limit", type=int, default=None, help="evaluate on the first N val records only")
+    parser.add_argument("--model", default=MODEL, help="model to run the demo on (default: the shipped one)")
     parser.set_defaults(func=run)
 
 
@@ -43,22 +43,23 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0.0 < args.ratio < 1.0:
         raise UserError(f"--ratio must be between 0 and 1 (exclusive), got {args.ratio}.")
-    model_dir = Path(resolve_model_name(MODEL) or "")
+    model_dir = Path(resolve_model_name(args.model) or args.model)
     if not (model_dir / "model.safetensors").is_file():
         raise UserError(
-            f"the shipped model's weights are missing from {model_dir}; reinstall ukmp or rebuild them with "
+            f"the model weights are missing from {model_dir}; reinstall ukmp or rebuild the shipped model with "
             f"`ukmp zoo train {MODEL} --out {model_dir}`."
         )
+    name = args.model if resolve_model_name(args.model) else model_dir.name
     started = time.time()
     val = resolve_data_dir("shapes", "val")
-    calib = resolve_data_dir("shapes", "train", CALIBRATION_IMAGES)
+    calib = resolve_data_dir("shapes", "train", 2 * args.num_samples)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{args.out.name}-", dir=args.out.parent))
     try:
-        print(f"[1/3] evaluating the dense {MODEL}")
-        dense = evaluate_model(str(model_dir), val, limit=args.limit, name=MODEL)
+        print(f"[1/3] evaluating the dense {name}")
+        dense = evaluate_model(str(model_dir), val, limit=args.limit, name=name)
         _dump(tmp / "dense_results.json", dense)
-        artifact = tmp / f"{MODEL}-ukmp-{round(args.ratio * 100)}"
+        artifact = tmp / f"{name}-ukmp-{round(args.ratio * 100)}"
         print(f"[2/3] pruning {args.ratio:.0%} of all parameters with UKMP")
         prune_summary = prune_model(
             str(model_dir),
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         print("[3/3] evaluating the pruned model (reloaded from its artifact)")
         pruned = evaluate_model(str(artifact), val, limit=args.limit, name=artifact.name)
         _dump(tmp / "pruned_results.json", pruned)
-        report = _report(dense, pruned, prune_summary, artifact.name, time.time() - started, args)
+        report = _report(name, dense, pruned, prune_summary, artifact.name, time.time() - started, args)
         (tmp / "report.md").write_text(report)
         if args.out.exists():
             shutil.rmtree(args.out)
@@ -101,10 +102,10 @@ def _headline(results: dict) -> dict[str, float]:
     return out
 
 
-def _report(dense: dict, pruned: dict, prune_summary: dict, artifact: str, seconds: float, args) -> str:
+def _report(name: str, dense: dict, pruned: dict, prune_summary: dict, artifact: str, seconds: float, args) -> str:
     d, p = _headline(dense), _headline(pruned)
     lines = [
-        f"# ukmp demo: {MODEL} pruned by {args.ratio:.0%} with UKMP",
+        f"# ukmp demo: {name} pruned by {args.ratio:.0%} with UKMP",
         "",
         f"Parameters: {prune_summary['params_before']:,} -> {prune_summary['params_after']:,} "
         f"(achieved ratio {prune_summary['achieved_ratio']:.4f} of all parameters, target {args.ratio}).",
