@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from eval_tiny_model import tiny_model_dir
-
 import ukmp
+from eval_tiny_model import tiny_model_dir
 from ukmp.cli import main
 
 
