@@ -120,7 +120,7 @@ class WorldExamples:
         self.questions: list[list[tuple[str, str]]] = []
         for index in tqdm(range(n_images), desc="world/train", unit="img"):
             scene = make_scene("train", index)
-            self.images[index] = torch.from_numpy(np.asarray(render(scene))).permute(2, 0, 1)
+            self.images[index] = torch.from_numpy(np.array(render(scene))).permute(2, 0, 1)
             self.captions.append(captions(scene))
             self.questions.append([(q.question, q.answer) for q in questions(scene)])
 
@@ -210,8 +210,9 @@ def train_shapes_model(out_dir: str | Path, cfg: TrainConfig, *, overwrite: bool
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
-        log.append({"step": step, "loss": float(loss), "lr": _lr_at(step, cfg)})
-        bar.set_postfix(loss=f"{float(loss):.3f}")
+        value = float(loss.detach())
+        log.append({"step": step, "loss": value, "lr": _lr_at(step, cfg)})
+        bar.set_postfix(loss=f"{value:.3f}")
 
     elapsed = time.time() - started
     model.eval()

@@ -1,0 +1,30 @@
+"""The shipped model's trainer: deterministic, and its output loads with plain transformers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+from transformers import AutoProcessor, Blip2ForConditionalGeneration
+
+from ukmp.zoo.train_shapes import TrainConfig, train_shapes_model
+
+
+def _tiny_cfg() -> TrainConfig:
+    return TrainConfig(steps=3, batch_size=4, train_images=12, warmup_steps=1, vision_layers=1, lm_layers=1, threads=1)
+
+
+def test_same_seed_same_weights_and_loadable(tmp_path: Path) -> None:
+    a = train_shapes_model(tmp_path / "a", _tiny_cfg())
+    b = train_shapes_model(tmp_path / "b", _tiny_cfg())
+    wa, wb = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    other = _tiny_cfg()
+    other.seed = 1
+    wc = load_file(train_shapes_model(tmp_path / "c", other) / "model.safetensors")
+    assert any(not torch.equal(wa[k], wc[k]) for k in wa)
+    model = Blip2ForConditionalGeneration.from_pretrained(a, dtype=torch.float32)
+    processor = AutoProcessor.from_pretrained(a)
+    assert model.config.image_token_index == processor.tokenizer.convert_tokens_to_ids("<image>")
+    assert (a / "loss_curve.png").stat().st_size > 0 and (a / "training.json").is_file()
