@@ -22,6 +22,8 @@ COMMAND_MODULES = [
     "inspect",
     "prune",
     "evaluate",
+    "bench",
+    "report",
 ]
 
 

@@ -1,0 +1,133 @@
+"""Peak CPU memory of one model's forward, measured in a fresh process (used by ``ukmp bench``).
+
+``python -m ukmp.memory_probe SPEC.json`` builds the model described by the spec's ``recipe``
+(see ``ukmp.benchmark.build_from_recipe``), then for each batch size resets the kernel's peak
+resident set size (writing ``5`` to ``/proc/self/clear_refs``), runs one forward and reads the new
+peak (``VmHWM``). It prints one JSON line::
+
+    {"method": ..., "runtime_mib": ..., "model_mib": ...,
+     "batches": {"8": {"peak_mib": ..., "activations_mib": ...}, ...}}
+
+``runtime_mib`` is the resident size before the model was built (Python, torch, transformers and
+the model's code); ``model_mib`` what building the model and one warm-up forward added;
+``peak_mib`` the forward's peak minus the runtime (weights + activations + allocator slack);
+``activations_mib`` the peak minus the resident size just before the forward. A fresh process
+per model keeps one model's freed-but-cached memory from hiding another's, and torch's CPU
+tensors are invisible to ``tracemalloc``.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import resource
+import sys
+from pathlib import Path
+
+
+def _status_kib(field: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _reset_peak() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _rss_kib() -> int:
+    rss = _status_kib("VmRSS")
+    if rss is not None:
+        return rss
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak // 1024 if sys.platform == "darwin" else peak
+
+
+def _import_model_code(ref: str) -> None:
+    """Import every module the model needs by building it on the meta device (allocates nothing).
+
+    transformers imports model code lazily; without this the runtime baseline would miss a few
+    hundred MiB of imported code and count them as the model's memory.
+    """
+    import torch
+    from transformers import AutoConfig
+
+    from ukmp.artifact import _model_class, resolve_model_ref
+
+    config = AutoConfig.from_pretrained(resolve_model_ref(ref))
+    with torch.device("meta"):
+        _model_class(config)._from_config(config)
+
+
+def probe(spec: dict) -> dict:
+    import torch
+
+    from ukmp.benchmark import DTYPES, BenchOptions, _to, bench_inputs, build_from_recipe
+
+    torch.set_num_threads(int(spec.get("threads") or torch.get_num_threads()))
+    _import_model_code(spec["recipe"]["load"])
+    gc.collect()
+    runtime = _rss_kib()
+    model = build_from_recipe(spec["recipe"]).to(DTYPES[spec["dtype"]])
+    options = BenchOptions(text_len=int(spec["text_len"]))
+    with torch.inference_mode():  # one-time costs (kernel setup, lazy imports) must not count as a batch's peak
+        forward, _ = bench_inputs(model, min(int(b) for b in spec["batch_sizes"]), options)
+        model(**_to(forward, torch.device("cpu"), DTYPES[spec["dtype"]]))
+        del forward
+    gc.collect()
+    loaded = _rss_kib()
+    exact = _reset_peak() and _status_kib("VmHWM") is not None
+    where = "in a fresh process per model, minus the RSS before loading"
+    method = (
+        f"peak RSS (VmHWM, reset before each forward) {where}" if exact else f"lifetime peak RSS (ru_maxrss) {where}"
+    )
+    batches = {}
+    with torch.inference_mode():
+        for batch in sorted(int(b) for b in spec["batch_sizes"]):
+            forward, _ = bench_inputs(model, batch, options)
+            forward = _to(forward, torch.device("cpu"), DTYPES[spec["dtype"]])
+            gc.collect()
+            before = _rss_kib()
+            if exact:
+                _reset_peak()
+            model(**forward)
+            peak = _status_kib("VmHWM") if exact else _rss_peak_lifetime()
+            batches[str(batch)] = {
+                "peak_mib": (peak - runtime) / 1024,
+                "activations_mib": (peak - before) / 1024,
+            }
+            del forward
+    return {
+        "method": method,
+        "runtime_mib": runtime / 1024,
+        "model_mib": (loaded - runtime) / 1024,
+        "batches": batches,
+    }
+
+
+def _rss_peak_lifetime() -> int:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak // 1024 if sys.platform == "darwin" else peak
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m ukmp.memory_probe SPEC.json", file=sys.stderr)
+        return 2
+    spec = json.loads(Path(args[0]).read_text())
+    print(json.dumps(probe(spec)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
