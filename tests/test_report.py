@@ -49,7 +49,7 @@ def run_dir(tmp_path_factory) -> Path:
     ):
         assert main(["prune", str(dense), "--method", method, "--ratio", ratio, "--out", str(run / name)]) == 0
     files = {
-        "dense": (str(dense), 60.0, 1.2),
+        "dense": (f"tiny ({dense})", 60.0, 1.2),  # `ukmp evaluate`'s "NAME (PATH)" form
         "mag30": ("mag-30", 55.0, 1.0),
         "mag50": (str(run / "mag-50"), 40.0, 0.7),
         "rnd50": ("rnd-50", 20.0, 0.2),
@@ -87,7 +87,7 @@ def test_report_renders_figures_and_tables(capsys, run_dir):
         assert_png(report / link)
     for name in ("mag-30", "mag-50", "rnd-50"):
         assert f"| {name} |" in text
-    assert "| dense_results.json |" in text and "| dense | 0.0% |" in text
+    assert "| dense_results.json | tiny (" in text and "| dense | 0.0% |" in text
     assert "? (no artifact of that name)" in text  # the stray result is listed, not plotted
     assert "## Speed and memory (`bench.json`)" in text and "| mag-50 | pruned |" in text
     assert "notes.json" not in text

@@ -1,6 +1,6 @@
 """`ukmp report RUN_DIR`: what pruning did to the model, how good and how fast it is, in one page.
 
-The run folder (RUN_DIR) is read, never written (the report goes to ``RUN_DIR/report`` unless
+Nothing in the run folder (RUN_DIR) is changed but the report folder (``RUN_DIR/report`` unless
 told otherwise). Its layout is deliberately plain, so a run made by hand, by scripts or by
 ``ukmp demo`` all qualify::
 
@@ -8,7 +8,8 @@ told otherwise). Its layout is deliberately plain, so a run made by hand, by scr
       <artifact>/pruning.json ...   every direct subfolder with a pruning.json is a pruned model
       *.json                        evaluation results in the `ukmp evaluate` format
                                     ("format": "ukmp-eval/1"); their "model" field names the
-                                    artifact (its folder name or a path ending in it) or the
+                                    artifact (its folder name or a path ending in it; `ukmp
+                                    evaluate`'s "NAME (PATH)" form is understood) or the
                                     dense base model (the artifacts' base model reference or its
                                     last path component); results naming neither are listed
                                     but not plotted
@@ -145,16 +146,29 @@ def scan_run(run_dir: str | os.PathLike) -> Run:
     return run
 
 
+def _names(model: str) -> set[str]:
+    """The names a results file's "model" field may mean: itself, and for `ukmp evaluate`'s
+    "NAME (PATH)" form both parts; each also by its last path component."""
+    parts = [model]
+    match = re.fullmatch(r"(.+) \((.+)\)", model)
+    if match:
+        parts += [match[1], match[2]]
+    out = set()
+    for part in parts:
+        part = part.strip().rstrip("/")
+        out |= {part, Path(part).name}
+    return out - {""}
+
+
 def _match(result: EvalResult, artifacts: Sequence[Artifact]) -> EvalResult:
-    model = result.model.rstrip("/")
-    tail = Path(model).name
+    names = _names(result.model)
     for artifact in artifacts:
-        if model == artifact.name or tail == artifact.name:
+        if artifact.name in names:
             result.artifact = artifact
             return result
     for artifact in artifacts:
         base = (artifact.base_reference or "").rstrip("/")
-        if base and (model == base or tail == Path(base).name):
+        if base and (base in names or Path(base).name in names):
             result.dense = True
             return result
     return result
