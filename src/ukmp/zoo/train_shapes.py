@@ -225,6 +225,9 @@ def train_shapes_model(out_dir: str | Path, cfg: TrainConfig, *, overwrite: bool
             json.dumps({"config": asdict(cfg), "train_seconds": elapsed, "log": log}, indent=1)
         )
         _plot_loss(log, tmp / "loss_curve.png")
+        os.chmod(tmp, 0o755)  # mkdtemp makes the folder private; a shipped model must be readable
+        for file in tmp.iterdir():
+            os.chmod(file, 0o644)
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
