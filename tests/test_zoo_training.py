@@ -28,3 +28,16 @@ def test_same_seed_same_weights_and_loadable(tmp_path: Path) -> None:
     processor = AutoProcessor.from_pretrained(a)
     assert model.config.image_token_index == processor.tokenizer.convert_tokens_to_ids("<image>")
     assert (a / "loss_curve.png").stat().st_size > 0 and (a / "training.json").is_file()
+
+
+def test_fresh_model_has_distinct_query_tokens_and_a_calm_head() -> None:
+    from ukmp.zoo.shapes_config import shapes_blip2_t5_config
+    from ukmp.zoo.train_shapes import build_model
+
+    config = shapes_blip2_t5_config(40, vision_layers=1, lm_layers=1)
+    torch.manual_seed(0)
+    model = build_model(config)
+    queries = model.query_tokens[0]
+    # identical queries would stay identical through training (transformers' default is all zeros)
+    assert queries.std(dim=0).mean() > 0.01
+    assert model.language_model.lm_head.weight.std() < 0.1

@@ -48,7 +48,7 @@ IMAGE_STD = [0.5, 0.5, 0.5]
 class TrainConfig:
     """Everything that determines the shipped weights."""
 
-    steps: int = 2000
+    steps: int = 1400
     batch_size: int = 64
     lr: float = 1e-3
     min_lr_ratio: float = 0.05
@@ -162,10 +162,26 @@ def _lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def train_shapes_model(out_dir: str | Path, cfg: TrainConfig, *, overwrite: bool = False) -> Path:
-    """Train the model and write a complete, `from_pretrained`-loadable model folder to `out_dir`."""
+def build_model(config):
+    """A freshly initialised `Blip2ForConditionalGeneration`, with two fixes for training from scratch.
+
+    T5's default init draws the untied lm_head with std 1, which starts the loss near 100 on a
+    256-wide model; it is drawn like a tied head (d_model ** -0.5) instead, so training starts at
+    ~ln(vocab). transformers initialises the Q-Former's query tokens to zeros (right for loading
+    pretrained weights): trained from scratch, every query then stays identical forever and the
+    Q-Former passes one pooled vector. BLIP-2 draws them from N(0, 0.02), which breaks the symmetry.
+    """
     from transformers import Blip2ForConditionalGeneration
 
+    model = Blip2ForConditionalGeneration(config)
+    with torch.no_grad():
+        model.language_model.lm_head.weight.normal_(0.0, config.text_config.d_model**-0.5)
+        model.query_tokens.normal_(0.0, config.qformer_config.initializer_range)
+    return model
+
+
+def train_shapes_model(out_dir: str | Path, cfg: TrainConfig, *, overwrite: bool = False) -> Path:
+    """Train the model and write a complete, `from_pretrained`-loadable model folder to `out_dir`."""
     out = Path(out_dir)
     if out.exists() and not overwrite:
         from ukmp.errors import UserError
@@ -182,12 +198,7 @@ def train_shapes_model(out_dir: str | Path, cfg: TrainConfig, *, overwrite: bool
     config = shapes_blip2_t5_config(
         tokenizer.get_vocab_size(), vision_layers=cfg.vision_layers, lm_layers=cfg.lm_layers
     )
-    model = Blip2ForConditionalGeneration(config)
-    # T5's default init draws the untied lm_head with std 1, which starts the loss near 100 on a
-    # 256-wide model; scale it like a tied head (d_model ** -0.5) so training starts at ~ln(vocab).
-    with torch.no_grad():
-        lm_head = model.language_model.lm_head.weight
-        lm_head.normal_(0.0, config.text_config.d_model**-0.5)
+    model = build_model(config)
     model.train()
     data = WorldExamples(cfg.train_images)
 
