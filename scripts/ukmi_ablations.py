@@ -55,7 +55,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("results/ukmi_ablations"))
     parser.add_argument("--num-samples", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--limit", type=int, default=None, help="val records per task (default: all)")
+    parser.add_argument("--vqa-limit", type=int, default=None, help="first N val questions (default: all)")
+    parser.add_argument("--caption-limit", type=int, default=None, help="first N val images to caption (default: all)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -122,58 +123,55 @@ def main() -> None:
     configs += [("T", f"T = {t}", combine(t), "iterative", it()) for t in THRESHOLDS if t != 0.4]
 
     def run_eval(model, name):
-        return headline(
-            evaluate(
-                model,
-                processor,
-                val,
-                "val",
-                ("vqa", "caption"),
-                args.limit,
-                64,
-                model_name=name,
-                progress=False,
-            )
+        vqa = evaluate(model, processor, val, "val", ("vqa",), args.vqa_limit, 64, model_name=name, progress=False)
+        cap = evaluate(
+            model, processor, val, "val", ("caption",), args.caption_limit, 64, model_name=name, progress=False
         )
+        return headline({"tasks": {**vqa["tasks"], **cap["tasks"]}})
 
     started = time.time()
+    command = " ".join(["python3 scripts/ukmi_ablations.py", *_argv()])
+    plan = [(0.5, c) for c in configs] + [(0.2, c) for c in configs if c[0] == "baseline"]
     rows = [{"block": "dense", "name": "dense", "ratio": 0.0, "achieved": 0.0, **run_eval(dense, "dense")}]
-    for ratio in (0.2, 0.5):
-        for block, name, scores, schedule, options in configs:
-            if ratio == 0.2 and block != "baseline":
-                continue
-            result = plan_from_scores(
-                scores,
-                groups,
-                schedule=schedule,
-                target_ratio=ratio,
-                basis_params=total_params,
-                iterative_options=options,
-            )
-            model = apply_plan_physically(copy.deepcopy(dense), result.plan, adapter)
-            row = {"block": block, "name": name, "ratio": ratio, "achieved": result.achieved_ratio}
-            row.update(run_eval(model, name))
-            rows.append(row)
-            print(
-                f"{ratio:.1f} {block:8s} {name:22s} achieved {row['achieved']:.4f}  VQA {row['vqa']:6.2f}  "
-                f"CIDEr {row['cider']:.3f}",
-                flush=True,
-            )
-    out = {
-        "model": args.model,
-        "num_samples": args.num_samples,
-        "limit": args.limit,
-        "backpropagated_tokens": {str(t): n for t, n in tokens.items()},
-        "gradient_pass_seconds": {str(t): s for t, s in pass_seconds.items()},
-        "rows": rows,
-        "seconds": time.time() - started,
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    tmp = args.out / "results.json.tmp"
-    tmp.write_text(json.dumps(out, indent=1))
-    os.replace(tmp, args.out / "results.json")
-    (args.out / "README.md").write_text(report(out, " ".join(["python3 scripts/ukmi_ablations.py", *_argv()])))
+    for ratio, (block, name, scores, schedule, options) in plan:
+        result = plan_from_scores(
+            scores,
+            groups,
+            schedule=schedule,
+            target_ratio=ratio,
+            basis_params=total_params,
+            iterative_options=options,
+        )
+        model = apply_plan_physically(copy.deepcopy(dense), result.plan, adapter)
+        row = {"block": block, "name": name, "ratio": ratio, "achieved": result.achieved_ratio}
+        row.update(run_eval(model, name))
+        rows.append(row)
+        print(
+            f"{ratio:.1f} {block:8s} {name:22s} achieved {row['achieved']:.4f}  VQA {row['vqa']:6.2f}  "
+            f"CIDEr {row['cider']:.3f}",
+            flush=True,
+        )
+        out = {
+            "model": args.model,
+            "num_samples": args.num_samples,
+            "vqa_limit": args.vqa_limit,
+            "caption_limit": args.caption_limit,
+            "backpropagated_tokens": {str(t): n for t, n in tokens.items()},
+            "gradient_pass_seconds": {str(t): s for t, s in pass_seconds.items()},
+            "rows": rows,
+            "planned_rows": len(plan) + 1,
+            "seconds": time.time() - started,
+        }
+        _write(args.out, out, command)  # after every row, so an interrupted run keeps what it measured
     print(f"wrote {args.out / 'results.json'} and {args.out / 'README.md'}")
+
+
+def _write(folder: Path, out: dict, command: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in (("results.json", json.dumps(out, indent=1)), ("README.md", report(out, command))):
+        tmp = folder / (name + ".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, folder / name)
 
 
 def _argv() -> list[str]:
@@ -209,9 +207,16 @@ def report(out: dict, command: str) -> str:
         "",
         f"Command: `{command}`",
         "",
-        f"Model `{out['model']}`, shapes world val split"
-        + (f" (first {out['limit']} records per task)" if out["limit"] else " (all 500 images)")
-        + f", {out['num_samples']} calibration samples per pass. Run time {out['seconds'] / 60:.1f} min.",
+        (
+            f"**Partial run: {len(out['rows'])} of {out['planned_rows']} rows measured.**\n\n"
+            if len(out["rows"]) < out["planned_rows"]
+            else ""
+        )
+        + f"Model `{out['model']}`, shapes world val split: "
+        + (f"the first {out['vqa_limit']}" if out["vqa_limit"] else "all")
+        + " VQA questions, "
+        + (f"the first {out['caption_limit']}" if out["caption_limit"] else "all 500")
+        + f" images captioned; {out['num_samples']} calibration samples per pass. Run time {out['seconds'] / 60:.1f} min.",
         "",
         "| block | setting | target | achieved | VQA acc % | CIDEr |",
         "|---|---|---|---|---|---|",
@@ -243,6 +248,9 @@ def report(out: dict, command: str) -> str:
         "|---|---|---|",
     ]
     for _, better, worse in PAPER_ORDERINGS:
+        if better not in at_half or worse not in at_half:
+            lines.append(f"| {better} > {worse} | not measured | not measured |")
+            continue
         a, b = at_half[better], at_half[worse]
         mark = lambda x, y: "holds" if x > y else "does not hold"  # noqa: E731
         lines.append(
