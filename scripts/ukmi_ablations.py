@@ -216,7 +216,8 @@ def report(out: dict, command: str) -> str:
         + (f"the first {out['vqa_limit']}" if out["vqa_limit"] else "all")
         + " VQA questions, "
         + (f"the first {out['caption_limit']}" if out["caption_limit"] else "all 500")
-        + f" images captioned; {out['num_samples']} calibration samples per pass. Run time {out['seconds'] / 60:.1f} min.",
+        + f" images captioned; {out['num_samples']} calibration samples per pass."
+        + f" Run time {out['seconds'] / 60:.1f} min.",
         "",
         "| block | setting | target | achieved | VQA acc % | CIDEr |",
         "|---|---|---|---|---|---|",
