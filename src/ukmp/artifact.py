@@ -131,6 +131,7 @@ def save_pruned(
     overwrite: bool = False,
     extra: Mapping[str, Any] | None = None,
     extra_files: Mapping[str, Callable[[Path], None]] | None = None,
+    recovery: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write the sliced ``model`` and its manifest to ``out_dir`` atomically; returns the path.
 
@@ -139,6 +140,8 @@ def save_pruned(
     Parameter counts before pruning are reconstructed exactly from the group costs.
     ``extra_files`` maps a file name to a writer called with its path inside the temporary folder,
     so files that belong to the artifact (the scores a plan came from) appear atomically with it.
+    ``recovery`` fills the manifest's ``recovery`` entry when the weights were retrained after
+    pruning (``ukmp recover --merge``: the adapter folded in, and how it was trained).
     """
     from safetensors.torch import save_model
 
@@ -198,7 +201,7 @@ def save_pruned(
             "parameters": {"before": before, "after": after},
             "groups": plan.to_dict(),
             "weights": {"file": WEIGHTS, "sha256": file_sha256(tmp / WEIGHTS)},
-            "recovery": None,
+            "recovery": dict(recovery) if recovery is not None else None,
             "extra": dict(extra or {}),
         }
         (tmp / MANIFEST).write_text(_dump_json(manifest))
@@ -367,10 +370,14 @@ def _looks_local(ref: str) -> bool:
 
 
 def load_model(path_or_id: str | os.PathLike, *, device: str | torch.device | None = None) -> nn.Module:
-    """Load a pruned artifact, a dense model directory or a hub id (cached, or fetched); eval mode."""
+    """Load a pruned artifact, a recovered model folder, a dense model directory or a hub id; eval mode."""
     ref = resolve_model_ref(str(path_or_id))
     path = Path(ref)
-    if path.is_dir():
+    if path.is_dir() and (path / "adapter_config.json").is_file() and not is_pruned_artifact(path):
+        from ukmp.recovery.distill import load_recovered  # an unmerged `ukmp recover` output
+
+        model = load_recovered(path, device=device)
+    elif path.is_dir():
         model = load_pruned(path, device=device) if is_pruned_artifact(path) else _load_dense(ref, local=True)
     elif path.exists():
         raise UserError(f"{ref} is a file; give the model directory (the one with config.json).")

@@ -1,0 +1,112 @@
+"""`ukmp recover`: win back quality after pruning with weight-recalling LoRA and progressive distillation.
+
+PRUNED is a pruned artifact (`ukmp prune --out`); the teacher is its dense base model (default: the
+one its manifest names). The adapter, its config, the loss history and curve, and checkpoints go to
+OUT; `--merge` also writes OUT/merged, a normal pruned artifact with the adapter folded in. The same
+command runs under `accelerate launch` with several processes (`--num_processes 2 --multi_gpu`, or
+`torchrun --nproc_per_node 2 -m ukmp.cli recover ...` on CPUs) and with `--mixed-precision bf16`.
+
+Schedules (method.md section 3.2, Table A/B): lpd (the seven sub-phases), kl-task, task,
+no-progressive. The baselines' recovery is `--plain-lora --schedule task`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ukmp.errors import UserError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from ukmp.recovery.phases import SCHEDULES
+
+    parser = subparsers.add_parser(
+        "recover",
+        help="recover a pruned model: weight-recalling LoRA + progressive distillation from its base",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("pruned", metavar="PRUNED", help="pruned model folder (written by ukmp prune)")
+    parser.add_argument("--teacher", default=None, help="dense base model (default: the manifest's base model)")
+    parser.add_argument("--data", required=True, help="folder with ukmp_data.json (calibration pairs), or 'shapes'")
+    parser.add_argument("--split", default="train", help="split of the data to train on")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--schedule", choices=SCHEDULES, default="lpd", help="loss schedule (Table B ablations)")
+    parser.add_argument("--plain-lora", action="store_true", help="no weight-recalling branches (plain LoRA)")
+    parser.add_argument(
+        "--no-input-recall", action="store_true", help="drop the input-side recall branch (code-only in the reference)"
+    )
+    parser.add_argument("--merge", action="store_true", help="also write OUT/merged: the merged pruned artifact")
+    parser.add_argument("--max-samples", type=int, default=None, help="use the first N pairs of the shuffled data")
+    parser.add_argument("--batch-size", type=int, default=20, help="samples per optimizer step, over all processes")
+    parser.add_argument("--lr", type=float, default=2e-5, help="learning rate after warm-up")
+    parser.add_argument("--warmup-steps", type=int, default=50, help="linear warm-up steps of every sub-phase")
+    parser.add_argument("--warmup-lr", type=float, default=5e-7, help="learning rate at the first step")
+    parser.add_argument("--weight-decay", type=float, default=0.05, help="AdamW weight decay")
+    parser.add_argument("--rank", type=int, default=8, help="LoRA rank r1")
+    parser.add_argument("--recall-rank", type=int, default=8, help="rank r2 of the recall branches")
+    parser.add_argument("--alpha", type=float, default=16.0, help="LoRA alpha (scale alpha / r1 on every branch)")
+    parser.add_argument("--lora-dropout", type=float, default=0.05, help="dropout on the LoRA branch input")
+    parser.add_argument("--temperature", type=float, default=1.0, help="KL temperature")
+    parser.add_argument("--seed", type=int, default=42, help="data shuffle, adapter initialisation and dropout")
+    parser.add_argument("--checkpoint-every", type=int, default=200, help="checkpoint every N optimizer steps")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT's last checkpoint")
+    parser.add_argument("--stop-after", type=int, default=None, help="stop (with a checkpoint) after N steps in all")
+    parser.add_argument(
+        "--mixed-precision", choices=("no", "fp16", "bf16"), default=None, help="default: accelerate's configuration"
+    )
+    parser.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is present")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads per process")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ukmp.recovery.distill import RecoveryConfig, run_recovery
+
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UserError(f"--threads must be positive, got {args.threads}.")
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if args.stop_after is not None and args.stop_after < 1:
+        raise UserError(f"--stop-after must be at least 1, got {args.stop_after}.")
+    if args.resume and args.overwrite:
+        raise UserError("--resume continues OUT and --overwrite replaces it; pass one of them.")
+    config = RecoveryConfig(
+        pruned=args.pruned,
+        out=str(args.out),
+        teacher=args.teacher,
+        data=args.data,
+        split=args.split,
+        schedule=args.schedule,
+        plain_lora=args.plain_lora,
+        input_recall=not args.no_input_recall,
+        rank=args.rank,
+        recall_rank=args.recall_rank,
+        alpha=args.alpha,
+        lora_dropout=args.lora_dropout,
+        lr=args.lr,
+        warmup_lr=args.warmup_lr,
+        warmup_steps=args.warmup_steps,
+        weight_decay=args.weight_decay,
+        batch_size=args.batch_size,
+        max_samples=args.max_samples,
+        seed=args.seed,
+        temperature=args.temperature,
+        mixed_precision=args.mixed_precision,
+        cpu=args.cpu,
+        checkpoint_every=args.checkpoint_every,
+        merge=args.merge,
+    )
+    run_recovery(
+        config,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        stop_after=args.stop_after,
+        progress=not args.no_progress,
+    )
+    return 0
