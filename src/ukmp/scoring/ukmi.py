@@ -115,7 +115,10 @@ def accumulate_gradients(
     for module in modules.values():
         module.weight.requires_grad_(True)
         module.weight.grad = None
-    grads = {name: torch.zeros_like(m.weight, dtype=torch.float32) for name, m in modules.items()}
+    # fp32 weights without Fisher: autograd's own accumulation into .grad *is* the sum G, so no second
+    # buffer is needed (peak memory stays that of one forward+backward). Otherwise sum into fp32 buffers.
+    in_place = not need_fisher and all(m.weight.dtype == torch.float32 for m in modules.values())
+    grads = {} if in_place else {n: torch.zeros_like(m.weight, dtype=torch.float32) for n, m in modules.items()}
     fisher = (
         {name: torch.zeros_like(m.weight, dtype=torch.float32) for name, m in modules.items()} if need_fisher else {}
     )
@@ -134,12 +137,18 @@ def accumulate_gradients(
                 tokens["selected"] += int(selected.selected_tokens.sum())
                 tokens["valid"] += int(selected.valid_tokens.sum())
                 tokens["samples"] += int(labels.shape[0])
+                if in_place:
+                    continue
                 for name, module in modules.items():
                     g = module.weight.grad.float()
                     grads[name] += g
                     if need_fisher:
                         fisher[name] += g * g
                     module.weight.grad = None
+        if in_place:
+            for name, module in modules.items():
+                grads[name] = module.weight.grad if module.weight.grad is not None else torch.zeros_like(module.weight)
+                module.weight.grad = None
     finally:
         for p, flag in flags.items():
             p.requires_grad_(flag)
