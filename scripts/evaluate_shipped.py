@@ -31,11 +31,20 @@ def _write(path: Path, text: str) -> None:
 
 
 def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--splits", default="val,heldout", help="splits to evaluate")
+    parser.add_argument("--reuse", action="store_true", help="reuse results/shipped_model/<split>.json if present")
+    args = parser.parse_args()
     model_dir = Path(resolve_model_name(NAME))
     model, processor, _ = load_model_and_processor(NAME, device="cpu")
     OUT.mkdir(parents=True, exist_ok=True)
     results = {}
-    for split in ("val", "heldout"):
+    for split in args.splits.split(","):
+        if args.reuse and (OUT / f"{split}.json").is_file():
+            results[split] = json.loads((OUT / f"{split}.json").read_text())
+            continue
         data = resolve_data_dir("shapes", split)
         results[split] = evaluate(model, processor, data, split, ("all",), None, 64, model_name=NAME)
         _write(OUT / f"{split}.json", json.dumps(results[split], indent=1))
@@ -43,24 +52,24 @@ def main() -> None:
     counts = parameter_counts(model, find_adapter(model))
     training = json.loads((model_dir / "training.json").read_text())
     _write(model_dir / "README.md", card(counts, training, results, model))
-    print(f"wrote {OUT}/val.json, {OUT}/heldout.json and {model_dir / 'README.md'}")
+    print(f"wrote {OUT} ({args.splits}) and {model_dir / 'README.md'}")
 
 
 def _scores_table(results: dict) -> list[str]:
-    lines = ["| metric | val | heldout |", "|---|---|---|"]
-    val, held = results["val"]["tasks"], results["heldout"]["tasks"]
-    lines.append(f"| VQA accuracy % | {val['vqa']['accuracy']:.2f} | {held['vqa']['accuracy']:.2f} |")
-    for qtype in val["vqa"]["per_question_type"]:
-        v = val["vqa"]["per_question_type"][qtype]
-        h = held["vqa"]["per_question_type"].get(qtype, float("nan"))
-        lines.append(f"| VQA {qtype} % | {v:.2f} | {h:.2f} |")
+    splits = list(results)
+    lines = ["| metric | " + " | ".join(splits) + " |", "|---" * (len(splits) + 1) + "|"]
+
+    def row(label: str, get) -> None:
+        lines.append(f"| {label} | " + " | ".join(get(results[s]["tasks"]) for s in splits) + " |")
+
+    row("VQA accuracy %", lambda t: f"{t['vqa']['accuracy']:.2f}")
+    for qtype in results[splits[0]]["tasks"]["vqa"]["per_question_type"]:
+        row(f"VQA {qtype} %", lambda t, q=qtype: f"{t['vqa']['per_question_type'].get(q, float('nan')):.2f}")
     for metric in ("CIDEr", "BLEU-4", "METEOR", "ROUGE-L"):
-        lines.append(
-            f"| caption {metric} | {val['caption']['metrics'][metric]:.3f} | {held['caption']['metrics'][metric]:.3f} |"
-        )
-    lines.append("| caption SPICE | unavailable (needs CoreNLP jars) | unavailable |")
+        row(f"caption {metric}", lambda t, m=metric: f"{t['caption']['metrics'][m]:.3f}")
+    row("caption SPICE", lambda t: "unavailable (needs CoreNLP jars)")
     for metric in ("TR@1", "TR@5", "IR@1", "IR@5"):
-        lines.append(f"| retrieval {metric} % | {val['retrieval'][metric]:.2f} | {held['retrieval'][metric]:.2f} |")
+        row(f"retrieval {metric} %", lambda t, m=metric: f"{t['retrieval'][m]:.2f}")
     return lines
 
 
