@@ -30,7 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", type=Path, default=Path("ukmp-demo"), help="report folder (replaced)")
     parser.add_argument("--ratio", type=float, default=0.5, help="fraction of all parameters to remove")
-    parser.add_argument("--num-samples", type=int, default=1000, help="UKMI calibration samples per pass")
+    parser.add_argument(
+        "--num-samples", type=int, default=256, help="UKMI calibration samples per pass (the paper: 1000)"
+    )
     parser.add_argument("--limit", type=int, default=None, help="evaluate on the first N val records only")
     parser.add_argument("--model", default=MODEL, help="model to run the demo on (default: the shipped one)")
     parser.set_defaults(func=run)
