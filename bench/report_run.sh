@@ -6,12 +6,14 @@
 #   bash bench/report_run.sh [RUN_DIR]      # default RUN_DIR: runs/shapes-report (git-ignored)
 #
 # LIMIT (default 200) caps the records per task; NUM_SAMPLES (default 500) the UKMI calibration
-# samples per pass. Every step is skipped when its output exists, so a stopped run continues.
+# samples per pass; TASKS (default "caption vqa") the evaluated tasks (retrieval costs 5 N^2
+# decoder passes for N images). Every step is skipped when its output exists, so a stopped run continues.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=${1:-runs/shapes-report}
 LIMIT=${LIMIT:-200}
 NUM_SAMPLES=${NUM_SAMPLES:-500}
+TASKS=${TASKS:-caption vqa}
 MODEL=shapes-blip2-t5
 mkdir -p "$RUN"
 
@@ -27,7 +29,9 @@ for method in magnitude random; do
 done
 
 evaluate() {  # model, results file
-  [ -f "$2" ] || ukmp evaluate "$1" --data shapes --limit "$LIMIT" --no-progress --out "$2"
+  local args=()
+  for task in $TASKS; do args+=(--task "$task"); done
+  [ -f "$2" ] || ukmp evaluate "$1" --data shapes "${args[@]}" --limit "$LIMIT" --no-progress --out "$2"
 }
 evaluate "$MODEL" "$RUN/dense_results.json"
 for name in ukmp-20 ukmp-50 magnitude-20 magnitude-50 random-20 random-50; do

@@ -111,6 +111,12 @@ def write_summary(out: Path) -> Path:
         "pruned FLOPs, of ideal = measured / ideal. Full tables (spread, memory, per component, round-to) are "
         "in the per-model `.md` files; raw runs in the `.json` files.",
         "",
+        "How far to trust a figure: the masked model executes exactly the dense model's FLOPs, so the distance of "
+        "its speedup from 1.00× is the noise of that run (on a shared 2-core CPU, ±10% between repeated runs of "
+        "the same command is common). The full-width model is pruned by a share of its *prunable* parameters "
+        "(2 layers per stack leave the embeddings and LM head a third of the model; see `bench/speedup.py`), and "
+        "its plans come from random scores (on random weights, magnitude scores empty the vision encoder).",
+        "",
     ]
     runs = sorted(p for p in out.glob("*/*.json"))
     devices = sorted({p.parent.name for p in runs})
@@ -165,7 +171,11 @@ def main() -> int:
     parser.add_argument("--no-memory", dest="memory", action="store_false")
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help="where the models are built (reused)")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "results" / "bench")
+    parser.add_argument("--summary-only", action="store_true", help="only rewrite --out/README.md from its JSON files")
     args = parser.parse_args()
+    if args.summary_only:
+        print(f"wrote {write_summary(args.out)}")
+        return 0
 
     from ukmp.benchmark import BenchOptions, bench_markdown, run_benchmark, write_bench
 

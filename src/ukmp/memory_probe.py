@@ -35,6 +35,35 @@ def _status_kib(field: str) -> int | None:
     return None
 
 
+def _own_memory(model) -> None:
+    """Copy every parameter and buffer into fresh memory, in place (tied weights stay tied).
+
+    A model loaded with ``from_pretrained`` may keep views into the memory-mapped weights file;
+    then the whole mapping stays resident as long as one small tensor points into it, even after
+    a plan sliced most weights away, and the probe would count the dense file for a pruned model.
+    """
+    import torch
+
+    with torch.no_grad():
+        for tensor in [*model.parameters(), *model.buffers()]:
+            tensor.data = tensor.data.clone()
+
+
+def _release_freed_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the kernel (glibc ``malloc_trim``).
+
+    Building a model frees memory (file buffers, the dense weights a plan slices away) that the
+    allocator would otherwise keep resident, and the resident size would count it as the model's.
+    """
+    gc.collect()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc: the figure may then include some freed memory
+
+
 def _reset_peak() -> bool:
     try:
         with open("/proc/self/clear_refs", "w") as fh:
@@ -75,15 +104,16 @@ def probe(spec: dict) -> dict:
 
     torch.set_num_threads(int(spec.get("threads") or torch.get_num_threads()))
     _import_model_code(spec["recipe"]["load"])
-    gc.collect()
+    _release_freed_memory()
     runtime = _rss_kib()
     model = build_from_recipe(spec["recipe"]).to(DTYPES[spec["dtype"]])
+    _own_memory(model)
     options = BenchOptions(text_len=int(spec["text_len"]))
     with torch.inference_mode():  # one-time costs (kernel setup, lazy imports) must not count as a batch's peak
         forward, _ = bench_inputs(model, min(int(b) for b in spec["batch_sizes"]), options)
         model(**_to(forward, torch.device("cpu"), DTYPES[spec["dtype"]]))
         del forward
-    gc.collect()
+    _release_freed_memory()
     loaded = _rss_kib()
     exact = _reset_peak() and _status_kib("VmHWM") is not None
     where = "in a fresh process per model, minus the RSS before loading"
@@ -95,7 +125,7 @@ def probe(spec: dict) -> dict:
         for batch in sorted(int(b) for b in spec["batch_sizes"]):
             forward, _ = bench_inputs(model, batch, options)
             forward = _to(forward, torch.device("cpu"), DTYPES[spec["dtype"]])
-            gc.collect()
+            _release_freed_memory()
             before = _rss_kib()
             if exact:
                 _reset_peak()
