@@ -132,6 +132,7 @@ def save_pruned(
     extra: Mapping[str, Any] | None = None,
     extra_files: Mapping[str, Callable[[Path], None]] | None = None,
     recovery: Mapping[str, Any] | None = None,
+    base_source: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write the sliced ``model`` and its manifest to ``out_dir`` atomically; returns the path.
 
@@ -142,6 +143,9 @@ def save_pruned(
     so files that belong to the artifact (the scores a plan came from) appear atomically with it.
     ``recovery`` fills the manifest's ``recovery`` entry when the weights were retrained after
     pruning (``ukmp recover --merge``: the adapter folded in, and how it was trained).
+    ``base_source`` describes where the base weights came from when that matters for trusting
+    them (a quantised GGUF file: ``ukmp.gguf_models.gguf_origin``); it defaults to the model's
+    ``ukmp_source`` attribute, set by the GGUF loader, and lands in ``base_model.source``.
     """
     from safetensors.torch import save_model
 
@@ -172,6 +176,7 @@ def save_pruned(
         "prunable": removed_total / prunable if prunable else 0.0,
     }
 
+    source = base_source if base_source is not None else getattr(model, "ukmp_source", None)
     if not getattr(model.config, "architectures", None):
         model.config.architectures = [type(model).__name__]  # what save_pretrained would record
     with atomic_directory(out_dir, overwrite=overwrite) as tmp:
@@ -190,6 +195,7 @@ def save_pruned(
                 "reference": base_model_ref,
                 "sha256": base_checksum,
                 "checksum_method": CHECKSUM_METHOD,
+                "source": dict(source) if source is not None else None,
             },
             "method": {"name": method, "options": dict(options or {})},
             "seed": seed,
@@ -369,18 +375,32 @@ def _looks_local(ref: str) -> bool:
     return ref.startswith(("/", ".", "~")) or ref.count("/") > 1 or "\\" in ref
 
 
-def load_model(path_or_id: str | os.PathLike, *, device: str | torch.device | None = None) -> nn.Module:
-    """Load a pruned artifact, a recovered model folder, a dense model directory or a hub id; eval mode."""
+def load_model(
+    path_or_id: str | os.PathLike,
+    *,
+    device: str | torch.device | None = None,
+    gguf_file: str | None = None,
+) -> nn.Module:
+    """Load a pruned artifact, a recovered model folder, a dense model directory, a GGUF file or a hub id.
+
+    A GGUF model (a ``.gguf`` path, or a folder plus ``gguf_file``) is dequantised to float32 and
+    carries ``ukmp_source``, the description of its file that a pruned artifact's manifest records.
+    """
+    from ukmp.gguf_models import find_gguf, load_gguf_model
+
     ref = resolve_model_ref(str(path_or_id))
     path = Path(ref)
-    if path.is_dir() and (path / "adapter_config.json").is_file() and not is_pruned_artifact(path):
+    gguf = find_gguf(path, gguf_file) if (path.exists() or gguf_file is not None) else None
+    if gguf is not None:
+        model = load_gguf_model(*gguf)
+    elif path.is_dir() and (path / "adapter_config.json").is_file() and not is_pruned_artifact(path):
         from ukmp.recovery.distill import load_recovered  # an unmerged `ukmp recover` output
 
         model = load_recovered(path, device=device)
     elif path.is_dir():
         model = load_pruned(path, device=device) if is_pruned_artifact(path) else _load_dense(ref, local=True)
     elif path.exists():
-        raise UserError(f"{ref} is a file; give the model directory (the one with config.json).")
+        raise UserError(f"{ref} is a file; give the model directory (the one with config.json) or a .gguf file.")
     elif _looks_local(ref):
         raise UserError(f"{ref} does not exist.")
     else:

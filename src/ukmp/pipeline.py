@@ -43,9 +43,18 @@ def evaluate_model(
     )
 
 
-def load_processor(ref: str):
-    """The model's processor or tokenizer, when the source has one (it is copied into the artifact)."""
+def load_processor(ref: str, gguf_file: str | None = None):
+    """The model's processor or tokenizer, when the source has one (it is copied into the artifact).
+
+    A GGUF model's tokenizer is read from the GGUF file itself; saved into the artifact as
+    ordinary tokenizer files, it keeps the pruned model usable without the original file.
+    """
+    from ukmp.gguf_models import find_gguf, load_gguf_tokenizer
+
     path = Path(ref)
+    gguf = find_gguf(path, gguf_file) if (path.exists() or gguf_file is not None) else None
+    if gguf is not None:
+        return load_gguf_tokenizer(*gguf)
     if path.is_dir():
         names = (
             "preprocessor_config.json",
@@ -79,6 +88,8 @@ def prune_model(
     calib_split: str = "train",
     num_samples: int = 1000,
     batch_size: int = 8,
+    seq_len: int | None = None,
+    gguf_file: str | None = None,
     ukmi_options=None,
     iterative_options=None,
     scores_file: str | Path | None = None,
@@ -86,10 +97,16 @@ def prune_model(
     base_model_name: str | None = None,
     verbose: bool = True,
 ) -> dict[str, Any]:
-    """Score (or read saved scores), plan, slice and save; returns a summary of what happened."""
+    """Score (or read saved scores), plan, slice and save; returns a summary of what happened.
+
+    ``calib`` is a data folder (image-text pairs) or, for a language model, a text / JSONL file
+    cut into ``seq_len``-token prefix-LM windows. ``gguf_file`` names the GGUF file inside the
+    folder ``model_ref`` (a ``.gguf`` path needs no name); the manifest records that quantised origin.
+    """
     from ukmp.accounting import parameter_counts, prunable_parameters
     from ukmp.adapters import find_adapter
     from ukmp.artifact import check_output_dir, load_model, resolve_model_ref, save_pruned, state_dict_sha256
+    from ukmp.data.calibration import TextCalibrationSource, text_source
     from ukmp.methods import (
         DEFAULT_SCHEDULE,
         METHODS,
@@ -108,14 +125,18 @@ def prune_model(
     out = Path(out)
     check_output_dir(out, overwrite=overwrite)
     ref = resolve_model_ref(model_ref)
-    model = load_model(ref).float().eval()
+    model = load_model(ref, gguf_file=gguf_file).float().eval()
     if getattr(model, "ukmp_manifest", None) is not None:
         raise UserError(f"{model_ref} is already a pruned model; prune its dense base model instead.")
     adapter = find_adapter(model)
     groups = adapter.groups(model, components)
     if not groups:
         raise UserError(f"{model_ref} has no prunable groups in the chosen components.")
-    processor = load_processor(ref)
+    processor = load_processor(ref, gguf_file)
+    if text_source(calib) is not None:  # plain text: cut with this model's tokenizer, as every scorer reads it
+        calib = TextCalibrationSource(
+            text_source(calib).path, seq_len or text_source(calib).seq_len, tokenizer=processor
+        )
     base_checksum = state_dict_sha256(model)
     before = parameter_counts(model, adapter)
     basis = before["total"] if of == "all" else prunable_parameters(groups)
@@ -166,6 +187,8 @@ def prune_model(
     if method == "ukmp":
         options["ukmi"] = scored.stats.get("options", {})
         options["calibration"] = scored.stats.get("calibration", {})
+    if isinstance(calib, TextCalibrationSource) and scores_file is None:
+        options["calibration_text"] = {"file": str(calib.path), "seq_len": calib.seq_len, "form": "prefix-LM windows"}
     if schedule == "iterative":
         from ukmp.iterative_planning import IterativeOptions
 

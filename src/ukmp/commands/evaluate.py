@@ -2,6 +2,8 @@
 
 Example: `ukmp evaluate shapes-blip2-t5 --task all --data shapes --out results.json` evaluates the
 shipped model on the shapes world's val split (generated into the cache on first use).
+A language model is measured by `--task perplexity --data FILE` on a .txt or .jsonl ('text' field)
+file (`ukmp.evaluation.perplexity` defines the figure).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-TASK_CHOICES = ("caption", "vqa", "gqa", "retrieval", "all")
+TASK_CHOICES = ("caption", "vqa", "gqa", "retrieval", "perplexity", "all")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,7 +28,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=TASK_CHOICES,
         help="task to run (repeatable); default: all the data folder provides",
     )
-    parser.add_argument("--data", required=True, help="folder with ukmp_data.json, or 'shapes' for the built-in world")
+    parser.add_argument(
+        "--data", required=True, help="folder with ukmp_data.json, 'shapes', or a .txt/.jsonl file for perplexity"
+    )
+    parser.add_argument("--seq-len", type=int, default=256, help="tokens per perplexity window (default 256)")
+    parser.add_argument("--gguf-file", default=None, help="the GGUF file inside the MODEL folder to load")
     parser.add_argument("--split", default="val", help="split named in the data index (default: val)")
     parser.add_argument(
         "--limit",
@@ -96,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--caption-min-new-tokens cannot exceed --caption-max-new-tokens.")
     from ukmp.evaluation.harness import evaluate, expand_tasks, format_table, write_results
 
+    if "perplexity" in (args.task or []):
+        return _run_perplexity(args)
     # Check the data and the tasks before spending time on loading the model.
     data_dir = resolve_data_dir(args.data, args.split)
     have = available_tasks(data_dir, args.split)
@@ -136,6 +144,40 @@ def run(args: argparse.Namespace) -> int:
     )
     out = write_results(results, args.out)
     print(f"{args.model} on {data_dir} [{args.split}], {results['seconds']:.1f} s:")
+    print(format_table(results))
+    print(f"wrote {out}")
+    return 0
+
+
+def _run_perplexity(args: argparse.Namespace) -> int:
+    """Perplexity of a language model on a plain-text file (it has no images, so no other task mixes in)."""
+    from ukmp.data.text import is_text_data
+    from ukmp.errors import UserError
+    from ukmp.evaluation.harness import format_table, write_results
+    from ukmp.evaluation.model_loading import load_model_and_processor
+    from ukmp.evaluation.perplexity import evaluate_perplexity
+
+    if set(args.task) != {"perplexity"}:
+        raise UserError("--task perplexity reads plain text and cannot be combined with image tasks; run it alone.")
+    if not is_text_data(args.data):
+        raise UserError(f"--task perplexity needs --data to be a .txt or .jsonl file; {args.data} is not one.")
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    model, processor, _ = load_model_and_processor(args.model, device=args.device, gguf_file=args.gguf_file)
+    results = evaluate_perplexity(
+        model,
+        processor,
+        args.data,
+        seq_len=args.seq_len,
+        batch_size=args.batch_size,
+        limit=args.limit,
+        model_name=args.model,
+        progress=not args.no_progress,
+    )
+    out = write_results(results, args.out)
+    print(f"{args.model} on {args.data}, {results['seconds']:.1f} s:")
     print(format_table(results))
     print(f"wrote {out}")
     return 0

@@ -19,6 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__.splitlines()[0],
     )
     parser.add_argument("model", metavar="MODEL", help="model directory, pruned artifact, hub id or zoo name")
+    parser.add_argument("--gguf-file", default=None, help="the GGUF file inside the MODEL folder to load")
     parser.add_argument("--flops", action="store_true", help="also measure FLOPs of one forward on a synthetic input")
     parser.set_defaults(func=run)
 
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from ukmp.adapters import find_adapter
     from ukmp.artifact import load_model
 
-    model = load_model(args.model)
+    model = load_model(args.model, gguf_file=args.gguf_file)
     adapter = find_adapter(model)
     manifest = getattr(model, "ukmp_manifest", None)
     plan = getattr(model, "ukmp_plan", None)
@@ -42,6 +43,12 @@ def run(args: argparse.Namespace) -> int:
     counts = parameter_counts(model, adapter)
 
     print(f"{args.model}: {adapter.architecture}")
+    source = getattr(model, "ukmp_source", None) or ((manifest or {}).get("base_model") or {}).get("source")
+    if source:
+        print(
+            f"weights dequantised from {source.get('format')} file {source.get('file')} "
+            f"(quantisation {source.get('quantization')}, sha256 {str(source.get('sha256'))[:12]}...)"
+        )
     if manifest is not None:
         method = manifest.get("method") or {}
         base = manifest.get("base_model") or {}

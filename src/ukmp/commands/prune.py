@@ -1,6 +1,7 @@
 """`ukmp prune`: score, plan, slice and save a pruned model in one step.
 
-MODEL is a dense model directory, a hub id (cached or reachable) or a short zoo name. The target
+MODEL is a dense model directory, a hub id (cached or reachable), a short zoo name, or a GGUF file
+(a .gguf path, or its folder with --gguf-file; dequantised on load, recorded in the manifest). The target
 is a fraction of ALL model parameters by default (as in the paper), or of the prunable
 parameters only with ``--of prunable``. The achieved ratio is never below the target. The scores
 are saved beside the artifact (`scores.safetensors`), so `--scores FILE` re-plans another ratio
@@ -47,8 +48,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--scores", type=Path, default=None, help="re-plan from a scores.safetensors of an earlier run")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    parser.add_argument("--gguf-file", default=None, help="the GGUF file inside the MODEL folder to load")
     ukmi = parser.add_argument_group("UKMP (method.md section 2)")
-    ukmi.add_argument("--calib", default=None, help="calibration data folder (ukmp_data.json), or 'shapes'")
+    ukmi.add_argument(
+        "--calib", default=None, help="calibration data folder (ukmp_data.json), 'shapes', or a .txt/.jsonl text file"
+    )
+    ukmi.add_argument("--seq-len", type=int, default=128, help="tokens per prefix-LM window of a text --calib")
     ukmi.add_argument("--calib-split", default="train", help="split of the calibration data")
     ukmi.add_argument("--num-samples", type=int, default=1000, help="samples per pass (entropy, gradients)")
     ukmi.add_argument("--batch-size", type=int, default=8, help="calibration batch size (scores do not depend on it)")
@@ -67,6 +72,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ukmp.data.index import resolve_data_dir
+    from ukmp.data.text import is_text_data
     from ukmp.iterative_planning import IterativeOptions
     from ukmp.pipeline import prune_model
     from ukmp.scoring.ukmi import UKMIOptions
@@ -91,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
     if args.method == "ukmp" and args.scores is None:
         if args.calib is None:
             raise UserError("--method ukmp needs calibration data: pass --calib DIR (or --calib shapes).")
-        calib = resolve_data_dir(args.calib, args.calib_split, 2 * args.num_samples)
+        text = is_text_data(args.calib)
+        calib = args.calib if text else resolve_data_dir(args.calib, args.calib_split, 2 * args.num_samples)
     print(f"ukmp prune: {args.model}, method {args.method}, ratio {args.ratio:g} of {args.of} parameters")
     prune_model(
         args.model,
@@ -106,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
         calib_split=args.calib_split,
         num_samples=args.num_samples,
         batch_size=args.batch_size,
+        seq_len=args.seq_len,
+        gguf_file=args.gguf_file,
         ukmi_options=ukmi_options,
         iterative_options=iterative,
         scores_file=args.scores,

@@ -8,24 +8,73 @@ sequence and only the target positions carry labels.
 
 Samples are drawn from the front of the shuffled calibration set in consecutive, disjoint slices
 (the authors' loader gives samples 1-1000 to the entropy pass and 1001-2000 to the gradients).
+
+A standalone language model calibrates on plain text instead: when the calibration source is a
+text or JSONL file (or a `TextCalibrationSource`, which also says how long a window is), the
+samples are prefix-LM token windows (`ukmp.data.text_calibration`) and the batches carry no
+image. Every scorer reads its samples through these two functions, so each accepts either source.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
 from ukmp.data.prefix_lm import PrefixLMSample, prefix_lm_samples
+from ukmp.data.text import is_text_data, text_windows
+from ukmp.data.text_calibration import DEFAULT_CALIB_SEQ_LEN, TextSample, pad_id, prefix_lm_windows, text_batches
 from ukmp.errors import UserError
 
 
-def load_calibration_samples(data_dir: str | Path, split: str, *, seed: int = 42) -> list[PrefixLMSample]:
-    """The split's calibration pairs (CC595K layout), shuffled with `seed`, in prefix-LM form."""
+@dataclass(frozen=True)
+class TextCalibrationSource:
+    """A text / JSONL calibration file, the window length and the tokenizer that cut it; prints as the file.
+
+    Scorers pass their calibration source around as an opaque path-like value; carrying the
+    tokenizer here lets every scorer read text windows without a tokenizer argument of its own.
+    """
+
+    path: Path
+    seq_len: int = DEFAULT_CALIB_SEQ_LEN
+    tokenizer: Any = field(default=None, compare=False, repr=False)
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+
+def text_source(data_dir: str | Path | TextCalibrationSource) -> TextCalibrationSource | None:
+    """The text source `data_dir` names, or None for an image-text data folder."""
+    if isinstance(data_dir, TextCalibrationSource):
+        return data_dir
+    return TextCalibrationSource(Path(data_dir)) if is_text_data(data_dir) else None
+
+
+def load_calibration_samples(
+    data_dir: str | Path | TextCalibrationSource, split: str, *, seed: int = 42, tokenizer=None
+) -> list[PrefixLMSample] | list[TextSample]:
+    """The split's calibration pairs (CC595K layout), shuffled with `seed`, in prefix-LM form.
+
+    A text source gives shuffled prefix-LM token windows instead (`split` does not apply); they
+    need the `tokenizer` (default: the one the source carries).
+    """
     from ukmp.data.index import load_task
+
+    source = text_source(data_dir)
+    if source is not None:
+        tokenizer = tokenizer if tokenizer is not None else source.tokenizer
+        if tokenizer is None:
+            raise UserError("plain-text calibration needs the model's tokenizer, and this model has none.")
+        tokenizer = getattr(tokenizer, "tokenizer", tokenizer)
+        return prefix_lm_windows(text_windows(tokenizer, source.path, source.seq_len), seed=seed)
 
     pairs = list(load_task(data_dir, split, "calibration"))
     if not pairs:
@@ -53,6 +102,10 @@ def calibration_batches(
     processor, samples: Sequence[PrefixLMSample], batch_size: int, *, encoder_decoder: bool
 ) -> Iterator[dict[str, torch.Tensor]]:
     """Model inputs for `samples`, `batch_size` at a time, with -100 outside the targets."""
+    if samples and isinstance(samples[0], TextSample):
+        tokenizer = getattr(processor, "tokenizer", processor)
+        yield from text_batches(samples, batch_size, pad_id(tokenizer))
+        return
     tokenizer = processor.tokenizer
     for start in range(0, len(samples), batch_size):
         chunk = samples[start : start + batch_size]

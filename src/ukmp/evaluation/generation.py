@@ -68,7 +68,8 @@ def prepare_processor(processor, model):
 
 def is_encoder_decoder(model) -> bool:
     """True for a T5-style language model (prompt in the encoder), False for OPT/LLaMA-style ones."""
-    return bool(getattr(model.config.text_config, "is_encoder_decoder", False))
+    config = getattr(model.config, "text_config", model.config)  # a standalone LM is its own text config
+    return bool(getattr(config, "is_encoder_decoder", False))
 
 
 def load_image(path: str | Path) -> Image.Image:

@@ -195,6 +195,9 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
             for name in ("CIDEr", "BLEU-4", "BLEU-1", "METEOR", "ROUGE-L", "SPICE"):
                 value = out["metrics"].get(name)
                 rows.append((task, name, "n/a (see notes)" if value is None else f"{value:.4f}"))
+        elif task == "perplexity":
+            rows.append((task, "perplexity", f"{out['perplexity']:.3f}"))
+            rows.append((task, "mean NLL", f"{out['mean_nll']:.4f}"))
         elif task in ("vqa", "gqa"):
             rows.append((task, "accuracy %", f"{out['accuracy']:.2f}"))
             for qtype, acc in out["per_question_type"].items():
@@ -209,8 +212,8 @@ def format_table(results: dict[str, Any]) -> str:
     """The summary rows as aligned text, with each task's size and time."""
     lines = []
     for task, out in results["tasks"].items():
-        size = out.get("num_images") or out.get("num_questions")
-        unit = "images" if "num_images" in out else "questions"
+        size = out.get("num_images") or out.get("num_questions") or out.get("predicted_tokens")
+        unit = "images" if "num_images" in out else "questions" if "num_questions" in out else "tokens"
         lines.append(
             f"{task}: {size} {unit}, {out['seconds']:.1f} s ({out['cpu_seconds']:.1f} s CPU)"
             + (f", {out['skipped_records']} records skipped" if out["skipped_records"] else "")

@@ -48,11 +48,23 @@ def pick_device(device: str = "auto"):
         raise UserError(f"unknown device {device!r}; use cpu, cuda, cuda:N or auto.") from exc
 
 
-def load_model_and_processor(name: str, *, device: str = "auto"):
-    """(model in eval mode on `device`, processor, resolved path or id)."""
+def load_model_and_processor(name: str, *, device: str = "auto", gguf_file: str | None = None):
+    """(model in eval mode on `device`, processor, resolved path or id).
+
+    A GGUF model (a .gguf file, or a folder and `gguf_file`) is dequantised on load and its
+    tokenizer comes from the same file; a language model folder's "processor" is its tokenizer.
+    """
     from transformers import AutoProcessor
 
     path = resolve_model_path(name)
+    gguf = _optional("ukmp.gguf_models", "find_gguf")
+    if gguf is not None and (Path(path).expanduser().exists() or gguf_file is not None):
+        found = gguf(Path(path).expanduser(), gguf_file)
+        if found is not None:
+            from ukmp.gguf_models import load_gguf_model, load_gguf_tokenizer
+
+            model = load_gguf_model(*found)
+            return model.to(pick_device(device)).eval(), load_gguf_tokenizer(*found), str(found[0] / found[1])
     if _looks_local(path):
         folder = Path(path).expanduser()
         if not folder.is_dir():
@@ -69,10 +81,20 @@ def load_model_and_processor(name: str, *, device: str = "auto"):
             from transformers import Blip2ForConditionalGeneration
 
             model = Blip2ForConditionalGeneration.from_pretrained(path)
-        processor = AutoProcessor.from_pretrained(path)
+        processor = _processor_or_tokenizer(path, AutoProcessor)
     except OSError as exc:
         raise UserError(
             f"cannot load model {name!r} from {path} ({str(exc).splitlines()[0]}); pass a local "
             f"model folder, a zoo name, or a hub id that is in the local cache."
         ) from exc
     return model.to(pick_device(device)).eval(), processor, path
+
+
+def _processor_or_tokenizer(path: str, auto_processor):
+    """The processor of a vision-language model; a text-only model's tokenizer stands in for it."""
+    try:
+        return auto_processor.from_pretrained(path)
+    except (OSError, ValueError):
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(path)
