@@ -106,3 +106,19 @@ def test_inspect_lists_the_llama_groups(lm_dir: Path, capsys) -> None:
     assert main(["inspect", str(lm_dir)]) == 0
     text = capsys.readouterr().out
     assert "LlamaForCausalLM" in text and "kv-groups" in text and "channels" in text
+
+
+@pytest.mark.parametrize("plain", [False, True])
+def test_recover_a_pruned_lm_on_text(lm_dir: Path, corpus: Path, tmp_path: Path, plain: bool) -> None:
+    pruned = tmp_path / "pruned"
+    assert main(["prune", str(lm_dir), "--method", "magnitude", "--ratio", "0.3", "--out", str(pruned)]) == 0
+    out = tmp_path / "recovered"
+    argv = ["recover", str(pruned), "--data", str(corpus), "--seq-len", "12", "--max-samples", "8"]
+    argv += ["--batch-size", "4", "--warmup-steps", "1", "--lr", "1e-3", "--merge", "--no-progress", "--out", str(out)]
+    argv += ["--plain-lora", "--schedule", "task"] if plain else []
+    assert main(argv) == 0
+    merged = ukmp.load_pruned(out / "merged")
+    assert merged.ukmp_manifest["recovery"] is not None
+    before = evaluate_perplexity(ukmp.load_pruned(pruned), tiny_tokenizer(), corpus, seq_len=12, progress=False)
+    after = evaluate_perplexity(merged, tiny_tokenizer(), corpus, seq_len=12, progress=False)
+    assert after["tasks"]["perplexity"]["perplexity"] != before["tasks"]["perplexity"]["perplexity"]

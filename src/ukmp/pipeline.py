@@ -200,7 +200,8 @@ def prune_model(
         result.plan,
         out,
         processor=processor,
-        base_model_ref=base_model_name or model_ref,
+        # a GGUF inside a folder is named by its own path, so the teacher of `ukmp recover` resolves to it
+        base_model_ref=base_model_name or (str(Path(model_ref) / gguf_file) if gguf_file else model_ref),
         base_checksum=base_checksum,
         method=method,
         options=options,

@@ -1,9 +1,11 @@
 """`ukmp recover`: win back quality after pruning with weight-recalling LoRA and progressive distillation.
 
 PRUNED is a pruned artifact (`ukmp prune --out`); the teacher is its dense base model (default: the
-one its manifest names). The adapter, its config, the loss history and curve, and checkpoints go to
-OUT; `--merge` also writes OUT/merged, a normal pruned artifact with the adapter folded in. The same
-command runs under `accelerate launch` with several processes (`--num_processes 2 --multi_gpu`, or
+one its manifest names). A pruned decoder-only language model trains on a plain-text --data file,
+cut into prefix-LM windows of --seq-len tokens (the form `ukmp prune` calibrates on). The adapter,
+its config, the loss history and curve, and checkpoints go to OUT; `--merge` also writes
+OUT/merged, a normal pruned artifact with the adapter folded in. The same command runs under
+`accelerate launch` with several processes (`--num_processes 2 --multi_gpu`, or
 `torchrun --nproc_per_node 2 -m ukmp.cli recover ...` on CPUs) and with `--mixed-precision bf16`.
 
 Schedules (method.md section 3.2, Table A/B): lpd (the seven sub-phases), kl-task, task,
@@ -29,7 +31,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("pruned", metavar="PRUNED", help="pruned model folder (written by ukmp prune)")
     parser.add_argument("--teacher", default=None, help="dense base model (default: the manifest's base model)")
-    parser.add_argument("--data", required=True, help="folder with ukmp_data.json (calibration pairs), or 'shapes'")
+    parser.add_argument(
+        "--data",
+        required=True,
+        help="folder with ukmp_data.json (calibration pairs), 'shapes', or for a language model a .txt/.jsonl file",
+    )
+    parser.add_argument("--seq-len", type=int, default=128, help="tokens per prefix-LM window of a text --data")
     parser.add_argument("--split", default="train", help="split of the data to train on")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--schedule", choices=SCHEDULES, default="lpd", help="loss schedule (Table B ablations)")
@@ -101,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
         cpu=args.cpu,
         checkpoint_every=args.checkpoint_every,
         merge=args.merge,
+        seq_len=args.seq_len,
     )
     run_recovery(
         config,

@@ -96,6 +96,7 @@ class RecoveryConfig:
     cpu: bool = False
     checkpoint_every: int = 200
     merge: bool = False
+    seq_len: int = 128  # tokens per prefix-LM window when ``data`` is a text file (a standalone LM)
 
     #: fields that do not change the trained weights (may differ between a run and its resumption)
     NOT_IN_RESULT = ("out", "checkpoint_every", "merge", "cpu")
@@ -262,9 +263,11 @@ def _load_models(config: RecoveryConfig):
         raise UserError(f"{config.pruned} is not a ukmp pruned model (no pruning.json); prune it with ukmp prune.")
     student = load_pruned(pruned_ref).float()
     manifest = student.ukmp_manifest
-    if not isinstance(student, Blip2ForConditionalGeneration):
+    standalone_lm = not hasattr(student.config, "vision_config") and not student.config.is_encoder_decoder
+    if not isinstance(student, Blip2ForConditionalGeneration) and not standalone_lm:
         raise UserError(
-            f"ukmp recover trains BLIP-2 models on image-text pairs; {config.pruned} is {type(student).__name__}."
+            f"ukmp recover trains BLIP-2 models and decoder-only language models; {config.pruned} is "
+            f"{type(student).__name__}."
         )
     base = manifest.get("base_model") or {}
     teacher_ref = config.teacher or base.get("reference")
@@ -283,15 +286,17 @@ def _load_models(config: RecoveryConfig):
     return student.eval(), teacher.eval(), manifest, teacher_ref, pruned_ref
 
 
-def _load_processor(pruned_ref: str, teacher_ref: str):
+def _load_processor(pruned_ref: str, teacher_ref: str, *, text: bool = False):
+    """The image-text processor, or for text data any tokenizer (the pruned artifact carries its base's)."""
     from ukmp.artifact import resolve_model_ref
     from ukmp.pipeline import load_processor
 
     for ref in (pruned_ref, resolve_model_ref(teacher_ref)):
         processor = load_processor(ref)
-        if processor is not None and hasattr(processor, "image_processor"):
+        if processor is not None and (text or hasattr(processor, "image_processor")):
             return processor
-    raise UserError(f"neither {pruned_ref} nor {teacher_ref} has processor files (image processor + tokenizer).")
+    need = "a tokenizer" if text else "processor files (image processor + tokenizer)"
+    raise UserError(f"neither {pruned_ref} nor {teacher_ref} has {need}.")
 
 
 def load_recovered(folder: str | os.PathLike, *, device: str | torch.device | None = None) -> nn.Module:
@@ -431,8 +436,10 @@ def run_recovery(
     from accelerate import Accelerator
     from tqdm import tqdm
 
-    from ukmp.data.calibration import load_calibration_samples
+    from ukmp.data.calibration import TextCalibrationSource, load_calibration_samples
     from ukmp.data.index import DEFAULT_SHAPES_IMAGES, resolve_data_dir
+    from ukmp.data.text import is_text_data
+    from ukmp.evaluation.generation import is_encoder_decoder
 
     config.validate()
     accelerator = Accelerator(cpu=config.cpu, mixed_precision=config.mixed_precision)
@@ -446,15 +453,19 @@ def run_recovery(
     _check_out(out, resume=resume, overwrite=overwrite)
     started = time.time()
 
-    with accelerator.main_process_first():
-        data_dir = resolve_data_dir(config.data, config.split, config.max_samples or DEFAULT_SHAPES_IMAGES)
+    text = is_text_data(config.data)  # a standalone LM recovers on prefix-LM windows of a text file
+    if not text:
+        with accelerator.main_process_first():
+            data_dir = resolve_data_dir(config.data, config.split, config.max_samples or DEFAULT_SHAPES_IMAGES)
+
+    student, teacher, manifest, teacher_ref, pruned_ref = _load_models(config)
+    processor = _load_processor(pruned_ref, teacher_ref, text=text)
+    if text:
+        data_dir = TextCalibrationSource(Path(config.data), config.seq_len, tokenizer=processor)
     samples = load_calibration_samples(data_dir, config.split, seed=config.seed)
     if config.max_samples is not None:
         samples = samples[: config.max_samples]
-
-    student, teacher, manifest, teacher_ref, pruned_ref = _load_models(config)
-    processor = _load_processor(pruned_ref, teacher_ref)
-    decoder_only = bool(getattr(student.config, "use_decoder_only_language_model", False))
+    decoder_only = not is_encoder_decoder(student)
     options = config.lora_options()
     attach_recall_lora(student, teacher, student.ukmp_plan, options, seed=config.seed)
     _make_out(out, resume=resume, accelerator=accelerator)
