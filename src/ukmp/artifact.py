@@ -167,7 +167,13 @@ def save_pruned(
         if group.name in plan.kept:
             n = (group.num_units - len(plan.kept[group.name])) * group.params_per_unit
             removed[group.component] = removed.get(group.component, 0) + n
-    before = {k: v + removed.get(k, 0) for k, v in after.items() if k != "total"}
+    # FLAP's compensation can give a consumer a bias it did not have: not part of the base count
+    added_biases = sorted(getattr(model, "ukmp_added_biases", None) or [])
+    added_params: dict[str, int] = {}
+    for name in added_biases:
+        bucket = find_adapter(model).param_component(f"{name}.bias")
+        added_params[bucket] = added_params.get(bucket, 0) + model.get_submodule(name).bias.numel()
+    before = {k: v + removed.get(k, 0) - added_params.get(k, 0) for k, v in after.items() if k != "total"}
     before["total"] = sum(before.values())
     removed_total = before["total"] - after["total"]
     prunable = sum(g.total_params for g in groups if g.name in plan.kept)
@@ -206,6 +212,7 @@ def save_pruned(
             "achieved_ratio_of_prunable": achieved["prunable"],
             "parameters": {"before": before, "after": after},
             "groups": plan.to_dict(),
+            "added_biases": added_biases,
             "weights": {"file": WEIGHTS, "sha256": file_sha256(tmp / WEIGHTS)},
             "recovery": dict(recovery) if recovery is not None else None,
             "extra": dict(extra or {}),
@@ -303,6 +310,19 @@ def _assign_weights(model: nn.Module, tensors: dict[str, torch.Tensor], root: Pa
             del tensors[n]  # release the file's copy as we go: peak memory stays ~1x the model
 
 
+def _add_biases(model: nn.Module, names: list[str], root: Path) -> None:
+    """Give the Linears a bias that pruning added (FLAP's compensation), so the weights load strictly."""
+    for name in names:
+        try:
+            module = model.get_submodule(name)
+        except AttributeError:
+            raise UserError(f"{MANIFEST} in {root} adds a bias to {name}, which the model does not have.") from None
+        if isinstance(module, nn.Linear) and module.bias is None:
+            weight = module.weight
+            module.bias = nn.Parameter(torch.zeros(module.out_features, dtype=weight.dtype, device=weight.device))
+    model.ukmp_added_biases = sorted(names)
+
+
 def _model_class(config: Any, fallback: str | None = None) -> type:
     import transformers
 
@@ -340,6 +360,7 @@ def load_pruned(path: str | os.PathLike, *, device: str | torch.device | None = 
         apply_plan_physically(model, plan)
     except UserError as exc:
         raise UserError(f"{MANIFEST} in {root} does not match its {CONFIG}: {exc}") from None
+    _add_biases(model, manifest.get("added_biases") or [], root)
     _assign_weights(model, tensors, root)
     model.ukmp_manifest = manifest
     if device is not None:

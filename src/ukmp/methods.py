@@ -17,14 +17,16 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from ukmp.allocation_planning import allocated_schedule
+from ukmp.baselines import BASELINE_SCHEDULE, BASELINES
 from ukmp.errors import UserError
 from ukmp.groups import PrunableGroup
 from ukmp.iterative_planning import IterativeOptions, iterative_schedule, local_schedule
 from ukmp.planning import GroupCost, PlanResult, global_schedule
 
-METHODS = ("ukmp", "magnitude", "random")
-SCHEDULES = ("iterative", "global", "local")
-DEFAULT_SCHEDULE = {"ukmp": "iterative", "magnitude": "global", "random": "global"}
+METHODS = ("ukmp", *BASELINES, "magnitude", "random")
+SCHEDULES = ("iterative", "global", "local", "allocated")
+DEFAULT_SCHEDULE = {"ukmp": "iterative", "magnitude": "global", "random": "global", **BASELINE_SCHEDULE}
 
 
 @dataclass
@@ -95,9 +97,27 @@ def plan_from_scores(
     target_ratio: float,
     basis_params: int,
     iterative_options: IterativeOptions | None = None,
+    block_scores: Mapping[str, float] | None = None,
+    max_sparsity_margin: float = 0.1,
 ) -> PlanResult:
-    """Run the chosen schedule; pure apart from reading group metadata."""
+    """Run the chosen schedule; pure apart from reading group metadata.
+
+    Only the scores of ``groups`` are planned (a method may leave some groups dense); ``allocated``
+    (ECoFLaP-sp) also needs the per-group ``block_scores``.
+    """
     costs = {g.name: GroupCost(g.num_units, g.params_per_unit) for g in groups}
+    scores = {g.name: scores[g.name] for g in groups}
+    if schedule == "allocated":
+        if block_scores is None:
+            raise UserError("the allocated schedule needs block scores; use it with --method ecoflap-sp.")
+        return allocated_schedule(
+            scores,
+            costs,
+            block_scores,
+            target_ratio=target_ratio,
+            basis_params=basis_params,
+            max_sparsity_margin=max_sparsity_margin,
+        )
     if schedule == "iterative":
         modality = {g.name: g.modality for g in groups}
         return iterative_schedule(

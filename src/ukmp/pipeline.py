@@ -96,6 +96,7 @@ def prune_model(
     overwrite: bool = False,
     base_model_name: str | None = None,
     verbose: bool = True,
+    baseline_options=None,
 ) -> dict[str, Any]:
     """Score (or read saved scores), plan, slice and save; returns a summary of what happened.
 
@@ -116,6 +117,10 @@ def prune_model(
         simple_scores,
         ukmi_method_scores,
     )
+    from ukmp.baselines import BASELINES, baseline_scores, block_scores_of, compensation_before_surgery
+    from ukmp.baselines import plannable_groups
+    from ukmp.scoring.calibration_pass import CalibrationPass
+    from ukmp.scoring.flap import add_to_biases
     from ukmp.surgery import apply_plan_physically
 
     if not 0.0 < ratio < 1.0:
@@ -163,6 +168,14 @@ def prune_model(
             options=ukmi_options or UKMIOptions(),
             seed=seed,
         )
+    elif method in BASELINES:
+        if calib is None:
+            raise UserError(f"--method {method} needs calibration data: pass --calib DIR (or --calib shapes).")
+        torch.manual_seed(seed)
+        calibration = CalibrationPass(
+            model, processor, groups, calib, calib_split, num_samples=num_samples, batch_size=batch_size, seed=seed
+        )
+        scored = baseline_scores(method, calibration, baseline_options)
     else:
         torch.manual_seed(seed)
         scored = simple_scores(method, model, groups, seed)
@@ -170,13 +183,16 @@ def prune_model(
     schedule = schedule or DEFAULT_SCHEDULE[method]
     result = plan_from_scores(
         scored.scores,
-        groups,
+        plannable_groups(scored, groups),
         schedule=schedule,
         target_ratio=ratio,
         basis_params=basis,
         iterative_options=iterative_options,
+        block_scores=block_scores_of(scored),
     )
+    bias_deltas = compensation_before_surgery(scored, model, groups, result.plan)
     apply_plan_physically(model, result.plan, adapter)
+    add_to_biases(model, bias_deltas)
     after = parameter_counts(model, adapter)
     options: dict[str, Any] = {
         "ratio": ratio,
@@ -186,7 +202,10 @@ def prune_model(
     }
     if method == "ukmp":
         options["ukmi"] = scored.stats.get("options", {})
-        options["calibration"] = scored.stats.get("calibration", {})
+    if "calibration" in scored.stats:
+        options["calibration"] = scored.stats["calibration"]
+    if method in BASELINES and "options" in scored.stats:
+        options[method] = scored.stats["options"]
     if isinstance(calib, TextCalibrationSource) and scores_file is None:
         options["calibration_text"] = {"file": str(calib.path), "seq_len": calib.seq_len, "form": "prefix-LM windows"}
     if schedule == "iterative":

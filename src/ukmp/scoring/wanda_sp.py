@@ -1,0 +1,30 @@
+"""Wanda-sp: structured Wanda, as FLAP ships it as a baseline.
+
+Wanda scores a weight by ``|W_ij| * ||X_j||_2``: its magnitude times the L2 norm of the input
+channel it reads, over the calibration tokens. The structured variant applies it to the consumer
+Linear (``o`` / ``wo`` / ``fc2``), whose input channels ARE the units, and sums per unit (a head's
+score sums its channels). The schedule is local: the same fraction of units leaves every group.
+It needs only the forward statistics of the shared calibration pass, no gradients.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ukmp.adapters.base import get_module
+from ukmp.groups import PrunableGroup
+from ukmp.scoring.activation_stats import ChannelStats
+from ukmp.scoring.unit_sums import unit_sums
+
+
+def wanda_sp_scores(
+    model: nn.Module, groups: list[PrunableGroup], stats: dict[str, ChannelStats]
+) -> dict[str, torch.Tensor]:
+    """Per unit: sum over its consumer columns of |W[i, j]| * ||X_j||."""
+
+    def values(name: str) -> torch.Tensor:
+        weight = get_module(model, name).weight.detach().to(torch.float64)
+        return weight.abs() * stats[name].l2.to(weight.device).reshape(1, -1)
+
+    return {g.name: unit_sums(g, values, side="consumers") for g in groups}
