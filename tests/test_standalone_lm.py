@@ -122,3 +122,13 @@ def test_recover_a_pruned_lm_on_text(lm_dir: Path, corpus: Path, tmp_path: Path,
     before = evaluate_perplexity(ukmp.load_pruned(pruned), tiny_tokenizer(), corpus, seq_len=12, progress=False)
     after = evaluate_perplexity(merged, tiny_tokenizer(), corpus, seq_len=12, progress=False)
     assert after["tasks"]["perplexity"]["perplexity"] != before["tasks"]["perplexity"]["perplexity"]
+
+
+def test_a_preloaded_model_gives_the_same_plan(lm_dir: Path, tmp_path: Path) -> None:
+    from ukmp.pipeline import load_processor, prune_model
+
+    prune_model(str(lm_dir), tmp_path / "a", method="magnitude", ratio=0.3, verbose=False)
+    preloaded = (load_model(lm_dir), load_processor(str(lm_dir)))
+    prune_model(str(lm_dir), tmp_path / "b", method="magnitude", ratio=0.3, verbose=False, preloaded=preloaded)
+    a, b = (json.loads((tmp_path / n / "pruning.json").read_text()) for n in "ab")
+    assert a["groups"] == b["groups"] and a["base_model"]["sha256"] == b["base_model"]["sha256"]

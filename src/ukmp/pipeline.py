@@ -97,12 +97,16 @@ def prune_model(
     base_model_name: str | None = None,
     verbose: bool = True,
     baseline_options=None,
+    preloaded: tuple[Any, Any] | None = None,
 ) -> dict[str, Any]:
     """Score (or read saved scores), plan, slice and save; returns a summary of what happened.
 
     ``calib`` is a data folder (image-text pairs) or, for a language model, a text / JSONL file
     cut into ``seq_len``-token prefix-LM windows. ``gguf_file`` names the GGUF file inside the
     folder ``model_ref`` (a ``.gguf`` path needs no name); the manifest records that quantised origin.
+    ``preloaded`` is (dense model, processor) already loaded from ``model_ref``, for a script that
+    prunes one model many times (a GGUF takes tens of seconds to dequantise); the model is sliced
+    in place, so pass a copy.
     """
     from ukmp.accounting import parameter_counts, prunable_parameters
     from ukmp.adapters import find_adapter
@@ -130,14 +134,14 @@ def prune_model(
     out = Path(out)
     check_output_dir(out, overwrite=overwrite)
     ref = resolve_model_ref(model_ref)
-    model = load_model(ref, gguf_file=gguf_file).float().eval()
+    model = (preloaded[0] if preloaded is not None else load_model(ref, gguf_file=gguf_file)).float().eval()
     if getattr(model, "ukmp_manifest", None) is not None:
         raise UserError(f"{model_ref} is already a pruned model; prune its dense base model instead.")
     adapter = find_adapter(model)
     groups = adapter.groups(model, components)
     if not groups:
         raise UserError(f"{model_ref} has no prunable groups in the chosen components.")
-    processor = load_processor(ref, gguf_file)
+    processor = preloaded[1] if preloaded is not None else load_processor(ref, gguf_file)
     if text_source(calib) is not None:  # plain text: cut with this model's tokenizer, as every scorer reads it
         calib = TextCalibrationSource(
             text_source(calib).path, seq_len or text_source(calib).seq_len, tokenizer=processor

