@@ -158,3 +158,19 @@ def compensation_before_surgery(
     from ukmp.scoring.flap import compensation_deltas
 
     return compensation_deltas(model, groups, plan, scored.factors.get("input_mean") or {})
+
+
+def planning_ratio(scored, model: nn.Module, groups: list[PrunableGroup], ratio: float, basis: int) -> float:
+    """The ratio to plan for so the saved model still meets ``ratio`` after FLAP adds biases.
+
+    FLAP's compensation creates a bias on every consumer that lacks one (T5's ``o`` and ``wo``);
+    those parameters count in the pruned model, so the plan removes that many more (an upper
+    bound: every such consumer of a plannable group), keeping the achieved ratio >= the target.
+    """
+    if scored.method != "flap":
+        return ratio
+    from ukmp.adapters.base import get_module
+
+    names = {m.module for g in plannable_groups(scored, groups) for m in g.consumers}
+    extra = sum(get_module(model, n).out_features for n in names if get_module(model, n).bias is None)
+    return ratio + extra / basis

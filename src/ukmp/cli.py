@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "zoo",
     "inspect",
     "prune",
+    "compare",
     "recover",
     "evaluate",
     "bench",

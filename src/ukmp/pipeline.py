@@ -111,6 +111,14 @@ def prune_model(
     from ukmp.accounting import parameter_counts, prunable_parameters
     from ukmp.adapters import find_adapter
     from ukmp.artifact import check_output_dir, load_model, resolve_model_ref, save_pruned, state_dict_sha256
+    from ukmp.baselines import (
+        BASELINES,
+        baseline_scores,
+        block_scores_of,
+        compensation_before_surgery,
+        plannable_groups,
+        planning_ratio,
+    )
     from ukmp.data.calibration import TextCalibrationSource, text_source
     from ukmp.methods import (
         DEFAULT_SCHEDULE,
@@ -121,8 +129,6 @@ def prune_model(
         simple_scores,
         ukmi_method_scores,
     )
-    from ukmp.baselines import BASELINES, baseline_scores, block_scores_of, compensation_before_surgery
-    from ukmp.baselines import plannable_groups
     from ukmp.scoring.calibration_pass import CalibrationPass
     from ukmp.scoring.flap import add_to_biases
     from ukmp.surgery import apply_plan_physically
@@ -189,7 +195,7 @@ def prune_model(
         scored.scores,
         plannable_groups(scored, groups),
         schedule=schedule,
-        target_ratio=ratio,
+        target_ratio=planning_ratio(scored, model, groups, ratio, basis),
         basis_params=basis,
         iterative_options=iterative_options,
         block_scores=block_scores_of(scored),

@@ -13,8 +13,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ukmp.baselines import BASELINES, BaselineOptions
 from ukmp.errors import UserError
 from ukmp.methods import METHODS, SCHEDULES
+from ukmp.scoring.ecoflap_sp import ECoFLaPOptions
+from ukmp.scoring.llm_pruner import LLMPrunerOptions
+
+#: methods that read calibration data (the others are data-free)
+CALIBRATED = ("ukmp", *BASELINES)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -67,6 +73,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ukmi.add_argument(
         "--step-fraction", type=float, default=None, help="units removed per step, as a fraction of all units"
     )
+    baselines = parser.add_argument_group("baselines (docs/baselines.md; --taylor also sets LLM-Pruner's term)")
+    baselines.add_argument(
+        "--skip-layers",
+        choices=("llm-pruner", "none"),
+        default="llm-pruner",
+        help="LLM-Pruner: leave its first/last layer fractions dense",
+    )
+    baselines.add_argument(
+        "--block-score", choices=("zeroth", "first"), default="zeroth", help="ECoFLaP-sp block score"
+    )
     parser.set_defaults(func=run)
 
 
@@ -94,9 +110,9 @@ def run(args: argparse.Namespace) -> int:
         iterative.fine_step_fraction = min(iterative.fine_step_fraction, args.step_fraction)
     iterative.validate()
     calib = None
-    if args.method == "ukmp" and args.scores is None:
+    if args.method in CALIBRATED and args.scores is None:
         if args.calib is None:
-            raise UserError("--method ukmp needs calibration data: pass --calib DIR (or --calib shapes).")
+            raise UserError(f"--method {args.method} needs calibration data: pass --calib DIR (or --calib shapes).")
         text = is_text_data(args.calib)
         calib = args.calib if text else resolve_data_dir(args.calib, args.calib_split, 2 * args.num_samples)
     print(f"ukmp prune: {args.model}, method {args.method}, ratio {args.ratio:g} of {args.of} parameters")
@@ -119,5 +135,9 @@ def run(args: argparse.Namespace) -> int:
         iterative_options=iterative,
         scores_file=args.scores,
         overwrite=args.overwrite,
+        baseline_options=BaselineOptions(
+            llm_pruner=LLMPrunerOptions(taylor=args.taylor, skip=args.skip_layers),
+            ecoflap=ECoFLaPOptions(block_score=args.block_score),
+        ),
     )
     return 0

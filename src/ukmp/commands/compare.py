@@ -1,0 +1,111 @@
+"""`ukmp compare`: UKMP and the paper's baselines side by side on one model, one table, one plot.
+
+Every method prunes the same model to the same parameter targets from the same calibration
+samples; the baselines share one calibration pass. OUT gets results.md, results.json,
+quality_vs_ratio.png and every artifact; a rerun with the same OUT skips what is already there.
+The defaults are sized so the 9 x 3 comparison on the shipped model runs in minutes on a CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from pathlib import Path
+
+from ukmp.errors import UserError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from ukmp.compare import DEFAULT_METHODS, RECOVERY_MODES
+
+    parser = subparsers.add_parser(
+        "compare",
+        help="prune with several methods at several ratios, evaluate, and tabulate/plot the results",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("model", metavar="MODEL", help="dense model directory, hub id or zoo name")
+    parser.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="comma-separated methods")
+    parser.add_argument("--ratios", default="0.2,0.35,0.5", help="comma-separated fractions of parameters to remove")
+    parser.add_argument("--calib", default="shapes", help="calibration data folder (ukmp_data.json), or 'shapes'")
+    parser.add_argument("--eval", dest="eval_data", default="shapes", help="evaluation data folder, or 'shapes'")
+    parser.add_argument("--out", type=Path, required=True, help="run folder (results, artifacts, caches)")
+    parser.add_argument(
+        "--recover",
+        choices=RECOVERY_MODES,
+        default="none",
+        help="none: pruning only; lpd: UKMP with LPD, baselines with plain LoRA (the paper); lora: all plain LoRA",
+    )
+    parser.add_argument("--recover-ratios", default=None, help="recover only at these ratios (default: all)")
+    parser.add_argument("--recover-samples", type=int, default=2000, help="training pairs per recovery")
+    parser.add_argument("--recover-batch-size", type=int, default=8, help="recovery batch size")
+    parser.add_argument("--calib-split", default="train", help="split of the calibration data")
+    parser.add_argument("--eval-split", default="val", help="split of the evaluation data")
+    parser.add_argument("--num-samples", type=int, default=64, help="calibration samples per pass")
+    parser.add_argument("--batch-size", type=int, default=8, help="calibration batch size")
+    parser.add_argument("--tasks", default="vqa,caption", help="evaluation tasks (vqa, gqa, caption, retrieval)")
+    parser.add_argument("--limit", type=int, default=300, help="evaluate on the first N records of each task")
+    parser.add_argument("--caption-limit", type=int, default=100, help="first N images for captioning")
+    parser.add_argument("--eval-batch-size", type=int, default=64, help="evaluation batch size")
+    parser.add_argument("--of", choices=("all", "prunable"), default="all", help="ratio basis")
+    parser.add_argument("--seed", type=int, default=0, help="seed of sampling and random scores")
+    parser.add_argument("--taylor", choices=("first", "second", "mix"), default="first", help="LLM-Pruner's term")
+    parser.add_argument(
+        "--skip-layers", choices=("llm-pruner", "none"), default="llm-pruner", help="LLM-Pruner's skipped layers"
+    )
+    parser.add_argument("--block-score", choices=("zeroth", "first"), default="zeroth", help="ECoFLaP block score")
+    parser.add_argument("--overwrite", action="store_true", help="start afresh instead of reusing OUT")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ukmp.baselines import BaselineOptions
+    from ukmp.compare import CompareConfig, CompareRun, parse_list, parse_ratios
+    from ukmp.scoring.ecoflap_sp import ECoFLaPOptions
+    from ukmp.scoring.llm_pruner import LLMPrunerOptions
+
+    if args.model is None or not str(args.model).strip():
+        raise UserError("MODEL is empty; give a model directory, hub id or zoo name.")
+    options = BaselineOptions(
+        llm_pruner=LLMPrunerOptions(taylor=args.taylor, skip=args.skip_layers),
+        ecoflap=ECoFLaPOptions(block_score=args.block_score),
+    )
+    config = CompareConfig(
+        model=args.model,
+        out=str(args.out),
+        calib=args.calib,
+        eval_data=args.eval_data,
+        methods=tuple(parse_list(args.methods, "--methods")),
+        ratios=parse_ratios(args.ratios),
+        recover=args.recover,
+        recover_ratios=parse_ratios(args.recover_ratios, "--recover-ratios") if args.recover_ratios else None,
+        calib_split=args.calib_split,
+        eval_split=args.eval_split,
+        num_samples=args.num_samples,
+        batch_size=args.batch_size,
+        tasks=tuple(parse_list(args.tasks, "--tasks")),
+        limit=args.limit,
+        caption_limit=args.caption_limit,
+        eval_batch_size=args.eval_batch_size,
+        of=args.of,
+        seed=args.seed,
+        recover_samples=args.recover_samples,
+        recover_batch_size=args.recover_batch_size,
+        progress=not args.no_progress,
+        baseline_options=options,
+        extra={"command": _command_line(args)},
+    )
+    CompareRun(config, overwrite=args.overwrite).run()
+    return 0
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    """The command that reproduces this run (every setting that shapes the results, spelled out)."""
+    parts = ["ukmp", "compare", args.model, "--methods", args.methods, "--ratios", args.ratios]
+    parts += ["--calib", args.calib, "--eval", args.eval_data, "--out", str(args.out), "--recover", args.recover]
+    parts += ["--num-samples", str(args.num_samples), "--tasks", args.tasks, "--limit", str(args.limit)]
+    parts += ["--caption-limit", str(args.caption_limit), "--seed", str(args.seed)]
+    if args.recover_ratios:
+        parts += ["--recover-ratios", args.recover_ratios]
+    return " ".join(shlex.quote(p) for p in parts)

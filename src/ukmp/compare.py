@@ -1,0 +1,416 @@
+"""`ukmp compare`: every method at every ratio on one model, from one calibration pass.
+
+The run folder is the record and the cache::
+
+    OUT/scores/<method>.safetensors       unit scores (ratio-independent; re-planned for each ratio)
+    OUT/artifacts/<method>-<pct>/         the pruned models (ukmp artifacts)
+    OUT/recovered/<method>-<pct>/         recovery outputs (adapter, curve, merged/), when asked
+    OUT/evals/<name>.json                 one `ukmp evaluate`-format result per model
+    OUT/results.json, results.md, quality_vs_ratio.png
+
+Anything already in OUT (scores, artifacts, evaluations, recoveries) is reused, so an interrupted
+run continues where it stopped; ``--overwrite`` starts afresh. The dense model is loaded once and
+kept dense; each (method, ratio) prunes a copy. The baselines' activation statistics and gradients
+come from one shared pass (``CalibrationPass``) declared up front with the union of their needs;
+UKMP runs its own passes (token-selected gradients and entropy), as the method prescribes.
+
+Recovery: ``none`` compares the pruning alone; ``lpd`` is the paper's protocol (UKMP recovers with
+LPD, the baselines with plain LoRA on the task loss); ``lora`` gives every method plain LoRA, which
+isolates the pruning criterion from the recovery method.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ukmp.errors import UserError
+
+RECOVERY_MODES = ("none", "lora", "lpd")
+DEFAULT_METHODS = (
+    "ukmp",
+    "llm-pruner-global",
+    "llm-pruner-local",
+    "flap",
+    "wanda-sp",
+    "ecoflap-sp",
+    "upop",
+    "magnitude",
+    "random",
+)
+RESULTS_FORMAT = "ukmp-compare/1"
+
+
+@dataclass
+class CompareConfig:
+    """Everything that determines a comparison run (the CLI's flags)."""
+
+    model: str
+    out: str
+    calib: str = "shapes"
+    eval_data: str = "shapes"
+    methods: tuple[str, ...] = DEFAULT_METHODS
+    ratios: tuple[float, ...] = (0.2, 0.35, 0.5)
+    recover: str = "none"
+    recover_ratios: tuple[float, ...] | None = None
+    calib_split: str = "train"
+    eval_split: str = "val"
+    num_samples: int = 64
+    batch_size: int = 8
+    tasks: tuple[str, ...] = ("vqa", "caption")
+    limit: int | None = 300
+    caption_limit: int | None = 100
+    eval_batch_size: int = 64
+    of: str = "all"
+    seed: int = 0
+    recover_samples: int | None = 2000
+    recover_batch_size: int = 8
+    progress: bool = True
+    baseline_options: Any = None
+    extra: dict = field(default_factory=dict)
+
+    def validate(self) -> None:
+        from ukmp.methods import METHODS
+
+        if not self.methods:
+            raise UserError("--methods is empty; name at least one method.")
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown:
+            raise UserError(f"unknown method {unknown[0]!r} in --methods; choose from {', '.join(METHODS)}.")
+        if len(set(self.methods)) != len(self.methods):
+            raise UserError("--methods names a method twice; list each method once.")
+        if not self.ratios:
+            raise UserError("--ratios is empty; give at least one ratio, e.g. 0.2,0.35,0.5.")
+        for r in self.ratios:
+            if not 0.0 < r < 1.0:
+                raise UserError(f"every ratio must be between 0 and 1 (exclusive), got {r:g}.")
+        if self.recover not in RECOVERY_MODES:
+            raise UserError(f"--recover must be one of {', '.join(RECOVERY_MODES)}, got {self.recover!r}.")
+        for r in self.recover_ratios or ():
+            if r not in self.ratios:
+                raise UserError(f"--recover-ratios names {r:g}, which is not one of --ratios.")
+        for name in ("num_samples", "batch_size", "eval_batch_size", "recover_batch_size"):
+            if getattr(self, name) < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}.")
+        for name in ("limit", "caption_limit", "recover_samples"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {value}.")
+        if self.of not in ("all", "prunable"):
+            raise UserError(f"--of must be 'all' or 'prunable', got {self.of!r}.")
+
+
+def parse_list(text: str, what: str) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise UserError(f"{what} is empty; give a comma-separated list.")
+    return items
+
+
+def parse_ratios(text: str, what: str = "--ratios") -> tuple[float, ...]:
+    out = []
+    for item in parse_list(text, what):
+        try:
+            out.append(float(item))
+        except ValueError:
+            raise UserError(f"{what} must be comma-separated numbers like 0.2,0.5; {item!r} is not a number.") from None
+    return tuple(out)
+
+
+def artifact_name(method: str, ratio: float) -> str:
+    return f"{method}-{round(ratio * 100):02d}"
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def recovery_kind(method: str, mode: str) -> str | None:
+    """'lpd', 'lora' or None for this method under the run's recovery mode."""
+    if mode == "none":
+        return None
+    return "lpd" if mode == "lpd" and method == "ukmp" else "lora"
+
+
+class CompareRun:
+    """One comparison: load once, score each method once, prune/evaluate each ratio, write results."""
+
+    def __init__(self, config: CompareConfig, *, overwrite: bool = False) -> None:
+        config.validate()
+        self.config = config
+        self.out = Path(config.out)
+        if overwrite and self.out.exists():
+            shutil.rmtree(self.out)
+        if self.out.exists() and not self.out.is_dir():
+            raise UserError(f"{self.out} is a file; give a folder for --out.")
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.rows: list[dict[str, Any]] = []
+        self.dense_eval: dict[str, Any] | None = None
+        self._loaded = False
+        self.started = time.time()
+
+    def say(self, text: str) -> None:
+        print(text, flush=True)
+
+    # -------------------------------------------------------------------------------- model, data
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        from ukmp.accounting import parameter_counts, prunable_parameters
+        from ukmp.adapters import find_adapter
+        from ukmp.artifact import load_model, resolve_model_ref, state_dict_sha256
+        from ukmp.data.index import resolve_data_dir
+        from ukmp.pipeline import load_processor
+
+        c = self.config
+        self.ref = resolve_model_ref(c.model)
+        self.model = load_model(self.ref).float().eval()
+        if getattr(self.model, "ukmp_manifest", None) is not None:
+            raise UserError(f"{c.model} is already a pruned model; compare methods on its dense base model.")
+        self.adapter = find_adapter(self.model)
+        self.groups = self.adapter.groups(self.model)
+        self.processor = load_processor(self.ref)
+        if self.processor is None:
+            raise UserError(f"{c.model} has no processor files (image processor + tokenizer) to read data with.")
+        self.checksum = state_dict_sha256(self.model)
+        self.counts = parameter_counts(self.model, self.adapter)
+        self.basis = self.counts["total"] if c.of == "all" else prunable_parameters(self.groups)
+        self.calib_dir = resolve_data_dir(c.calib, c.calib_split, 2 * c.num_samples)
+        self._calibration = None
+        self._loaded = True
+
+    def calibration(self):
+        """The shared calibration pass, declared with the needs of every baseline still to score."""
+        from ukmp.baselines import BASELINES, calibration_needs
+        from ukmp.scoring.calibration_pass import CalibrationPass
+
+        if self._calibration is None:
+            c = self.config
+            self._calibration = CalibrationPass(
+                self.model,
+                self.processor,
+                self.groups,
+                self.calib_dir,
+                c.calib_split,
+                num_samples=c.num_samples,
+                batch_size=c.batch_size,
+                seed=c.seed,
+                progress=c.progress,
+            )
+            for method in c.methods:
+                if method in BASELINES and not self._scores_file(method).is_file():
+                    self._calibration.require(*calibration_needs(method, c.baseline_options))
+        return self._calibration
+
+    # ------------------------------------------------------------------------------------ scoring
+
+    def _scores_file(self, method: str) -> Path:
+        return self.out / "scores" / f"{method}.safetensors"
+
+    def scores(self, method: str):
+        from ukmp.baselines import BASELINES, baseline_scores
+        from ukmp.methods import MethodScores, check_scores_match, simple_scores, ukmi_method_scores
+        from ukmp.scoring.ukmi import UKMIOptions
+
+        file = self._scores_file(method)
+        if file.is_file():
+            scored = MethodScores.load(file)
+            check_scores_match(scored.scores, self.groups)
+            return scored
+        self._load()
+        c = self.config
+        torch.manual_seed(c.seed)
+        if method == "ukmp":
+            scored = ukmi_method_scores(
+                self.model,
+                self.processor,
+                self.groups,
+                calib_dir=self.calib_dir,
+                split=c.calib_split,
+                num_samples=c.num_samples,
+                batch_size=c.batch_size,
+                options=UKMIOptions(),
+                seed=c.seed,
+            )
+            passes = [v for v in scored.stats.values() if isinstance(v, dict) and "seconds" in v]
+            scored.stats["scoring"] = {
+                "seconds": sum(p["seconds"] for p in passes),
+                "peak_memory_mb": max((p.get("peak_memory_mb", 0.0) for p in passes), default=0.0),
+            }
+        elif method in BASELINES:
+            scored = baseline_scores(method, self.calibration(), c.baseline_options)
+        else:
+            scored = simple_scores(method, self.model, self.groups, c.seed)
+        file.parent.mkdir(parents=True, exist_ok=True)
+        scored.save(file)
+        return scored
+
+    # ------------------------------------------------------------------------------------ pruning
+
+    def prune(self, method: str, ratio: float, scored) -> Path:
+        """The artifact of ``method`` at ``ratio`` (pruned now unless already in OUT)."""
+        from ukmp.artifact import save_pruned
+        from ukmp.baselines import block_scores_of, compensation_before_surgery, plannable_groups, planning_ratio
+        from ukmp.methods import DEFAULT_SCHEDULE, plan_from_scores
+        from ukmp.scoring.flap import add_to_biases
+        from ukmp.surgery import apply_plan_physically
+
+        folder = self.out / "artifacts" / artifact_name(method, ratio)
+        if (folder / "pruning.json").is_file():
+            return folder
+        self._load()
+        schedule = DEFAULT_SCHEDULE[method]
+        result = plan_from_scores(
+            scored.scores,
+            plannable_groups(scored, self.groups),
+            schedule=schedule,
+            target_ratio=planning_ratio(scored, self.model, self.groups, ratio, self.basis),
+            basis_params=self.basis,
+            block_scores=block_scores_of(scored),
+        )
+        model = copy.deepcopy(self.model)
+        deltas = compensation_before_surgery(scored, model, self.groups, result.plan)
+        apply_plan_physically(model, result.plan, self.adapter)
+        add_to_biases(model, deltas)
+        options = {"ratio": ratio, "of": self.config.of, "schedule": schedule, "compare_run": True}
+        for key in ("calibration", "options", "approximation"):
+            if key in scored.stats:
+                options[key] = scored.stats[key]
+        save_pruned(
+            model,
+            result.plan,
+            folder,
+            processor=self.processor,
+            base_model_ref=self.config.model,
+            base_checksum=self.checksum,
+            method=method,
+            options=options,
+            seed=self.config.seed,
+            target_ratio=ratio,
+            ratio_basis=self.config.of,
+            overwrite=True,
+            extra={"scoring": scored.stats},
+        )
+        return folder
+
+    # --------------------------------------------------------------------------------- evaluation
+
+    def evaluate(self, model_ref: str | Path, name: str) -> dict[str, Any]:
+        """`ukmp evaluate`-format results for one model, cached as OUT/evals/<name>.json."""
+        from ukmp.evaluation.harness import evaluate
+        from ukmp.evaluation.model_loading import load_model_and_processor
+
+        file = self.out / "evals" / f"{name}.json"
+        if file.is_file():
+            return json.loads(file.read_text())
+        c = self.config
+        model, processor, _ = load_model_and_processor(str(model_ref), device="cpu")
+        merged: dict[str, Any] | None = None
+        for task in c.tasks:
+            limit = c.caption_limit if task == "caption" and c.caption_limit is not None else c.limit
+            result = evaluate(
+                model,
+                processor,
+                c.eval_data,
+                c.eval_split,
+                (task,),
+                limit,
+                c.eval_batch_size,
+                model_name=name,
+                progress=c.progress,
+            )
+            if merged is None:
+                merged = result
+            else:
+                merged["tasks"].update(result["tasks"])
+                merged["seconds"] = round(merged["seconds"] + result["seconds"], 2)
+        merged["limits"] = {t: (c.caption_limit if t == "caption" and c.caption_limit else c.limit) for t in c.tasks}
+        write_json_atomic(file, merged)
+        return merged
+
+    # ----------------------------------------------------------------------------------- recovery
+
+    def recover(self, method: str, ratio: float, artifact: Path) -> Path | None:
+        """Recover ``artifact`` (plain LoRA or LPD) and return the merged artifact."""
+        from ukmp.recovery.distill import MERGED_DIR, RecoveryConfig, run_recovery
+
+        kind = recovery_kind(method, self.config.recover)
+        if kind is None:
+            return None
+        folder = self.out / "recovered" / artifact_name(method, ratio)
+        merged = folder / MERGED_DIR
+        if (merged / "pruning.json").is_file():
+            return merged
+        c = self.config
+        config = RecoveryConfig(
+            pruned=str(artifact),
+            out=str(folder),
+            teacher=c.model,
+            data=c.calib,
+            split=c.calib_split,
+            schedule="lpd" if kind == "lpd" else "task",
+            plain_lora=kind == "lora",
+            batch_size=c.recover_batch_size,
+            max_samples=c.recover_samples,
+            seed=c.seed,
+            cpu=not torch.cuda.is_available(),
+            merge=True,
+        )
+        run_recovery(config, overwrite=True, progress=c.progress)
+        return merged
+
+    # ------------------------------------------------------------------------------------ the run
+
+    def run(self) -> dict[str, Any]:
+        from ukmp.compare_report import write_results
+
+        c = self.config
+        self.say(f"ukmp compare: {len(c.methods)} methods x {len(c.ratios)} ratios on {c.model}; results in {self.out}")
+        self._load()
+        self.say("[dense] evaluating the dense model")
+        self.dense_eval = self.evaluate(self.ref, "dense")
+        recover_at = set(c.recover_ratios if c.recover_ratios is not None else c.ratios)
+        for i, method in enumerate(c.methods, 1):
+            self.say(f"[{i}/{len(c.methods)}] {method}: scoring")
+            scored = self.scores(method)
+            for ratio in c.ratios:
+                name = artifact_name(method, ratio)
+                self.say(f"[{i}/{len(c.methods)}] {method}: ratio {ratio:g} -> {name}")
+                artifact = self.prune(method, ratio, scored)
+                manifest = json.loads((artifact / "pruning.json").read_text())
+                row = {
+                    "method": method,
+                    "name": name,
+                    "target_ratio": ratio,
+                    "achieved_ratio": manifest.get("achieved_ratio"),
+                    "schedule": (manifest.get("method") or {}).get("options", {}).get("schedule"),
+                    "params_after": manifest["parameters"]["after"]["total"],
+                    "params_before": manifest["parameters"]["before"]["total"],
+                    "scoring": scored.stats.get("scoring", {}),
+                    "shared_calibration_seconds": (scored.stats.get("shared_calibration") or {}).get("seconds", 0.0),
+                    "approximation": scored.stats.get("approximation"),
+                    "artifact": str(artifact.relative_to(self.out)),
+                    "eval": self.evaluate(artifact, name),
+                }
+                if ratio in recover_at and recovery_kind(method, c.recover):
+                    self.say(f"[{i}/{len(c.methods)}] {method}: recovering {name} ({recovery_kind(method, c.recover)})")
+                    merged = self.recover(method, ratio, artifact)
+                    row["recovery"] = recovery_kind(method, c.recover)
+                    row["recovered_eval"] = self.evaluate(merged, f"{name}-recovered")
+                self.rows.append(row)
+                write_results(self)  # after every model, so an interrupted run still has a table
+        files = write_results(self)
+        self.say(f"wrote {', '.join(str(f) for f in files)} ({(time.time() - self.started) / 60:.1f} min)")
+        return {"rows": self.rows, "files": [str(f) for f in files]}

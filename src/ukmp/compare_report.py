@@ -1,0 +1,182 @@
+"""The results of `ukmp compare`: a JSON record, a Markdown table and a quality-vs-ratio plot.
+
+Written after every model (atomically: temporary file, then rename), so a long run can be read
+while it goes and an interrupted one still has everything finished so far. The Markdown says, per
+ratio and metric, which method is best and by how much UKMP trails when it does not win: a
+comparison that hides its losses helps nobody choose a method.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ukmp.reporting import headline_metrics, quality_figure
+
+PLOT = "quality_vs_ratio.png"
+
+
+def _metrics(row_eval: dict[str, Any] | None) -> dict[str, float]:
+    return headline_metrics(row_eval) if row_eval else {}
+
+
+def results_data(run) -> dict[str, Any]:
+    """The JSON record: settings, the dense model's metrics and one entry per (method, ratio)."""
+    from ukmp.compare import RESULTS_FORMAT
+
+    c = run.config
+    rows = []
+    for row in run.rows:
+        entry = {k: v for k, v in row.items() if k not in ("eval", "recovered_eval")}
+        entry["metrics"] = _metrics(row.get("eval"))
+        entry["eval_seconds"] = (row.get("eval") or {}).get("seconds")
+        if row.get("recovered_eval") is not None:
+            entry["recovered_metrics"] = _metrics(row["recovered_eval"])
+        rows.append(entry)
+    return {
+        "format": RESULTS_FORMAT,
+        "model": c.model,
+        "settings": {
+            "methods": list(c.methods),
+            "ratios": list(c.ratios),
+            "ratio_of": c.of,
+            "calib": c.calib,
+            "calib_split": c.calib_split,
+            "num_samples": c.num_samples,
+            "eval": c.eval_data,
+            "eval_split": c.eval_split,
+            "tasks": list(c.tasks),
+            "limit": c.limit,
+            "caption_limit": c.caption_limit,
+            "recover": c.recover,
+            "seed": c.seed,
+        },
+        "dense": {"metrics": _metrics(run.dense_eval), "params": getattr(run, "counts", {}).get("total")},
+        "rows": rows,
+        "command": c.extra.get("command"),
+    }
+
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    return "n/a" if value is None else f"{value:.{digits}g}"
+
+
+def results_markdown(data: dict[str, Any]) -> str:
+    """A table per stage (pruned, recovered) and the best method per ratio and metric."""
+    s = data["settings"]
+    dense = data["dense"]["metrics"]
+    metrics = list(dense) or sorted({m for r in data["rows"] for m in r["metrics"]})
+    lines = [
+        f"# ukmp compare: {data['model']}",
+        "",
+        f"Ratios are fractions of {s['ratio_of']} parameters removed. Calibration: {s['calib']} "
+        f"({s['calib_split']}, {s['num_samples']} samples per pass). Evaluation: {s['eval']} {s['eval_split']}, "
+        f"tasks {', '.join(s['tasks'])} (first {s['limit']} records; captions {s['caption_limit']}). "
+        f"Recovery: {s['recover']}.",
+    ]
+    if data.get("command"):
+        lines += ["", "```", data["command"], "```"]
+    header = (
+        "| method | target | achieved | params | scoring s | shared calib s | peak MB | " + " | ".join(metrics) + " |"
+    )
+    rule = "|" + "---|" * (7 + len(metrics))
+    lines += ["", "## Before recovery", "", header, rule]
+    lines.append(
+        f"| dense | 0 | 0 | {data['dense'].get('params') or 'n/a':,} | | | | "
+        + " | ".join(_fmt(dense.get(m)) for m in metrics)
+        + " |"
+    )
+    for r in data["rows"]:
+        scoring = r.get("scoring") or {}
+        lines.append(
+            f"| {r['method']} | {r['target_ratio']:g} | {_fmt(r['achieved_ratio'])} | {r['params_after']:,} | "
+            f"{_fmt(scoring.get('seconds'), 3)} | {_fmt(r.get('shared_calibration_seconds'), 3)} | "
+            f"{_fmt(scoring.get('peak_memory_mb'), 4)} | "
+            + " | ".join(_fmt(r["metrics"].get(m)) for m in metrics)
+            + " |"
+        )
+    recovered = [r for r in data["rows"] if r.get("recovered_metrics")]
+    if recovered:
+        lines += ["", "## After recovery", "", "| method | target | recovery | " + " | ".join(metrics) + " |"]
+        lines.append("|" + "---|" * (3 + len(metrics)))
+        for r in recovered:
+            lines.append(
+                f"| {r['method']} | {r['target_ratio']:g} | {r['recovery']} | "
+                + " | ".join(_fmt(r["recovered_metrics"].get(m)) for m in metrics)
+                + " |"
+            )
+    lines += ["", "## Best method per ratio", ""]
+    lines += _winners(data["rows"], metrics, "metrics", "before recovery")
+    if recovered:
+        lines += _winners(recovered, metrics, "recovered_metrics", "after recovery")
+    notes = sorted({(r["method"], r["approximation"]) for r in data["rows"] if r.get("approximation")})
+    if notes:
+        lines += ["", "## Approximations", ""]
+        lines += [f"- `{m}`: {text}." for m, text in notes]
+    lines += [
+        "",
+        "Scoring s is each method's own scoring time; shared calib s is the shared calibration pass it",
+        "read (activation statistics and/or plain-loss gradients, computed once for all baselines).",
+        "UKMP's time is its own two passes (entropy, token-selected gradients). Peak MB is the process's",
+        "peak resident memory after scoring (monotone over the run).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _winners(rows: list[dict[str, Any]], metrics: list[str], key: str, stage: str) -> list[str]:
+    out = []
+    for ratio in sorted({r["target_ratio"] for r in rows}):
+        for metric in metrics:
+            scored = [(r[key].get(metric), r["method"]) for r in rows if r["target_ratio"] == ratio]
+            scored = [(v, m) for v, m in scored if v is not None]
+            if not scored:
+                continue
+            best_value, best = max(scored)
+            ukmp = next((v for v, m in scored if m == "ukmp"), None)
+            if ukmp is None or best == "ukmp":
+                verdict = "UKMP wins" if best == "ukmp" else "UKMP not run"
+            else:
+                verdict = f"UKMP does NOT win ({_fmt(ukmp)}, {_fmt(best_value - ukmp, 3)} behind)"
+            out.append(f"- {stage}, ratio {ratio:g}, {metric}: best {best} ({_fmt(best_value)}); {verdict}.")
+    return out
+
+
+def quality_points(data: dict[str, Any]) -> dict[str, list[tuple[float, dict[str, float], str]]]:
+    """method -> [(achieved ratio, metrics, name)], dense at 0; recovered points as their own lines."""
+    points: dict[str, list[tuple[float, dict[str, float], str]]] = {}
+    dense = data["dense"]["metrics"]
+    for r in data["rows"]:
+        if r.get("achieved_ratio") is None:
+            continue
+        line = points.setdefault(r["method"], [(0.0, dense, "dense")] if dense else [])
+        line.append((r["achieved_ratio"], r["metrics"], r["name"]))
+        if r.get("recovered_metrics"):
+            label = f"{r['method']} + {r['recovery']}"
+            points.setdefault(label, [(0.0, dense, "dense")] if dense else []).append(
+                (r["achieved_ratio"], r["recovered_metrics"], f"{r['name']}-recovered")
+            )
+    return {k: sorted(v, key=lambda p: p[0]) for k, v in points.items()}
+
+
+def _replace(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_results(run) -> list[Path]:
+    """results.json, results.md and (with two points or more) the plot, all atomically."""
+    import json
+
+    out = Path(run.out)
+    data = results_data(run)
+    _replace(out / "results.json", json.dumps(data, indent=1) + "\n")
+    _replace(out / "results.md", results_markdown(data))
+    files = [out / "results.md", out / "results.json"]
+    tmp = out / f".tmp-{PLOT}"
+    if quality_figure(quality_points(data), tmp):
+        os.replace(tmp, out / PLOT)
+        files.append(out / PLOT)
+    return files

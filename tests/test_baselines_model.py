@@ -1,0 +1,124 @@
+"""Baselines on a tiny BLIP-2: one shared calibration pass, FLAP's bias compensation, its artifact."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import ukmp
+from eval_tiny_model import tiny_model_dir
+from ukmp.accounting import parameter_counts
+from ukmp.adapters import find_adapter
+from ukmp.adapters.base import get_module
+from ukmp.artifact import load_model, save_pruned
+from ukmp.baselines import baseline_scores, compensation_before_surgery
+from ukmp.cli import main
+from ukmp.data.world_writer import write_split
+from ukmp.methods import plan_from_scores
+from ukmp.pipeline import load_processor
+from ukmp.scoring.calibration_pass import CalibrationPass
+from ukmp.scoring.flap import add_to_biases
+from ukmp.scoring.ukmi import UKMIOptions, accumulate_gradients
+from ukmp.surgery import apply_plan_physically
+
+
+@pytest.fixture(scope="module")
+def calib(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_split("train", 8, tmp_path_factory.mktemp("calib"))
+
+
+@pytest.fixture(scope="module")
+def dense():
+    ref = str(tiny_model_dir())
+    model = load_model(ref).float().eval()
+    adapter = find_adapter(model)
+    return model, adapter, adapter.groups(model), load_processor(ref)
+
+
+def _calibration(dense, calib: Path, n: int = 3) -> CalibrationPass:
+    model, _, groups, processor = dense
+    return CalibrationPass(
+        model, processor, groups, calib, "train", num_samples=n, batch_size=2, seed=0, progress=False
+    )
+
+
+def test_one_pass_serves_activations_and_plain_loss_gradients(dense, calib: Path) -> None:
+    cal = _calibration(dense, calib)
+    cal.require("activations", "gradients")
+    stats = cal.activations()
+    grads, _ = cal.gradients()
+    assert len(cal.passes) == 1 and cal.passes[0]["computes"] == ["activations", "gradients"]
+    assert all(s.count > 0 for s in stats.values())
+    # the same gradients as UKMI's pass with token selection off (T = 1: every target token)
+    model, _, groups, _ = dense
+    reference, _, _ = accumulate_gradients(
+        model, groups, cal.batches(1), UKMIOptions(threshold=1.0, entropy="off"), total=3
+    )
+    for name, g in grads.items():
+        torch.testing.assert_close(g, reference[name], rtol=1e-4, atol=1e-6)
+    cal.gradients(fisher=True)  # a later need runs one more pass, and says so
+    assert len(cal.passes) == 2 and "fisher" in cal.passes[1]["computes"]
+
+
+def _flap_pruned(dense, calib: Path, ratio: float = 0.3):
+    model, adapter, groups, _ = dense
+    scored = baseline_scores("flap", _calibration(dense, calib))
+    basis = parameter_counts(model, adapter)["total"]
+    result = plan_from_scores(scored.scores, groups, schedule="global", target_ratio=ratio, basis_params=basis)
+    pruned = copy.deepcopy(model)
+    deltas = compensation_before_surgery(scored, pruned, groups, result.plan)
+    apply_plan_physically(pruned, result.plan, adapter)
+    add_to_biases(pruned, deltas)
+    return pruned, result.plan, deltas
+
+
+def test_flap_compensated_layer_keeps_the_dense_output_mean_on_calibration_data(dense, calib: Path) -> None:
+    model, _, groups, processor = dense
+    pruned, plan, deltas = _flap_pruned(dense, calib)
+    group = next(g for g in groups if g.kind == "mlp" and g.component == "lm_encoder" and plan.removed(g))
+    name = group.consumers[0].module
+    assert get_module(model, name).bias is None and get_module(pruned, name).bias is not None  # T5 wo: created
+    assert name in pruned.ukmp_added_biases
+    inputs = []
+    hook = get_module(model, name).register_forward_pre_hook(lambda _m, args: inputs.append(args[0].detach()))
+    cal = _calibration(dense, calib)
+    with torch.no_grad():
+        for batch in cal.batches(1):
+            model(**batch)
+    hook.remove()
+    x = torch.cat([t.reshape(-1, t.shape[-1]) for t in inputs])
+    kept = torch.tensor(plan.kept[group.name])
+    with torch.no_grad():
+        dense_mean = get_module(model, name)(x).mean(dim=0)
+        compensated = get_module(pruned, name)(x[:, kept]).mean(dim=0)
+        plain = torch.nn.functional.linear(x[:, kept], get_module(pruned, name).weight).mean(dim=0)
+    torch.testing.assert_close(compensated, dense_mean, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(plain, dense_mean, atol=1e-5)  # without the bias the mean shifts
+
+
+def test_flap_artifact_with_created_biases_reloads_bit_identically(dense, calib: Path, tmp_path: Path) -> None:
+    pruned, plan, _ = _flap_pruned(dense, calib)
+    out = save_pruned(pruned, plan, tmp_path / "flap", method="flap", target_ratio=0.3)
+    manifest = json.loads((out / "pruning.json").read_text())
+    assert manifest["added_biases"] == pruned.ukmp_added_biases and manifest["added_biases"]
+    assert manifest["parameters"]["before"]["total"] == parameter_counts(dense[0])["total"]
+    reloaded = ukmp.load_pruned(out)
+    batch = next(_calibration(dense, calib).batches(2))
+    with torch.no_grad():
+        assert torch.equal(pruned(**batch).logits, reloaded(**batch).logits)
+
+
+@pytest.mark.parametrize("method", ["flap", "ecoflap-sp"])
+def test_prune_cli_runs_a_baseline_and_records_it(method: str, calib: Path, tmp_path: Path) -> None:
+    out = tmp_path / method
+    argv = ["prune", str(tiny_model_dir()), "--method", method, "--ratio", "0.3", "--calib", str(calib)]
+    assert main([*argv, "--num-samples", "3", "--out", str(out)]) == 0
+    manifest = json.loads((out / "pruning.json").read_text())
+    assert manifest["achieved_ratio"] >= 0.3
+    assert manifest["extra"]["scoring"]["scoring"]["peak_memory_mb"] > 0
+    assert (manifest["added_biases"] != []) == (method == "flap")
+    ukmp.load_pruned(out)

@@ -1,0 +1,89 @@
+"""`ukmp compare` end to end on a tiny model: every method, table, plot, resume, and bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from eval_tiny_model import tiny_model_dir
+from ukmp.cli import main
+from ukmp.compare import DEFAULT_METHODS
+from ukmp.data.world_writer import write_split
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    calib = write_split("train", 8, tmp_path_factory.mktemp("calib"))
+    val = write_split("val", 4, tmp_path_factory.mktemp("val"))
+    return calib, val
+
+
+def _compare(out: Path, data: tuple[Path, Path], *extra: str) -> int:
+    calib, val = data
+    argv = ["compare", str(tiny_model_dir()), "--calib", str(calib), "--eval", str(val), "--out", str(out)]
+    argv += ["--ratios", "0.2,0.4", "--num-samples", "3", "--tasks", "vqa", "--limit", "4", "--no-progress"]
+    return main([*argv, *extra])
+
+
+def test_compare_runs_every_method_writes_table_plot_artifacts_and_resumes(data, tmp_path: Path) -> None:
+    out = tmp_path / "cmp"
+    assert _compare(out, data) == 0
+    results = json.loads((out / "results.json").read_text())
+    rows = results["rows"]
+    assert [(r["method"], r["target_ratio"]) for r in rows] == [(m, r) for m in DEFAULT_METHODS for r in (0.2, 0.4)]
+    for r in rows:
+        assert r["achieved_ratio"] >= r["target_ratio"]
+        assert r["scoring"]["seconds"] >= 0 and r["scoring"]["peak_memory_mb"] > 0
+        assert "VQA accuracy (%)" in r["metrics"]
+        assert (out / r["artifact"] / "pruning.json").is_file()
+    upop = next(r for r in rows if r["method"] == "upop")
+    assert "one-shot" in upop["approximation"]
+    # the baselines read one shared pass: activations and gradients together
+    shared = {json.dumps(r["shared_calibration_seconds"]) for r in rows if r["method"] in ("flap", "upop")}
+    assert len(shared) == 1
+    text = (out / "results.md").read_text()
+    assert "| ukmp | 0.2 |" in text and "Best method per ratio" in text and "one-shot" in text
+    assert (out / "quality_vs_ratio.png").stat().st_size > 1000
+    # a second run reuses every score, artifact and evaluation
+    kept = [*out.glob("scores/*"), *out.glob("evals/*"), *out.glob("artifacts/*/model.safetensors")]
+    stamps = {p: p.stat().st_mtime_ns for p in kept}
+    assert len(stamps) == 9 + 19 + 18
+    assert _compare(out, data) == 0
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--methods", "ukmp,obs"], "unknown method 'obs'"),
+        (["--methods", "flap,flap"], "names a method twice"),
+        (["--ratios", "0.2,1.5"], "between 0 and 1"),
+        (["--ratios", "0.2,half"], "is not a number"),
+        (["--ratios", ","], "--ratios is empty"),
+        (["--recover", "lora", "--recover-ratios", "0.3"], "not one of --ratios"),
+        (["--num-samples", "0"], "--num-samples must be at least 1"),
+    ],
+)
+def test_compare_rejects_bad_input_with_one_sentence(extra, message, data, tmp_path: Path, capsys) -> None:
+    assert _compare(tmp_path / "bad", data, *extra) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert message in err and err.startswith("ukmp compare: error:")
+
+
+def test_compare_refuses_a_file_as_out_and_a_missing_model(data, tmp_path: Path, capsys) -> None:
+    file = tmp_path / "file"
+    file.write_text("x")
+    assert _compare(file, data) == 2
+    assert "is a file" in capsys.readouterr().err
+    calib, val = data
+    argv = ["compare", str(tmp_path / "nope"), "--calib", str(calib), "--eval", str(val), "--out", str(tmp_path / "o")]
+    assert main(argv) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_prune_baseline_without_calibration_data_is_one_sentence(tmp_path: Path, capsys) -> None:
+    argv = ["prune", str(tiny_model_dir()), "--method", "wanda-sp", "--ratio", "0.3", "--out", str(tmp_path / "o")]
+    assert main(argv) == 2
+    assert "--method wanda-sp needs calibration data" in capsys.readouterr().err
