@@ -87,3 +87,17 @@ def test_prune_baseline_without_calibration_data_is_one_sentence(tmp_path: Path,
     argv = ["prune", str(tiny_model_dir()), "--method", "wanda-sp", "--ratio", "0.3", "--out", str(tmp_path / "o")]
     assert main(argv) == 2
     assert "--method wanda-sp needs calibration data" in capsys.readouterr().err
+
+
+def test_compare_recovers_ukmp_with_lpd_and_baselines_with_plain_lora(data, tmp_path: Path) -> None:
+    calib, _ = data
+    out = tmp_path / "rec"
+    extra = ["--methods", "ukmp,flap", "--recover", "lpd", "--recover-ratios", "0.4"]
+    assert _compare(out, data, *extra, "--recover-samples", "8", "--recover-batch-size", "4") == 0
+    rows = {(r["method"], r["target_ratio"]): r for r in json.loads((out / "results.json").read_text())["rows"]}
+    assert rows[("ukmp", 0.4)]["recovery"] == "lpd" and rows[("flap", 0.4)]["recovery"] == "lora"
+    assert "recovery" not in rows[("ukmp", 0.2)]
+    assert "VQA accuracy (%)" in rows[("flap", 0.4)]["recovered_metrics"]
+    merged = json.loads((out / "recovered" / "flap-40" / "merged" / "pruning.json").read_text())
+    assert merged["added_biases"] and merged["recovery"]["plain_lora"] is True
+    assert "## After recovery" in (out / "results.md").read_text()

@@ -97,11 +97,12 @@ def baseline_scores(method: str, calib: CalibrationPass, options: BaselineOption
         if opts.block_score == "first":
             grads, _ = calib.gradients()
         else:
-            n_batches = -(-len(calib.samples()) // calib.batch_size)
+            # one random direction per sample: the estimate's quality grows with the number of directions
+            n_batches = len(calib.samples())
             grads, stats["zeroth_order_pass"] = ecoflap_sp.zeroth_order_gradients(
                 model,
                 groups,
-                calib.batches(),
+                calib.batches(1),
                 plain_target_loss,
                 epsilon=opts.epsilon,
                 seed=calib.seed,

@@ -135,8 +135,12 @@ def _winners(rows: list[dict[str, Any]], metrics: list[str], key: str, stage: st
                 continue
             best_value, best = max(scored)
             ukmp = next((v for v, m in scored if m == "ukmp"), None)
-            if ukmp is None or best == "ukmp":
-                verdict = "UKMP wins" if best == "ukmp" else "UKMP not run"
+            if ukmp is None:
+                verdict = "UKMP not run"
+            elif ukmp == best_value:
+                ties = sorted(m for v, m in scored if v == best_value and m != "ukmp")
+                verdict = f"UKMP ties with {', '.join(ties)}" if ties else "UKMP wins"
+                best = "ukmp"
             else:
                 verdict = f"UKMP does NOT win ({_fmt(ukmp)}, {_fmt(best_value - ukmp, 3)} behind)"
             out.append(f"- {stage}, ratio {ratio:g}, {metric}: best {best} ({_fmt(best_value)}); {verdict}.")

@@ -5,7 +5,7 @@ global block importance, then prunes inside each block with Wanda. The structure
 
 1. **Coarse**: a score per group (one attention block or one MLP), the sum of ``|w * g|`` over
    every weight the group's units own. By default ``g`` is ECoFLaP's ZEROTH-ORDER estimate, from
-   forward passes only: for each calibration batch a Gaussian direction z is drawn over all the
+   forward passes only: for each calibration sample a Gaussian direction z is drawn over all the
    groups' weights, the loss is evaluated at ``w + eps*z`` and ``w - eps*z``, and
    ``(L+ - L-) / (2 eps) * z`` is accumulated (an SPSA / MeZO estimate of the gradient; no
    backward pass, so no activation memory). ``block_score='first'`` uses the true first-order
