@@ -27,6 +27,10 @@ size before the model was built, i.e. weights + activations + allocator slack, w
 and torch runtime. Where the kernel refuses the reset (not Linux) the probe falls back to the
 lifetime peak (``ru_maxrss``) and says so in ``memory_method``.
 
+A standalone decoder-only language model (Llama, OPT) has no image: it is measured on ``forward``
+(``text_len`` tokens) and ``generate`` (exactly ``caption_tokens`` new tokens greedily after those
+``text_len`` prompt tokens); ``encode`` does not apply and is absent from its results.
+
 Ratios are against the dense model: ``speedup`` = dense median / model median, ``ideal`` = dense
 FLOPs / model FLOPs (what a perfectly efficient kernel would give), and ``of_ideal`` = speedup /
 ideal. Timing figures depend on the machine and its load: the load average at start and end is
@@ -190,12 +194,19 @@ def load_saved_scores(artifact: Path) -> dict[str, torch.Tensor] | None:
 # -------------------------------------------------------------------------------------- the models
 
 
+def is_language_model(model: nn.Module) -> bool:
+    """A standalone decoder-only LM (no image side, no encoder)."""
+    config = model.config
+    return not hasattr(config, "vision_config") and not getattr(config, "is_encoder_decoder", False)
+
+
 def check_supported(model: nn.Module, ref: str) -> None:
     from transformers import Blip2ForConditionalGeneration
 
-    if not isinstance(model, Blip2ForConditionalGeneration):
+    if not isinstance(model, Blip2ForConditionalGeneration) and not is_language_model(model):
         raise UserError(
-            f"ukmp bench measures BLIP-2 models (Blip2ForConditionalGeneration); {ref} is {type(model).__name__}."
+            "ukmp bench measures BLIP-2 models (Blip2ForConditionalGeneration) and decoder-only language models; "
+            f"{ref} is {type(model).__name__}."
         )
 
 
@@ -298,6 +309,8 @@ def bench_inputs(model: nn.Module, batch: int, options: BenchOptions) -> tuple[d
     from ukmp.accounting import example_inputs
 
     forward = example_inputs(model, batch=batch, text_len=options.text_len)
+    if is_language_model(model):
+        return forward, dict(forward)  # the prompt of the generation is the forward's text
     n = model.config.num_query_tokens
     generate = {
         "pixel_values": forward["pixel_values"],
@@ -312,7 +325,7 @@ def _to(inputs: Mapping[str, torch.Tensor], device: torch.device, dtype: torch.d
 
 
 def operations(model: nn.Module, forward: Mapping, generate: Mapping, caption_tokens: int) -> dict[str, Callable]:
-    """The three measured operations as zero-argument callables."""
+    """The measured operations as zero-argument callables (a language model has no ``encode``)."""
 
     def encode():
         return model.get_image_features(pixel_values=forward["pixel_values"], return_dict=True).pooler_output
@@ -329,11 +342,15 @@ def operations(model: nn.Module, forward: Mapping, generate: Mapping, caption_to
             num_beams=1,
         )
 
+    if is_language_model(model):
+        return {"forward": full_forward, "generate": caption}
     return {"encode": encode, "forward": full_forward, "generate": caption}
 
 
 def component_paths(model: nn.Module) -> dict[str, str]:
     """Component -> module path whose FLOPs (children included) count for it."""
+    if is_language_model(model):
+        return {"lm": "model", "lm_head": "lm_head"} if hasattr(model, "lm_head") else {"lm": "model"}
     paths = {"vision": "vision_model", "qformer": "qformer", "projection": "language_projection"}
     lm = model.language_model
     if hasattr(lm, "encoder") and hasattr(lm, "decoder"):
@@ -415,12 +432,12 @@ def time_variants(
         forward, generate = _to(forward, device, dtype), _to(generate, device, dtype)
         ops = {v.name: operations(v.model, forward, generate, options.caption_tokens) for v in variants}
         for v in variants:
-            times[v.name][batch] = {op: [] for op in OPERATIONS}
+            times[v.name][batch] = {op: [] for op in ops[v.name]}
         gc.collect()
         for rep in range(options.warmup + options.repeats):
             shift = rep % len(variants)
             for v in list(variants[shift:]) + list(variants[:shift]):
-                for op in OPERATIONS:
+                for op in ops[v.name]:
                     _sync(device)
                     start = time.perf_counter()
                     out = ops[v.name][op]()
@@ -439,7 +456,7 @@ def time_variants(
 
 def _new_tokens(model: nn.Module, output: torch.Tensor, inputs: Mapping[str, torch.Tensor]) -> int:
     """Tokens generated per sequence (T5 output starts with the decoder start token)."""
-    if getattr(model.config.text_config, "is_encoder_decoder", False):
+    if getattr(getattr(model.config, "text_config", model.config), "is_encoder_decoder", False):
         return int(output.shape[1]) - 1
     return int(output.shape[1] - inputs["input_ids"].shape[1])
 
@@ -564,6 +581,7 @@ def summarize(
     entries = []
     for v in variants:
         flops = v.extra["flops_per_image"]
+        measured = [op for op in OPERATIONS if op in flops]  # a language model has no encode
         params = v.extra["parameters"]
         entry: dict[str, Any] = {
             "name": v.name,
@@ -575,7 +593,7 @@ def summarize(
             "parameter_ratio": params["total"] / dense.extra["parameters"]["total"],
             "flops_per_image": flops,
             "ideal_speedup": {
-                op: _ratio(dense.extra["flops_per_image"][op]["total"], flops[op]["total"]) for op in OPERATIONS
+                op: _ratio(dense.extra["flops_per_image"][op]["total"], flops[op]["total"]) for op in measured
             },
             "generated_tokens": v.extra.get("generated_tokens", {}),
             "batches": {},
@@ -593,13 +611,13 @@ def summarize(
         if "round_to_unchanged" in v.extra:
             entry["round_to_unchanged"] = v.extra["round_to_unchanged"]
         for batch in options.batch_sizes:
-            stats = {op: spread(times[v.name][batch][op]) for op in OPERATIONS}
+            stats = {op: spread(times[v.name][batch][op]) for op in measured}
             result: dict[str, Any] = dict(stats)
-            result["throughput_images_per_s"] = {op: batch / stats[op]["median_s"] for op in OPERATIONS}
+            result["throughput_images_per_s"] = {op: batch / stats[op]["median_s"] for op in measured}
             dense_stats = times[dense.name][batch]
-            speedup = {op: statistics.median(dense_stats[op]) / stats[op]["median_s"] for op in OPERATIONS}
+            speedup = {op: statistics.median(dense_stats[op]) / stats[op]["median_s"] for op in measured}
             result["speedup"] = speedup
-            result["of_ideal"] = {op: _ratio(speedup[op], entry["ideal_speedup"][op]) for op in OPERATIONS}
+            result["of_ideal"] = {op: _ratio(speedup[op], entry["ideal_speedup"][op]) for op in measured}
             mem = memory.get(v.name, {}).get(batch) if memory is not None else None
             result["peak_memory_mib"] = mem
             dense_mem = memory.get(dense.name, {}).get(batch) if memory is not None else None
@@ -607,7 +625,7 @@ def summarize(
             if v.kind == "rounded":
                 base_times = times[v.derived_from][batch]
                 result["speedup_vs_unrounded"] = {
-                    op: statistics.median(base_times[op]) / stats[op]["median_s"] for op in OPERATIONS
+                    op: statistics.median(base_times[op]) / stats[op]["median_s"] for op in measured
                 }
             entry["batches"][str(batch)] = result
         entries.append(entry)
@@ -709,7 +727,9 @@ def write_text_atomic(path: Path, text: str) -> Path:
 # ----------------------------------------------------------------------------------------- markdown
 
 
-def _ms(stats: Mapping[str, float]) -> str:
+def _ms(stats: Mapping[str, float] | None) -> str:
+    if stats is None:
+        return "–"  # not applicable (image encoding of a language model)
     return f"{stats['median_s'] * 1e3:,.1f} [{stats['min_s'] * 1e3:,.1f}–{stats['max_s'] * 1e3:,.1f}]"
 
 
@@ -804,11 +824,11 @@ def bench_markdown(results: Mapping[str, Any], *, heading_level: int = 2) -> str
         for m in models:
             r = m["batches"][b]
             lines.append(
-                f"| {m['name']} | {_ms(r['encode'])} | {_ms(r['forward'])} | {_ms(r['generate'])} | "
+                f"| {m['name']} | {_ms(r.get('encode'))} | {_ms(r['forward'])} | {_ms(r['generate'])} | "
                 f"{r['throughput_images_per_s']['generate']:,.2f} | {_mib(r['peak_memory_mib'])} | "
                 f"{_x(r['speedup']['forward'])} | {_x(m['ideal_speedup']['forward'])} | "
                 f"{_pct(r['of_ideal']['forward'])} | "
-                f"{_x(r['speedup']['encode'])} ({_x(m['ideal_speedup']['encode'])}) | "
+                f"{_x(r['speedup'].get('encode'))} ({_x(m['ideal_speedup'].get('encode'))}) | "
                 f"{_x(r['speedup']['generate'])} ({_x(m['ideal_speedup']['generate'])}) |"
             )
     rounded = [m for m in models if m["kind"] == "rounded"]

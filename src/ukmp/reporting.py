@@ -299,9 +299,10 @@ def bench_figure(bench: Mapping[str, Any], path: Path) -> bool:
     batches = bench["settings"]["batch_sizes"]
     fig = _figure(max(7.5, 1.3 * len(models) + 5), 3.3 * len(batches))
     axes = fig.subplots(len(batches), 1, squeeze=False)[:, 0]
-    width = 0.8 / len(OPERATIONS)
+    ops = [op for op in OPERATIONS if all(op in m["ideal_speedup"] for m in models)]  # LMs have no encode
+    width = 0.8 / len(ops)
     for ax, batch in zip(axes, batches, strict=True):
-        for j, op in enumerate(OPERATIONS):
+        for j, op in enumerate(ops):
             xs = [i + (j - 1) * width for i in range(len(models))]
             measured = [m["batches"][str(batch)]["speedup"][op] for m in models]
             ideal = [m["ideal_speedup"][op] or 0.0 for m in models]

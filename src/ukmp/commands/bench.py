@@ -7,8 +7,10 @@ pruning buys. Reported per model: parameters and FLOPs per component; latency of
 of a full forward and of fixed-length greedy caption generation (median over --repeats, with
 min-max); throughput; peak memory of a forward; ratios to the dense model and to the ideal FLOPs
 ratio. With --round-to K the kept widths of every layer are also rounded up to a multiple of K and
-that variant is measured, to show its parameter cost and speed gain. Timing is never exact on a busy
-machine: the load average is recorded with the figures.
+that variant is measured, to show its parameter cost and speed gain. A standalone decoder-only
+language model (MODEL may be a .gguf file) is measured on the forward and on generation only: it has
+no image to encode. Timing is never exact on a busy machine: the load average is recorded with the
+figures.
 """
 
 from __future__ import annotations
