@@ -1,7 +1,7 @@
 """UKMP's language-side pruning on real pretrained weights: SmolLM2-135M on real English text.
 
-    python3 bench/smollm2.py                     # everything, sized for a busy 2-core CPU (~30-40 min)
-    python3 bench/smollm2.py --eval-windows 40   # tighter perplexities, longer
+    python3 bench/smollm2.py                     # the defaults: small enough for a shared 2-core CPU
+    python3 bench/smollm2.py --eval-windows 40 --calib-samples 64 --recover-samples 400   # a free machine
 
 What it needs, and never installs by itself (it stops with the exact commands when one is missing):
 
@@ -28,8 +28,8 @@ equivalent command line in results/smollm2/commands.md):
    then perplexity of the merged models.
 
 Memory on a CPU is the scoring process's peak resident set size (``ru_maxrss``), which includes
-loading and dequantising the model; the peak of a process that only loads the model is measured
-too ("load floor"), so the difference is what scoring adds.
+loading and dequantising the model; random scoring allocates next to nothing, so its process's
+peak is the floor ("load floor") and the difference is what a method's scoring adds.
 """
 
 from __future__ import annotations
@@ -110,16 +110,6 @@ def run_logged(argv: list[str], log: Path) -> float:
         tail = log.read_text().strip().splitlines()[-3:]
         raise SystemExit(f"`{shlex.join(argv)}` failed (exit {done.returncode}); see {log}: {' / '.join(tail)}")
     return time.time() - started
-
-
-def load_floor_mb(gguf: Path) -> float:
-    """Peak RSS (MiB) of a process that only loads and dequantises the model."""
-    code = (
-        "import resource; from ukmp.artifact import load_model; "
-        f"load_model({str(gguf)!r}); print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return float(done.stdout.strip().splitlines()[-1])
 
 
 def scoring_cost(manifest: dict[str, Any]) -> dict[str, float]:
@@ -310,7 +300,10 @@ class Bench:
                 "batch_size": a.recover_batch, "lr": a.recover_lr,
             },
             "threads": a.threads,
-            "load_floor_mb": self.results.get("load_floor_mb"),
+            # random scoring allocates next to nothing: its process's peak is that of loading the model
+            "load_floor_mb": (self.results["models"].get(f"random-{pct(a.ratios[0])}") or {})
+            .get("scoring", {})
+            .get("peak_memory_mb"),
         }  # fmt: skip
         self.results["command"] = shlex.join(["python3", "bench/smollm2.py", *sys.argv[1:]])
         self.results["seconds"] = round(time.time() - started, 1)
@@ -321,7 +314,8 @@ class Bench:
         lines = ["# Commands of the SmolLM2-135M benchmark", "", f"Whole run: `{self.results['command']}`", ""]
         lines += ['Each step as a `ukmp` command ("in-process": the script called the same library function, so']
         lines += ["the command gives the same artifact or figure; see the script's docstring for why).", ""]
-        for c in self.commands:
+        unique = {c["command"]: c for c in self.commands}  # evaluate_all runs again after recovery
+        for c in unique.values():
             lines += [f"- {c['what']} ({c['how']}):", "", "  ```", f"  {c['command']}", "  ```", ""]
         (self.out / "commands.md").write_text("\n".join(lines))
         print(f"wrote {self.out / 'results.md'}, results.json and commands.md")
@@ -350,14 +344,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", default="work/smollm2", help="models, data, logs (git-ignored; reused)")
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--ratios", default="0.1,0.2,0.3")
-    parser.add_argument("--calib-samples", type=int, default=16, help="windows per calibration pass")
+    parser.add_argument("--calib-samples", type=int, default=8, help="windows per calibration pass")
     parser.add_argument("--calib-batch", type=int, default=4)
     parser.add_argument("--seq-len", type=int, default=128, help="tokens per calibration / recovery window")
-    parser.add_argument("--eval-windows", type=int, default=6, help="held-out windows per evaluation set")
+    parser.add_argument("--eval-windows", type=int, default=3, help="held-out windows per evaluation set")
     parser.add_argument("--eval-seq-len", type=int, default=256)
     parser.add_argument("--recover-methods", default="ukmp,llm-pruner-global")
     parser.add_argument("--recover-ratio", type=float, default=0.2)
-    parser.add_argument("--recover-samples", type=int, default=40)
+    parser.add_argument("--recover-samples", type=int, default=16)
     parser.add_argument("--recover-batch", type=int, default=4)
     parser.add_argument("--recover-lr", type=float, default=1e-4)
     parser.add_argument("--threads", type=int, default=2, help="torch threads (each ukmp process too)")
@@ -381,12 +375,13 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     bench = Bench(args, gguf_source)
     bench.corpora()
-    bench.results["load_floor_mb"] = round(load_floor_mb(bench.model), 1)
     bench.prune_all()
+    bench.evaluate_all()
+    bench.write(started)  # the pruning table first: recovery is the longest step
     if args.recover_methods:
         bench.recover_all()
-    bench.evaluate_all()
-    bench.write(started)
+        bench.evaluate_all()
+        bench.write(started)
     return 0
 
 
