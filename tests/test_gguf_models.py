@@ -104,3 +104,13 @@ def test_missing_gguf_package_is_one_sentence(monkeypatch: pytest.MonkeyPatch, t
     (tmp_path / "m.gguf").write_bytes(b"GGUF")
     with pytest.raises(UserError, match="needs the gguf package.*pip install gguf"):
         load_model(tmp_path / "m.gguf")
+
+
+@needs_gguf
+def test_evaluate_perplexity_of_a_gguf_file(gguf_dir: Path, tmp_path: Path) -> None:
+    corpus = write_corpus(tmp_path / "c.txt")
+    out = tmp_path / "ppl.json"
+    argv = ["evaluate", str(gguf_dir), "--gguf-file", "tiny.F32.gguf", "--task", "perplexity", "--data", str(corpus)]
+    assert main([*argv, "--seq-len", "16", "--no-progress", "--out", str(out)]) == 0
+    ppl = json.loads(out.read_text())["tasks"]["perplexity"]
+    assert ppl["predicted_tokens"] > 0 and ppl["perplexity"] > 1.0
