@@ -2,8 +2,8 @@
 
 Two file forms are read:
 
-- a text file (``.txt``, ``.text``, or any other suffix except ``.jsonl``), UTF-8: documents are
-  separated by one or more blank lines (a file without blank lines is one document);
+- a text file (``.txt`` or ``.text``), UTF-8: documents are separated by one or more blank lines
+  (a file without blank lines is one document);
 - a JSONL file (``.jsonl``): one JSON object per line, its ``text`` field is one document.
 
 Every document is tokenised on its own without special tokens, the tokenizer's end-of-sequence
