@@ -41,3 +41,14 @@ def test_fresh_model_has_distinct_query_tokens_and_a_calm_head() -> None:
     # identical queries would stay identical through training (transformers' default is all zeros)
     assert queries.std(dim=0).mean() > 0.01
     assert model.language_model.lm_head.weight.std() < 0.1
+
+
+def test_fresh_model_has_no_near_zero_weight_matrix() -> None:
+    """A weight matrix initialised at ~0 (transformers' vision default is std 1e-10) starves that tower."""
+    from ukmp.zoo.shapes_config import shapes_blip2_t5_config
+    from ukmp.zoo.train_shapes import build_model
+
+    torch.manual_seed(0)
+    model = build_model(shapes_blip2_t5_config(40, vision_layers=1, lm_layers=1))
+    dead = [name for name, p in model.named_parameters() if p.ndim >= 2 and p.numel() > 1 and p.std() < 1e-3]
+    assert dead == []

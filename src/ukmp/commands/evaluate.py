@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
         pair_batch_size=args.pair_batch_size,
         on_error=args.on_error,
         keep_predictions=args.save_predictions,
-        model_name=args.model if args.model == path else f"{args.model} ({path})",
+        model_name=args.model,  # as the user named it: a zoo name stays portable, a resolved path would not
         progress=not args.no_progress,
     )
     out = write_results(results, args.out)

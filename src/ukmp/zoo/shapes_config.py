@@ -27,6 +27,9 @@ def shapes_blip2_t5_config(vocab_size: int, *, vision_layers: int = 4, lm_layers
         layer_norm_eps=1e-6,
         attention_dropout=0.0,
         qkv_bias=True,
+        # transformers defaults the vision tower to initializer_range=1e-10 (meant for loading pretrained
+        # weights): trained from scratch, every vision weight would start at ~0 and the model ignores the image
+        initializer_range=0.02,
     )
     qformer = dict(
         hidden_size=256,

@@ -48,9 +48,9 @@ IMAGE_STD = [0.5, 0.5, 0.5]
 class TrainConfig:
     """Everything that determines the shipped weights."""
 
-    steps: int = 1400
-    batch_size: int = 64
-    lr: float = 1e-3
+    steps: int = 2600
+    batch_size: int = 48
+    lr: float = 5e-4
     min_lr_ratio: float = 0.05
     warmup_steps: int = 100
     weight_decay: float = 0.05
