@@ -52,3 +52,11 @@ def test_fresh_model_has_no_near_zero_weight_matrix() -> None:
     model = build_model(shapes_blip2_t5_config(40, vision_layers=1, lm_layers=1))
     dead = [name for name, p in model.named_parameters() if p.ndim >= 2 and p.numel() > 1 and p.std() < 1e-3]
     assert dead == []
+
+
+def test_replaying_the_first_steps_matches_the_training_log(tmp_path: Path) -> None:
+    from ukmp.zoo.train_shapes import replay_first_steps
+
+    out = train_shapes_model(tmp_path / "m", _tiny_cfg())
+    recorded, replayed = replay_first_steps(out, 2)
+    assert len(recorded) == 2 and recorded == replayed

@@ -19,6 +19,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     train.set_defaults(func=_train)
+    verify = zoo_sub.add_parser(
+        "verify", help="retrain the first steps of a model's recipe and compare the losses with its training log"
+    )
+    verify.add_argument("name", help="a zoo name or a folder written by `ukmp zoo train`")
+    verify.add_argument("--steps", type=int, default=20, help="how many steps to replay (default 20)")
+    verify.set_defaults(func=_verify)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
 
 
@@ -41,4 +47,20 @@ def _train(args: argparse.Namespace) -> int:
         cfg.steps = args.steps
     out = train_shapes_model(args.out, cfg, overwrite=args.overwrite)
     print(f"wrote {args.name} to {out}")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from ukmp.zoo import resolve_model_name
+    from ukmp.zoo.train_shapes import replay_first_steps
+
+    if args.steps <= 0:
+        raise UserError(f"--steps must be positive, got {args.steps}.")
+    recorded, replayed = replay_first_steps(resolve_model_name(args.name) or args.name, args.steps)
+    worst = max(abs(a - b) for a, b in zip(recorded, replayed))
+    print(f"replayed {len(replayed)} steps; largest loss difference from the training log: {worst:.3g}")
+    if worst > 1e-5:
+        print("not reproduced: the same recipe gives other losses here (thread count, library versions or CPU differ)")
+        return 1
+    print("reproduced: the losses match the training log step by step")
     return 0

@@ -180,13 +180,8 @@ def build_model(config):
     return model
 
 
-def train_shapes_model(out_dir: str | Path, cfg: TrainConfig, *, overwrite: bool = False) -> Path:
-    """Train the model and write a complete, `from_pretrained`-loadable model folder to `out_dir`."""
-    out = Path(out_dir)
-    if out.exists() and not overwrite:
-        from ukmp.errors import UserError
-
-        raise UserError(f"{out} already exists; pass --overwrite to replace it.")
+def _train(cfg: TrainConfig, stop_after: int | None = None, progress: bool = True):
+    """Run the recipe; return (model, processor, per-step log, seconds). `stop_after` ends it early."""
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -210,7 +205,8 @@ def train_shapes_model(out_dir: str | Path, cfg: TrainConfig, *, overwrite: bool
         betas=(0.9, 0.98),
     )
     log: list[dict] = []
-    bar = tqdm(range(cfg.steps), desc="train shapes-blip2-t5", unit="step")
+    steps = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
+    bar = tqdm(range(steps), desc="train shapes-blip2-t5", unit="step", disable=not progress)
     for step in bar:
         pixels, inputs, targets = data.sample(rng, cfg.batch_size, cfg.vqa_fraction)
         batch = encode_batch(tokenizer, inputs, targets)
@@ -224,8 +220,17 @@ def train_shapes_model(out_dir: str | Path, cfg: TrainConfig, *, overwrite: bool
         value = float(loss.detach())
         log.append({"step": step, "loss": value, "lr": _lr_at(step, cfg)})
         bar.set_postfix(loss=f"{value:.3f}")
+    return model, processor, log, time.time() - started
 
-    elapsed = time.time() - started
+
+def train_shapes_model(out_dir: str | Path, cfg: TrainConfig, *, overwrite: bool = False) -> Path:
+    """Train the model and write a complete, `from_pretrained`-loadable model folder to `out_dir`."""
+    out = Path(out_dir)
+    if out.exists() and not overwrite:
+        from ukmp.errors import UserError
+
+        raise UserError(f"{out} already exists; pass --overwrite to replace it.")
+    model, processor, log, elapsed = _train(cfg)
     model.eval()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
@@ -245,6 +250,26 @@ def train_shapes_model(out_dir: str | Path, cfg: TrainConfig, *, overwrite: bool
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def replay_first_steps(model_dir: str | Path, steps: int) -> tuple[list[float], list[float]]:
+    """Retrain the first `steps` steps of a trained model's recipe: (recorded losses, replayed losses).
+
+    Training is deterministic for a fixed seed and thread count, so equal losses step by step show
+    that the documented command reproduces the run, at a fraction of its cost (the learning-rate
+    schedule depends only on the step and the recipe, so a prefix of the run is a prefix of the log).
+    """
+    from ukmp.errors import UserError
+
+    record_file = Path(model_dir) / "training.json"
+    if not record_file.is_file():
+        raise UserError(f"{model_dir} has no training.json; only models trained by `ukmp zoo train` can be replayed.")
+    record = json.loads(record_file.read_text())
+    known = {f.name for f in TrainConfig.__dataclass_fields__.values()}
+    cfg = TrainConfig(**{k: v for k, v in record["config"].items() if k in known})
+    recorded = [r["loss"] for r in record["log"][:steps]]
+    _, _, log, _ = _train(cfg, stop_after=len(recorded))
+    return recorded, [r["loss"] for r in log]
 
 
 def _plot_loss(log: list[dict], path: Path) -> None:
