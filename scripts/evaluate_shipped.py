@@ -107,6 +107,10 @@ def card(counts: dict, training: dict, results: dict, model) -> str:
         f"Seed {cfg['seed']}, {cfg['threads']} CPU threads; training took {training['train_seconds'] / 60:.0f} min "
         "on a 2-core CPU. The loss curve is `loss_curve.png`.",
         "",
+        "Training is deterministic for a fixed seed and thread count: `ukmp zoo verify "
+        f"{NAME} --steps 20` retrains the first 20 steps and compares each loss with the log in `training.json` "
+        "(the learning-rate schedule depends only on the step, so a prefix of the run is a prefix of the log).",
+        "",
         "## Dense scores",
         "",
         "Command: `python3 scripts/evaluate_shipped.py` (= `ukmp evaluate shapes-blip2-t5 --data shapes --split "
