@@ -125,6 +125,22 @@ def test_report_of_a_demo_like_folder_and_rerun(capsys, run_dir, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folders left
 
 
+def test_report_of_a_compare_folder(capsys, run_dir, tmp_path):
+    """`ukmp compare` keeps artifacts in artifacts/ and evaluations in evals/."""
+    cmp = tmp_path / "cmp"
+    for name in ("mag-30", "mag-50"):
+        shutil.copytree(run_dir / name, cmp / "artifacts" / name)
+    (cmp / "evals").mkdir()
+    (cmp / "evals" / "mag-30.json").write_text(json.dumps(results("mag-30", 50.0, 1.0)))
+    (cmp / "evals" / "mag-50.json").write_text(json.dumps(results("mag-50", 30.0, 0.5)))
+    (cmp / "results.json").write_text(json.dumps({"rows": []}))  # compare's own summary is not an evaluation
+    code, _, err = cli(capsys, "report", cmp)
+    assert code == 0, err
+    text = (cmp / "report" / "report.md").read_text()
+    assert "| mag-30.json | mag-30 | magnitude |" in text and "| mag-50.json | mag-50 | magnitude |" in text
+    assert_png(cmp / "report" / "figures" / "kept-vision.png")
+
+
 def test_report_errors_are_one_sentence(capsys, run_dir, tmp_path):
     code, _, err = cli(capsys, "report", tmp_path / "missing")
     assert code == 2 and "is not a folder" in err

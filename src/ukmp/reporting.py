@@ -124,10 +124,13 @@ def scan_run(run_dir: str | os.PathLike) -> Run:
     if not root.is_dir():
         raise UserError(f"{root} is not a folder; give the run folder that holds the pruned models and results.")
     run = Run(root)
-    for sub in sorted(p for p in root.iterdir() if p.is_dir()):
+    # `ukmp compare` keeps its artifacts in artifacts/ and its evaluations in evals/; a hand-made run
+    # folder holds both at the top level
+    folders = [root, root / "artifacts"]
+    for sub in sorted(p for folder in folders if folder.is_dir() for p in folder.iterdir() if p.is_dir()):
         if (sub / MANIFEST).is_file():
             run.artifacts.append(Artifact(sub.name, sub, read_manifest(sub)))
-    for file in sorted(root.glob("*.json")):
+    for file in sorted([*root.glob("*.json"), *(root / "evals").glob("*.json")]):
         try:
             data = json.loads(file.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):

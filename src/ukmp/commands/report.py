@@ -2,7 +2,8 @@
 
 RUN_DIR holds pruned models (subfolders with pruning.json), evaluation results (`ukmp evaluate`
 JSON whose "model" field names a subfolder or the dense base model) and optionally bench.json
-(`ukmp bench --out`); `ukmp demo`'s output folder is one. The report (report.md and figures/*.png)
+(`ukmp bench --out`); `ukmp demo`'s output folder is one, and so is `ukmp compare`'s
+(artifacts/ and evals/ inside it are read too). The report (report.md and figures/*.png)
 goes to RUN_DIR/report unless --out says otherwise; a previous report there is replaced.
 """
 
