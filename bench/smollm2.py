@@ -16,10 +16,11 @@ equivalent command line in results/smollm2/commands.md):
 
 1. the corpora: calibration on the fortunes pool, evaluation on held-out fortunes (in-domain) and
    held-out WordNet glosses (out-of-domain);
-2. for every method, one `ukmp prune` process at the first ratio: it scores (timed, with the
-   process's peak memory) and saves the unit scores; the other ratios re-plan from those scores
-   (`ukmp prune --scores`) in this process, on one dequantised copy of the model (loading the GGUF
-   takes tens of seconds, scoring is not repeated, so the plans equal what the command gives);
+2. for every method (and two UKMP ablations: entropy off, Taylor selection off), one `ukmp prune`
+   process at the first ratio: it scores (timed, with the process's peak memory) and saves the
+   unit scores; the other ratios re-plan from those scores (`ukmp prune --scores`) in this process,
+   on one dequantised copy of the model (loading the GGUF takes tens of seconds, scoring is not
+   repeated, so the plans equal what the command gives);
 3. perplexity (`ukmp evaluate --task perplexity`) of the dense model and every pruned one on both
    held-out sets, no recovery;
 4. a short LoRA recovery (`ukmp recover`) at one ratio: UKMP with its own LPD (weight-recalling
@@ -54,6 +55,11 @@ from smollm2_corpora import EVAL_MODULUS, FORTUNES, WORDNET, build_corpora  # no
 DEBIAN = {"fortunes": FORTUNES / "fortunes", "wordnet-base": WORDNET / "data.noun"}
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 METHODS = ("ukmp", "llm-pruner-global", "llm-pruner-local", "flap", "wanda-sp", "magnitude", "random")
+#: UKMP with one of its language-side parts switched off: which part does the work on this model?
+ABLATIONS = {
+    "ukmp-no-entropy": ("ukmp", ["--entropy", "off"]),
+    "ukmp-no-selection": ("ukmp", ["--threshold", "1.0"]),
+}
 DATA_FREE = ("magnitude", "random")
 EVAL_SETS = ("fortunes-eval", "wordnet-eval")
 
@@ -142,6 +148,8 @@ class Bench:
         self.calib = self.data / "fortunes-calib.jsonl"
         self.commands: list[dict[str, str]] = []
         self.results: dict[str, Any] = {"models": {}}
+        previous = self.out / "results.json"
+        self.previous = json.loads(previous.read_text())["models"] if previous.is_file() else {}
         self._dense = None
 
     def record(self, what: str, argv: list[str], how: str = "run as shown") -> None:
@@ -166,35 +174,36 @@ class Bench:
 
     def prune_all(self) -> None:
         a = self.args
-        for method in a.methods:
+        for name in a.methods:
+            method, switches = ABLATIONS.get(name, (name, []))
             first, *rest = a.ratios
-            art = self.work / "pruned" / f"{method}-{pct(first)}"
+            art = self.work / "pruned" / f"{name}-{pct(first)}"
             argv = ["ukmp", "prune", str(self.model), "--method", method, "--ratio", str(first), "--seed", "0"]
             if method not in DATA_FREE:
                 argv += ["--calib", str(self.calib), "--seq-len", str(a.seq_len)]
-                argv += ["--num-samples", str(a.calib_samples), "--batch-size", str(a.calib_batch)]
+                argv += ["--num-samples", str(a.calib_samples), "--batch-size", str(a.calib_batch), *switches]
             argv += ["--out", str(art), "--overwrite"]
-            self.record(f"{method} {pct(first)}%: score and prune", argv)
+            self.record(f"{name} {pct(first)}%: score and prune", argv)
             if not (art / "pruning.json").is_file() or a.fresh:
-                print(f"[prune] {method} at {first:g} (scoring)", flush=True)
-                wall = run_logged(argv, self.work / "logs" / f"prune-{method}-{pct(first)}.log")
+                print(f"[prune] {name} at {first:g} (scoring)", flush=True)
+                wall = run_logged(argv, self.work / "logs" / f"prune-{name}-{pct(first)}.log")
             else:
                 wall = None
             manifest = json.loads((art / "pruning.json").read_text())
             cost = scoring_cost(manifest) | ({"prune_command_seconds": round(wall, 1)} if wall else {})
-            self._add_model(f"{method}-{pct(first)}", art, method, first, manifest, cost)
+            self._add_model(f"{name}-{pct(first)}", art, name, first, manifest, cost)
             for ratio in rest:
-                self._replan(method, ratio, art / "scores.safetensors", cost)
+                self._replan(name, method, ratio, art / "scores.safetensors", cost)
 
-    def _replan(self, method: str, ratio: float, scores: Path, cost: dict) -> None:
+    def _replan(self, name: str, method: str, ratio: float, scores: Path, cost: dict) -> None:
         from ukmp.pipeline import prune_model
 
-        art = self.work / "pruned" / f"{method}-{pct(ratio)}"
+        art = self.work / "pruned" / f"{name}-{pct(ratio)}"
         argv = ["ukmp", "prune", str(self.model), "--method", method, "--ratio", str(ratio), "--seed", "0"]
         argv += ["--scores", str(scores), "--out", str(art), "--overwrite"]
-        self.record(f"{method} {pct(ratio)}%: re-plan from the saved scores", argv, "in-process (pipeline.prune_model)")
+        self.record(f"{name} {pct(ratio)}%: re-plan from the saved scores", argv, "in-process (pipeline.prune_model)")
         if not (art / "pruning.json").is_file() or self.args.fresh:
-            print(f"[prune] {method} at {ratio:g} (re-plan)", flush=True)
+            print(f"[prune] {name} at {ratio:g} (re-plan)", flush=True)
             model, tokenizer = self.dense()
             prune_model(
                 str(self.model),
@@ -208,7 +217,7 @@ class Bench:
                 preloaded=(copy.deepcopy(model), tokenizer),
             )
         manifest = json.loads((art / "pruning.json").read_text())
-        self._add_model(f"{method}-{pct(ratio)}", art, method, ratio, manifest, cost)
+        self._add_model(f"{name}-{pct(ratio)}", art, name, ratio, manifest, cost)
 
     def _add_model(self, name: str, art: Path, method: str, ratio: float, manifest: dict, cost: dict) -> None:
         params = manifest["parameters"]
@@ -242,7 +251,7 @@ class Bench:
             entry.setdefault("perplexity", {})
             for eval_set in EVAL_SETS:
                 file = self.data / f"{eval_set}.jsonl"
-                out = self.work / "evals" / f"{name}--{eval_set}.json"
+                out = self.work / "evals" / f"{name}--{eval_set}--{a.eval_seq_len}x{a.eval_windows}.json"
                 argv = ["ukmp", "evaluate", ref, "--task", "perplexity", "--data", str(file)]
                 argv += ["--seq-len", str(a.eval_seq_len), "--limit", str(a.eval_windows), "--batch-size", "4"]
                 argv += ["--out", str(out)]
@@ -281,6 +290,10 @@ class Bench:
             base = self.results["models"][f"{method}-{pct(ratio)}"]
             entry = {k: v for k, v in base.items() if k not in ("perplexity",)}
             entry.update(artifact=str(out / "merged"), recovered=True)
+            if wall is None:  # reused from an earlier run of this script: keep the time it measured
+                wall = ((self.previous.get(f"{method}-{pct(ratio)}+recovered") or {}).get("recovery") or {}).get(
+                    "seconds"
+                )
             entry["recovery"] = {
                 "kind": "LPD (weight-recalling LoRA + progressive distillation)" if method == "ukmp" else "plain LoRA",
                 "seconds": round(wall, 1) if wall else None,
@@ -342,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="results/smollm2", help="results folder (tables, JSON, commands)")
     parser.add_argument("--work", default="work/smollm2", help="models, data, logs (git-ignored; reused)")
-    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--methods", default=",".join([*METHODS, *ABLATIONS]), help="methods and UKMP ablations")
     parser.add_argument("--ratios", default="0.1,0.2,0.3")
     parser.add_argument("--calib-samples", type=int, default=8, help="windows per calibration pass")
     parser.add_argument("--calib-batch", type=int, default=4)
@@ -364,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from ukmp.methods import METHODS as AVAILABLE
 
-    unknown = [m for m in args.methods + args.recover_methods if m not in AVAILABLE]
+    unknown = [m for m in args.methods + args.recover_methods if m not in AVAILABLE and m not in ABLATIONS]
     if unknown:
         print(f"bench/smollm2.py: this ukmp has no method {unknown[0]!r} (it has {', '.join(AVAILABLE)}).")
         return 2
