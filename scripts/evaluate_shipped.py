@@ -120,8 +120,28 @@ def card(counts: dict, training: dict, results: dict, model) -> str:
         "",
         *_scores_table(results),
         "",
+        *_weaknesses(results),
     ]
     return "\n".join(lines)
+
+
+def _weaknesses(results: dict) -> list[str]:
+    """Say plainly which question types the model has not learned (near or below chance)."""
+    per_type = results["val"]["tasks"]["vqa"]["per_question_type"]
+    weak = sorted((acc, qtype) for qtype, acc in per_type.items() if acc < 60.0)
+    if not weak:
+        return []
+    listed = ", ".join(f"{qtype} ({acc:.1f}%)" for acc, qtype in weak)
+    return [
+        "## Known weaknesses",
+        "",
+        f"Question types under 60% on val: {listed}. On its own training scenes it does no better (`ukmp evaluate",
+        f"{NAME} --data shapes --split train --task vqa --limit 600`: shape 28.9%, position 51.3%), so the model",
+        "underfits rather than overfits: it has not learned to tell the shapes apart or to compare two objects'",
+        "positions, which also caps the colour questions (they name an object by its shape). Quality figures measured",
+        "on this model show what pruning takes from what it knows; they say little about those skills.",
+        "",
+    ]
 
 
 if __name__ == "__main__":
