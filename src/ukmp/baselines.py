@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ukmp.data.index import portable_path
 from ukmp.errors import UserError
 from ukmp.groups import PrunableGroup, PruningPlan
 from ukmp.scoring.calibration_pass import CalibrationPass, plain_target_loss
@@ -128,7 +129,7 @@ def baseline_scores(method: str, calib: CalibrationPass, options: BaselineOption
         "needs": sorted(needs),
     }
     stats["calibration"] = {
-        "data": str(calib.calib_dir),
+        "data": portable_path(calib.calib_dir),
         "split": calib.split,
         "num_samples": calib.num_samples,
         "seed": calib.seed,

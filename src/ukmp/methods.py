@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from ukmp.allocation_planning import allocated_schedule
 from ukmp.baselines import BASELINE_SCHEDULE, BASELINES
+from ukmp.data.index import portable_path
 from ukmp.errors import UserError
 from ukmp.groups import PrunableGroup
 from ukmp.iterative_planning import IterativeOptions, iterative_schedule, local_schedule
@@ -193,7 +194,7 @@ def ukmi_method_scores(
     )
     stats = dict(result.stats)
     stats["calibration"] = {
-        "data": str(calib_dir),
+        "data": portable_path(calib_dir),
         "split": split,
         "num_samples": num_samples,
         "batch_size": batch_size,

@@ -51,6 +51,15 @@ def cache_dir() -> Path:
     return Path(os.environ.get("UKMP_CACHE") or Path.home() / ".cache" / "ukmp")
 
 
+def portable_path(path: str | Path) -> str:
+    """`path` for a results file: under the data cache it is written as `$UKMP_CACHE/...`, so results
+    of generated data read the same on every machine (and name no home folder); other paths as given."""
+    try:
+        return str(Path("$UKMP_CACHE") / Path(path).resolve().relative_to(cache_dir().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def resolve_data_dir(arg: str | Path, split: str, n_default: int = DEFAULT_SHAPES_IMAGES) -> Path:
     """The data folder meant by `--data`; `shapes` generates the world's split into the cache if missing.
 

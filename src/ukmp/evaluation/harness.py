@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ukmp.data.index import available_tasks, load_task, resolve_data_dir
+from ukmp.data.index import available_tasks, load_task, portable_path, resolve_data_dir
 from ukmp.data.reading import check_on_error
 from ukmp.errors import UserError
 from ukmp.evaluation.generation import CAPTION_SETTINGS, VQA_SETTINGS, GenerationSettings
@@ -92,7 +92,7 @@ def evaluate(
         records = load_task(root, split, task, on_error=on_error)
         n_limit = limit if limit is not None else (retrieval_limit if task == "retrieval" else None)
         used = records[:n_limit] if n_limit is not None else list(records)
-        common = {"split": split, "source": records.source, "skipped_records": len(records.skipped)}
+        common = {"split": split, "source": portable_path(records.source), "skipped_records": len(records.skipped)}
         if task == "caption":
             preds = generate_captions(
                 model, processor, used, caption_settings, batch_size=batch_size, progress=progress
@@ -142,7 +142,7 @@ def evaluate(
     return {
         "format": RESULTS_FORMAT,
         "model": model_name,
-        "data": str(root),
+        "data": portable_path(root),
         "split": split,
         "limit": limit,
         **_environment(model),
