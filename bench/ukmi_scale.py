@@ -78,12 +78,13 @@ MODELS = {"shapes-blip2-t5": shipped_model, "blip2-flant5xl-widths-2-layers": re
 def synthetic_batches(model, samples: int, batch: int, text: int = 10, target: int = 10) -> list[dict]:
     cfg = model.config
     size = cfg.vision_config.image_size
-    vocab = min(cfg.text_config.vocab_size, cfg.image_token_index)
+    vocab = cfg.text_config.vocab_size
     gen = torch.Generator().manual_seed(1)
     out = []
     for start in range(0, samples, batch):
         b = min(batch, samples - start)
         ids = torch.randint(4, vocab, (b, text), generator=gen)
+        ids[ids == cfg.image_token_index] = 4  # a text token must never be read as an image placeholder
         ids = torch.cat([torch.full((b, cfg.num_query_tokens), cfg.image_token_index), ids], dim=1)
         out.append(
             {
