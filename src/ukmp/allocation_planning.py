@@ -16,8 +16,7 @@ from collections.abc import Mapping
 import torch
 
 from ukmp.errors import UserError
-from ukmp.groups import PruningPlan
-from ukmp.planning import GroupCost, PlanResult
+from ukmp.planning import GroupCost, PlanResult, plan_removing_lowest, smallest_reaching
 
 
 def allocate_sparsity(
@@ -84,26 +83,5 @@ def allocated_schedule(
     if removed(counts(hi)) < budget:  # every group with zero allocated sparsity: fall back to uniform
         sparsity = {n: 1.0 for n in names}
         lo, hi = 0.0, 1.0
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        if removed(counts(mid)) >= budget:
-            hi = mid
-        else:
-            lo = mid
-    chosen = counts(hi)
-    plan = PruningPlan()
-    removed_units = {}
-    for n in names:
-        order = torch.sort(torch.as_tensor(scores[n]).double().reshape(-1), stable=True).indices
-        gone = set(order[: chosen[n]].tolist())
-        plan.kept[n] = [u for u in range(costs[n].num_units) if u not in gone]
-        plan.num_units[n] = costs[n].num_units
-        if gone:
-            removed_units[n] = sorted(gone)
-    return PlanResult(
-        plan=plan,
-        removed_params=removed(chosen),
-        basis_params=basis_params,
-        target_ratio=target_ratio,
-        removed_units=removed_units,
-    )
+    scale = smallest_reaching(lambda s: removed(counts(s)) >= budget, lo, hi)
+    return plan_removing_lowest(scores, costs, counts(scale), basis_params=basis_params, target_ratio=target_ratio)

@@ -30,7 +30,7 @@ import torch
 
 from ukmp.errors import UserError
 from ukmp.groups import PruningPlan
-from ukmp.planning import GroupCost, PlanResult
+from ukmp.planning import GroupCost, PlanResult, plan_removing_lowest, smallest_reaching
 
 NORMALISATIONS = ("mean", "minmax", "standardize", "none")
 
@@ -189,27 +189,5 @@ def local_schedule(
 
     if removed_params(counts(1.0)) < budget:
         raise UserError(f"a ratio of {target_ratio:g} cannot be reached by local pruning; choose a smaller --ratio.")
-    lo, hi = 0.0, 1.0
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        if removed_params(counts(mid)) >= budget:
-            hi = mid
-        else:
-            lo = mid
-    chosen = counts(hi)
-    plan = PruningPlan()
-    removed_units = {}
-    for n in names:
-        order = torch.sort(torch.as_tensor(scores[n]).double().reshape(-1), stable=True).indices
-        gone = sorted(order[: chosen[n]].tolist())
-        plan.kept[n] = [i for i in range(costs[n].num_units) if i not in set(gone)]
-        plan.num_units[n] = costs[n].num_units
-        if gone:
-            removed_units[n] = gone
-    return PlanResult(
-        plan=plan,
-        removed_params=removed_params(chosen),
-        basis_params=basis_params,
-        target_ratio=target_ratio,
-        removed_units=removed_units,
-    )
+    fraction = smallest_reaching(lambda f: removed_params(counts(f)) >= budget, 0.0, 1.0)
+    return plan_removing_lowest(scores, costs, counts(fraction), basis_params=basis_params, target_ratio=target_ratio)

@@ -151,3 +151,45 @@ def global_schedule(
         target_ratio=target_ratio,
         removed_units={n: sorted(u) for n, u in removed.items() if u},
     )
+
+
+def smallest_reaching(reaches, lo: float, hi: float, iterations: int = 60) -> float:
+    """Bisect [lo, hi] for the smallest scale at which `reaches(scale)` holds (it must hold at `hi`).
+
+    The per-group schedules (local, allocated) turn one scale into per-group removal counts; this
+    finds the least scale whose counts meet the parameter budget.
+    """
+    for _ in range(iterations):
+        mid = (lo + hi) / 2
+        if reaches(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def plan_removing_lowest(
+    scores: Mapping[str, torch.Tensor],
+    costs: Mapping[str, GroupCost],
+    counts: Mapping[str, int],
+    *,
+    basis_params: int,
+    target_ratio: float,
+) -> PlanResult:
+    """Remove the `counts[name]` lowest-scoring units of every group (stable order on ties)."""
+    plan = PruningPlan()
+    removed_units: dict[str, list[int]] = {}
+    for name, count in counts.items():
+        order = torch.sort(torch.as_tensor(scores[name]).double().reshape(-1), stable=True).indices
+        gone = sorted(order[:count].tolist())
+        plan.kept[name] = [u for u in range(costs[name].num_units) if u not in set(gone)]
+        plan.num_units[name] = costs[name].num_units
+        if gone:
+            removed_units[name] = gone
+    return PlanResult(
+        plan=plan,
+        removed_params=sum(counts[n] * costs[n].params_per_unit for n in counts),
+        basis_params=basis_params,
+        target_ratio=target_ratio,
+        removed_units=removed_units,
+    )
