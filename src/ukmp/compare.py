@@ -307,8 +307,12 @@ class CompareRun:
 
     # --------------------------------------------------------------------------------- evaluation
 
-    def evaluate(self, model_ref: str | Path, name: str) -> dict[str, Any]:
-        """`ukmp evaluate`-format results for one model, cached as OUT/evals/<name>.json."""
+    def evaluate(self, model_ref: str | Path, name: str, label: str | None = None) -> dict[str, Any]:
+        """`ukmp evaluate`-format results for one model, cached as OUT/evals/<name>.json.
+
+        `label` is the results file's "model" field (default `name`); the dense model's names its
+        reference too, so that `ukmp report` on the run folder recognises it as the base model.
+        """
         from ukmp.evaluation.harness import evaluate
         from ukmp.evaluation.model_loading import load_model_and_processor
 
@@ -328,7 +332,7 @@ class CompareRun:
                 (task,),
                 limit,
                 c.eval_batch_size,
-                model_name=name,
+                model_name=label or name,
                 progress=c.progress,
             )
             if merged is None:
@@ -380,7 +384,7 @@ class CompareRun:
         self.say(f"ukmp compare: {len(c.methods)} methods x {len(c.ratios)} ratios on {c.model}; results in {self.out}")
         self._load()
         self.say("[dense] evaluating the dense model")
-        self.dense_eval = self.evaluate(self.ref, "dense")
+        self.dense_eval = self.evaluate(self.ref, "dense", label=f"dense ({self.config.model})")
         recover_at = set(c.recover_ratios if c.recover_ratios is not None else c.ratios)
         for i, method in enumerate(c.methods, 1):
             self.say(f"[{i}/{len(c.methods)}] {method}: scoring")

@@ -148,7 +148,11 @@ def _winners(rows: list[dict[str, Any]], metrics: list[str], key: str, stage: st
 
 
 def quality_points(data: dict[str, Any]) -> dict[str, list[tuple[float, dict[str, float], str]]]:
-    """method -> [(achieved ratio, metrics, name)], dense at 0; recovered points as their own lines."""
+    """method -> [(achieved ratio, metrics, name)], dense at 0; recovered points as their own series.
+
+    A recovered series ("flap + lora") starts at its first recovered ratio, not at the dense model:
+    a line from the dense point to a recovered one would suggest a trajectory nobody measured.
+    """
     points: dict[str, list[tuple[float, dict[str, float], str]]] = {}
     dense = data["dense"]["metrics"]
     for r in data["rows"]:
@@ -158,7 +162,7 @@ def quality_points(data: dict[str, Any]) -> dict[str, list[tuple[float, dict[str
         line.append((r["achieved_ratio"], r["metrics"], r["name"]))
         if r.get("recovered_metrics"):
             label = f"{r['method']} + {r['recovery']}"
-            points.setdefault(label, [(0.0, dense, "dense")] if dense else []).append(
+            points.setdefault(label, []).append(
                 (r["achieved_ratio"], r["recovered_metrics"], f"{r['name']}-recovered")
             )
     return {k: sorted(v, key=lambda p: p[0]) for k, v in points.items()}

@@ -265,29 +265,49 @@ def heatmap_figure(component: str, artifacts: Sequence[Artifact], path: Path) ->
 
 
 def quality_figure(points: Mapping[str, list[tuple[float, dict[str, float], str]]], path: Path) -> bool:
-    """Quality metric vs achieved pruning ratio, one line per method; False when under two points."""
+    """Quality metric vs achieved pruning ratio, one line per method; False when under two points.
+
+    A recovered series ("ukmp + lpd") takes its method's colour with a dashed line and a star, so the
+    before/after pair of a method reads as one colour; the legend sits outside the axes so that it
+    never hides a point.
+    """
     metrics = sorted({m for pts in points.values() for _, values, _ in pts for m in values})
     if not metrics or sum(len(p) for p in points.values()) < 2:
         return False
+    import matplotlib as mpl
+
     cols = min(len(metrics), 3)
     n_rows = -(-len(metrics) // cols)
-    fig = _figure(4.4 * cols, 3.4 * n_rows)
+    fig = _figure(4.4 * cols + 2.2, 3.6 * n_rows)
     axes = fig.subplots(n_rows, cols, squeeze=False).reshape(-1)
-    markers = "osD^vP*X"
+    markers = "osD^vPXhp<>"
+    palette = mpl.colormaps["tab10"].colors
+    bases = list(dict.fromkeys(label.split(" + ")[0] for label in points))
     for ax, metric in zip(axes, metrics, strict=False):
-        for i, (method, pts) in enumerate(points.items()):
+        for label, pts in points.items():
+            base = bases.index(label.split(" + ")[0])
+            recovered = " + " in label
             xs = [x for x, values, _ in pts if metric in values]
             ys = [values[metric] for _, values, _ in pts if metric in values]
             if xs:
-                ax.plot(xs, ys, marker=markers[i % len(markers)], label=method)
+                ax.plot(
+                    xs,
+                    ys,
+                    color=palette[base % len(palette)],
+                    linestyle="--" if recovered else "-",
+                    marker="*" if recovered else markers[base % len(markers)],
+                    markersize=11 if recovered else 5,
+                    label=label,
+                )
         ax.set_title(f"{metric} vs pruning ratio")
         ax.set_xlabel("fraction of all parameters removed")
         ax.set_ylabel(metric)
         ax.set_xlim(left=-0.02)
         ax.grid(alpha=0.3)
-        ax.legend(title="method", fontsize=8)
     for ax in axes[len(metrics) :]:
         ax.set_visible(False)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right upper", fontsize=8, title="method")
     fig.savefig(path)
     return True
 
