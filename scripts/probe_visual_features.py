@@ -15,6 +15,11 @@ on held-out scenes of the same split):
 
 Each on three features: the mean of the vision tower's output tokens, all its output tokens
 concatenated, and the Q-Former's projected query outputs concatenated (what the language model sees).
+
+A third probe asks whether a vision token's *content* says where it is (the grid cell of its patch,
+from one token at a time): the Q-Former pools tokens by attention, so position survives into its
+output only through the tokens' content. It is scored on the patch embeddings too (before the
+position embeddings are added), which is the floor a position-blind model sits at.
 """
 
 from __future__ import annotations
@@ -55,9 +60,27 @@ def features(model, pixels: torch.Tensor, batch: int = 256) -> dict[str, torch.T
     return {"vision mean": v.mean(1), "vision tokens": v.flatten(1), "Q-Former queries": q.flatten(1)}
 
 
-def probe_accuracy(x: torch.Tensor, y: torch.Tensor, n_classes: int, steps: int = 300) -> float:
+@torch.no_grad()
+def token_cells(model, pixels: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Per-token features (vision output, patch embedding) of every patch, and each patch's grid cell."""
+    vision = model.vision_model(pixel_values=pixels).last_hidden_state[:, 1:]
+    patches = model.vision_model.embeddings.patch_embedding(pixels).flatten(2).transpose(1, 2)
+    side = int(round(vision.shape[1] ** 0.5))
+    index = torch.arange(side * side)
+    half = side // 2
+    cell = (index // side // half) * 2 + (index % side) // half
+    feats = {
+        "vision output token": vision.reshape(-1, vision.shape[-1]),
+        "patch embedding": patches.reshape(-1, patches.shape[-1]),
+    }
+    return feats, cell.repeat(len(pixels))
+
+
+def probe_accuracy(
+    x: torch.Tensor, y: torch.Tensor, n_classes: int, steps: int = 300, held_out: int = HELD_OUT
+) -> float:
     """Held-out accuracy of a ridge-regularised softmax classifier on standardised features."""
-    train = len(y) - HELD_OUT
+    train = len(y) - held_out
     mean, std = x[:train].mean(0), x[:train].std(0) + 1e-5
     x = (x - mean) / std
     torch.manual_seed(0)
@@ -97,6 +120,13 @@ def main() -> None:
     print("| features | dims | shape % | cell % |\n|---|---|---|---|")
     for name, row in table.items():
         print(f"| {name} | {row['dims']} | {row['shape %']} | {row['cell %']} |")
+    feats, cells_of_tokens = token_cells(model, pixels[:300])
+    per_image = len(cells_of_tokens) // 300
+    print("\nthe grid cell of a token's patch, from that token alone (chance 25%):")
+    for name, x in feats.items():
+        accuracy = probe_accuracy(x, cells_of_tokens, 4, held_out=50 * per_image)
+        table[f"{name} -> its cell"] = {"cell %": round(accuracy, 1), "dims": x.shape[1]}
+        print(f"| {name} | {x.shape[1]} | {accuracy:.1f} |")
     print(json.dumps(table))
 
 
