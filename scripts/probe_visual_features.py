@@ -50,20 +50,27 @@ def one_object_scenes(n_images: int) -> tuple[torch.Tensor, torch.Tensor, torch.
 
 
 @torch.no_grad()
-def features(model, pixels: torch.Tensor, batch: int = 256) -> dict[str, torch.Tensor]:
+def image_outputs(model, pixels: torch.Tensor, batch: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """(vision tower output tokens, projected Q-Former queries) from one pass per batch.
+
+    `get_image_features` returns both: the vision output as `last_hidden_state`, the queries as
+    `pooler_output`, so the vision tower runs once.
+    """
     vision, queries = [], []
     for start in range(0, len(pixels), batch):
-        chunk = pixels[start : start + batch]
-        vision.append(model.vision_model(pixel_values=chunk).last_hidden_state)
-        queries.append(model.get_image_features(pixel_values=chunk, return_dict=True).pooler_output)
-    v, q = torch.cat(vision), torch.cat(queries)
-    return {"vision mean": v.mean(1), "vision tokens": v.flatten(1), "Q-Former queries": q.flatten(1)}
+        out = model.get_image_features(pixel_values=pixels[start : start + batch], return_dict=True)
+        vision.append(out.last_hidden_state)
+        queries.append(out.pooler_output)
+    return torch.cat(vision), torch.cat(queries)
 
 
 @torch.no_grad()
-def token_cells(model, pixels: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """Per-token features (vision output, patch embedding) of every patch, and each patch's grid cell."""
-    vision = model.vision_model(pixel_values=pixels).last_hidden_state[:, 1:]
+def token_cells(model, pixels: torch.Tensor, vision: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Per-token features (vision output, patch embedding) of every patch, and each patch's grid cell.
+
+    `vision` is the vision tower's output for `pixels` (CLS token first), already computed.
+    """
+    vision = vision[:, 1:]
     patches = model.vision_model.embeddings.patch_embedding(pixels).flatten(2).transpose(1, 2)
     side = int(round(vision.shape[1] ** 0.5))
     index = torch.arange(side * side)
@@ -109,8 +116,10 @@ def main() -> None:
     pixels, shapes, cells = one_object_scenes(args.images)
     if len(shapes) <= HELD_OUT + 100:
         raise SystemExit(f"only {len(shapes)} one-object scenes; raise --images")
+    vision, queries = image_outputs(model, pixels)
+    pooled = {"vision mean": vision.mean(1), "vision tokens": vision.flatten(1), "Q-Former queries": queries.flatten(1)}
     table = {}
-    for name, x in features(model, pixels).items():
+    for name, x in pooled.items():
         table[name] = {
             "shape %": round(probe_accuracy(x, shapes, len(SHAPES)), 1),
             "cell %": round(probe_accuracy(x, cells, 4), 1),
@@ -120,7 +129,7 @@ def main() -> None:
     print("| features | dims | shape % | cell % |\n|---|---|---|---|")
     for name, row in table.items():
         print(f"| {name} | {row['dims']} | {row['shape %']} | {row['cell %']} |")
-    feats, cells_of_tokens = token_cells(model, pixels[:300])
+    feats, cells_of_tokens = token_cells(model, pixels[:300], vision[:300])
     per_image = len(cells_of_tokens) // 300
     print("\nthe grid cell of a token's patch, from that token alone (chance 25%):")
     for name, x in feats.items():

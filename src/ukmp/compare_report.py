@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ukmp.reporting import headline_metrics, quality_figure
+from ukmp.reporting import RECOVERED_SERIES, headline_metrics, quality_figure
 
 PLOT = "quality_vs_ratio.png"
 
@@ -161,7 +161,7 @@ def quality_points(data: dict[str, Any]) -> dict[str, list[tuple[float, dict[str
         line = points.setdefault(r["method"], [(0.0, dense, "dense")] if dense else [])
         line.append((r["achieved_ratio"], r["metrics"], r["name"]))
         if r.get("recovered_metrics"):
-            label = f"{r['method']} + {r['recovery']}"
+            label = f"{r['method']}{RECOVERED_SERIES}{r['recovery']}"
             points.setdefault(label, []).append(
                 (r["achieved_ratio"], r["recovered_metrics"], f"{r['name']}-recovered")
             )

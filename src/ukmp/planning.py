@@ -182,7 +182,8 @@ def plan_removing_lowest(
     for name, count in counts.items():
         order = torch.sort(torch.as_tensor(scores[name]).double().reshape(-1), stable=True).indices
         gone = sorted(order[:count].tolist())
-        plan.kept[name] = [u for u in range(costs[name].num_units) if u not in set(gone)]
+        removed = set(gone)
+        plan.kept[name] = [u for u in range(costs[name].num_units) if u not in removed]
         plan.num_units[name] = costs[name].num_units
         if gone:
             removed_units[name] = gone

@@ -264,6 +264,10 @@ def heatmap_figure(component: str, artifacts: Sequence[Artifact], path: Path) ->
     return True
 
 
+RECOVERED_SERIES = " + "
+"""Joins a method and its recovery in a series label ("flap + lora"); `quality_figure` splits on it."""
+
+
 def quality_figure(points: Mapping[str, list[tuple[float, dict[str, float], str]]], path: Path) -> bool:
     """Quality metric vs achieved pruning ratio, one line per method; False when under two points.
 
@@ -282,11 +286,11 @@ def quality_figure(points: Mapping[str, list[tuple[float, dict[str, float], str]
     axes = fig.subplots(n_rows, cols, squeeze=False).reshape(-1)
     markers = "osD^vPXhp<>"
     palette = mpl.colormaps["tab10"].colors
-    bases = list(dict.fromkeys(label.split(" + ")[0] for label in points))
+    bases = list(dict.fromkeys(label.split(RECOVERED_SERIES)[0] for label in points))
     for ax, metric in zip(axes, metrics, strict=False):
         for label, pts in points.items():
-            base = bases.index(label.split(" + ")[0])
-            recovered = " + " in label
+            base = bases.index(label.split(RECOVERED_SERIES)[0])
+            recovered = RECOVERED_SERIES in label
             xs = [x for x, values, _ in pts if metric in values]
             ys = [values[metric] for _, values, _ in pts if metric in values]
             if xs:
