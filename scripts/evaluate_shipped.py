@@ -99,17 +99,23 @@ def card(counts: dict, training: dict, results: dict, model) -> str:
         "",
         f"Command: `ukmp zoo train {NAME} --out DIR --seed {cfg['seed']}`",
         "",
+        f"Stage 1 pretrains the ViT alone, standing in for the pretrained image encoder BLIP-2 starts from: "
+        f"{cfg.get('vision_pretrain_steps', 0)} AdamW steps at batch {cfg.get('vision_pretrain_batch', '-')} "
+        f"(lr {cfg.get('vision_pretrain_lr', '-')}, cosine), in which a linear head shared by the patch tokens "
+        "predicts the shape, colour and size of the object in each token's grid cell (or 'empty') and the cell's "
+        "row and column; the head is then dropped (`ukmp.zoo.vision_pretraining`). Stage 2 trains the whole model: "
         f"{cfg['steps']} AdamW steps at batch {cfg['batch_size']} (lr {cfg['lr']}, "
         f"{cfg['warmup_steps']} warm-up steps, "
         f"cosine to {cfg['min_lr_ratio']} x lr, weight decay {cfg['weight_decay']}), on {cfg['train_images']} train "
         f"images of the world; {cfg['vqa_fraction']:.0%} of examples are VQA ('Question: {{}} Short answer:'), the "
         "rest captions in prefix-LM form (half of them with an empty prefix). "
-        f"Seed {cfg['seed']}, {cfg['threads']} CPU threads; training took {training['train_seconds'] / 60:.0f} min "
-        "on a 2-core CPU. The loss curve is `loss_curve.png`.",
+        f"Seed {cfg['seed']}, {cfg['threads']} CPU threads; both stages took {training['train_seconds'] / 60:.0f} min "
+        "on a 2-core CPU. The loss curves are `loss_curve.png`.",
         "",
         "Training is deterministic for a fixed seed and thread count: `ukmp zoo verify "
-        f"{NAME} --steps 20` retrains the first 20 steps and compares each loss with the log in `training.json` "
-        "(the learning-rate schedule depends only on the step, so a prefix of the run is a prefix of the log).",
+        f"{NAME}` retrains all of stage 1 and the first 20 steps of stage 2 (about 4 min) and compares each loss "
+        "with the log in `training.json` (the learning-rate schedules depend only on the step, so a prefix of the "
+        "run is a prefix of the log).",
         "",
         "## Dense scores",
         "",
@@ -126,7 +132,7 @@ def card(counts: dict, training: dict, results: dict, model) -> str:
 
 
 def _weaknesses(results: dict) -> list[str]:
-    """Say plainly which question types the model has not learned (near or below chance)."""
+    """Say plainly which question types stay under the 60% bar on val."""
     per_type = results["val"]["tasks"]["vqa"]["per_question_type"]
     weak = sorted((acc, qtype) for qtype, acc in per_type.items() if acc < 60.0)
     if not weak:
@@ -135,11 +141,9 @@ def _weaknesses(results: dict) -> list[str]:
     return [
         "## Known weaknesses",
         "",
-        f"Question types under 60% on val: {listed}. On its own training scenes it does no better (`ukmp evaluate",
-        f"{NAME} --data shapes --split train --task vqa --limit 600`: shape 28.9%, position 51.3%), so the model",
-        "underfits rather than overfits: it has not learned to tell the shapes apart or to compare two objects'",
-        "positions, which also caps the colour questions (they name an object by its shape). Quality figures measured",
-        "on this model show what pruning takes from what it knows; they say little about those skills.",
+        f"Question types under 60% on val: {listed}. What is known about why, and what was tried, is in the",
+        "repository's `results/README.md`. Quality figures measured on this model show what pruning takes from",
+        "what it knows; they say nothing about the skills it never learned.",
         "",
     ]
 

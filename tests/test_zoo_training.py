@@ -12,7 +12,17 @@ from ukmp.zoo.train_shapes import TrainConfig, train_shapes_model
 
 
 def _tiny_cfg() -> TrainConfig:
-    return TrainConfig(steps=3, batch_size=4, train_images=12, warmup_steps=1, vision_layers=1, lm_layers=1, threads=1)
+    return TrainConfig(
+        steps=3,
+        batch_size=4,
+        vision_pretrain_steps=2,
+        vision_pretrain_batch=4,
+        train_images=12,
+        warmup_steps=1,
+        vision_layers=1,
+        lm_layers=1,
+        threads=1,
+    )
 
 
 def test_same_seed_same_weights_and_loadable(tmp_path: Path) -> None:
@@ -58,5 +68,71 @@ def test_replaying_the_first_steps_matches_the_training_log(tmp_path: Path) -> N
     from ukmp.zoo.train_shapes import replay_first_steps
 
     out = train_shapes_model(tmp_path / "m", _tiny_cfg())
-    recorded, replayed = replay_first_steps(out, 2)
-    assert len(recorded) == 2 and recorded == replayed
+    recorded, replayed = replay_first_steps(out, 3)  # both ViT pretraining steps and the first stage-2 step
+    assert len(recorded) == 3 and recorded == replayed
+
+
+def test_vision_pretraining_labels_each_cell_and_teaches_the_patches() -> None:
+    """Cell labels follow the scene; a few steps on one batch lower the patch classifier's loss."""
+    import numpy as np
+
+    from ukmp.data.shapes_world import COLOURS, SHAPES, SIZES, make_scene, render
+    from ukmp.zoo.shapes_config import shapes_blip2_t5_config
+    from ukmp.zoo.train_shapes import images_to_pixels
+    from ukmp.zoo.vision_pretraining import cell_labels, pretrain_vision
+
+    scene = make_scene("train", 0)
+    labels = cell_labels(scene)
+    occupied = {o.cell for o in scene.objects}
+    for cell in range(4):
+        assert (labels[cell] == 0).all() == (cell not in occupied)
+    for o in scene.objects:
+        assert tuple(labels[o.cell]) == (
+            SHAPES.index(o.shape) + 1,
+            list(COLOURS).index(o.colour) + 1,
+            SIZES.index(o.size) + 1,
+        )
+
+    from transformers import Blip2VisionModel
+
+    torch.manual_seed(0)
+    vision = Blip2VisionModel(shapes_blip2_t5_config(40, vision_layers=1).vision_config)
+    scenes = [make_scene("train", i) for i in range(8)]
+    images = torch.stack([torch.from_numpy(np.array(render(s))).permute(2, 0, 1) for s in scenes])
+    cells = torch.from_numpy(np.stack([cell_labels(s) for s in scenes]))
+    kwargs = dict(lr=1e-3, batch_size=8, warmup_steps=1, weight_decay=0.0, grad_clip=1.0)
+    log = pretrain_vision(
+        vision, images, cells, images_to_pixels, steps=30, rng=np.random.default_rng(0), progress=False, **kwargs
+    )
+    assert len(log) == 30 and all(r["stage"] == "vision" for r in log)
+    assert np.mean([r["loss"] for r in log[-5:]]) < 0.5 * np.mean([r["loss"] for r in log[:5]])
+
+
+def test_vision_pretraining_refuses_a_patch_grid_that_is_not_the_world_grid() -> None:
+    import numpy as np
+    import pytest
+    from transformers import Blip2VisionModel
+
+    from ukmp.zoo.shapes_config import shapes_blip2_t5_config
+    from ukmp.zoo.train_shapes import images_to_pixels
+    from ukmp.zoo.vision_pretraining import pretrain_vision
+
+    config = shapes_blip2_t5_config(40, vision_layers=1).vision_config
+    config.patch_size = 16
+    images = torch.zeros(2, 3, 64, 64, dtype=torch.uint8)
+    labels = torch.zeros(2, 4, 3, dtype=torch.long)
+    with pytest.raises(ValueError, match="one patch per grid cell"):
+        pretrain_vision(
+            Blip2VisionModel(config),
+            images,
+            labels,
+            images_to_pixels,
+            steps=1,
+            lr=1e-3,
+            batch_size=2,
+            warmup_steps=1,
+            weight_decay=0.0,
+            grad_clip=1.0,
+            rng=np.random.default_rng(0),
+            progress=False,
+        )

@@ -162,9 +162,7 @@ def quality_points(data: dict[str, Any]) -> dict[str, list[tuple[float, dict[str
         line.append((r["achieved_ratio"], r["metrics"], r["name"]))
         if r.get("recovered_metrics"):
             label = f"{r['method']}{RECOVERED_SERIES}{r['recovery']}"
-            points.setdefault(label, []).append(
-                (r["achieved_ratio"], r["recovered_metrics"], f"{r['name']}-recovered")
-            )
+            points.setdefault(label, []).append((r["achieved_ratio"], r["recovered_metrics"], f"{r['name']}-recovered"))
     return {k: sorted(v, key=lambda p: p[0]) for k, v in points.items()}
 
 

@@ -23,7 +23,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "verify", help="retrain the first steps of a model's recipe and compare the losses with its training log"
     )
     verify.add_argument("name", help="a zoo name or a folder written by `ukmp zoo train`")
-    verify.add_argument("--steps", type=int, default=20, help="how many steps to replay (default 20)")
+    verify.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="how many steps to replay, both stages counted (default: all of stage 1 and the first 20 of stage 2)",
+    )
     verify.set_defaults(func=_verify)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
 
@@ -54,7 +59,7 @@ def _verify(args: argparse.Namespace) -> int:
     from ukmp.zoo import resolve_model_name
     from ukmp.zoo.train_shapes import replay_first_steps
 
-    if args.steps <= 0:
+    if args.steps is not None and args.steps <= 0:
         raise UserError(f"--steps must be positive, got {args.steps}.")
     recorded, replayed = replay_first_steps(resolve_model_name(args.name) or args.name, args.steps)
     worst = max(abs(a - b) for a, b in zip(recorded, replayed))

@@ -5,10 +5,12 @@ cannot download images. This module draws small RGB scenes of coloured shapes on
 describes them with captions and VQA questions whose answers are exact. Because everything is
 derived from a scene description, the world can be regenerated bit for bit from (split, index).
 
-Design choices that matter for learnability (objects against the 8 px patches of the shipped ViT):
+Design choices that matter for learnability (objects against the patches of the shipped ViT):
 - 64 px images, a 2x2 grid of 32 px cells, one object per cell at most (occlusion-free by design);
-- large objects fill ~85% of their cell (27 px), small ones ~50% (16 px), so even a small object
-  covers a 2x2 block of patches;
+- the shipped ViT uses 32 px patches, so each patch shows exactly one cell and a whole object;
+  with 8 px patches an object's shape is spread over 4-16 mostly uniform patches and a model
+  trained on a CPU budget never learned to tell the shapes apart;
+- large objects fill ~85% of their cell (27 px), small ones ~50% (16 px);
 - a plain grey background with mild per-image brightness jitter and a one-pixel position jitter.
 
 The `heldout` split uses colour-shape pairs that never occur in train/val/test, to measure

@@ -22,7 +22,8 @@ def shapes_blip2_t5_config(vocab_size: int, *, vision_layers: int = 4, lm_layers
         num_hidden_layers=vision_layers,
         num_attention_heads=8,
         image_size=64,
-        patch_size=8,
+        # one patch per cell of the world's 2x2 grid: patch token k sees exactly cell k (see vision_pretraining)
+        patch_size=32,
         hidden_act="gelu",
         layer_norm_eps=1e-6,
         attention_dropout=0.0,

@@ -1,6 +1,8 @@
 """Train the shipped `shapes-blip2-t5` model from scratch, deterministically, on a CPU.
 
-The recipe follows BLIP-2 stage 2 on the shapes world: every example is an image plus a text pair
+The recipe has two stages. Stage 1 pretrains the ViT on the world's scene annotations
+(`vision_pretraining`), standing in for the pretrained image encoder BLIP-2 starts from. Stage 2
+follows BLIP-2 stage 2 on the whole model: every example is an image plus a text pair
 (encoder input, decoder target), mixing
 - VQA, with the paper's prompt "Question: {q} Short answer:" and the answer as target, and
 - captioning in prefix-LM form (method.md §2.1: the first k words go to the encoder, the rest is the
@@ -28,6 +30,7 @@ from tqdm import tqdm
 from ukmp.data.shapes_world import (
     CELL_NAMES,
     COLOURS,
+    GRID,
     NUMBER_WORDS,
     SHAPES,
     SIZES,
@@ -38,6 +41,7 @@ from ukmp.data.shapes_world import (
 )
 from ukmp.data.world_tokenizer import IMAGE_ID, PAD_ID, as_transformers_tokenizer, train_word_tokenizer
 from ukmp.zoo.shapes_config import NUM_QUERY_TOKENS, shapes_blip2_t5_config
+from ukmp.zoo.vision_pretraining import ATTRIBUTES, cell_labels, pretrain_vision
 
 VQA_PROMPT = "Question: {} Short answer:"
 IMAGE_MEAN = [0.5, 0.5, 0.5]
@@ -48,8 +52,11 @@ IMAGE_STD = [0.5, 0.5, 0.5]
 class TrainConfig:
     """Everything that determines the shipped weights."""
 
-    steps: int = 2600
+    steps: int = 4000
     batch_size: int = 48
+    vision_pretrain_steps: int = 1200
+    vision_pretrain_lr: float = 1e-3
+    vision_pretrain_batch: int = 64
     lr: float = 5e-4
     min_lr_ratio: float = 0.05
     warmup_steps: int = 100
@@ -118,9 +125,11 @@ class WorldExamples:
         self.images = torch.empty(n_images, 3, 64, 64, dtype=torch.uint8)
         self.captions: list[list[str]] = []
         self.questions: list[list[tuple[str, str]]] = []
+        self.cell_labels = torch.empty(n_images, GRID * GRID, len(ATTRIBUTES), dtype=torch.long)
         for index in tqdm(range(n_images), desc="world/train", unit="img"):
             scene = make_scene("train", index)
             self.images[index] = torch.from_numpy(np.array(render(scene))).permute(2, 0, 1)
+            self.cell_labels[index] = torch.from_numpy(cell_labels(scene))
             self.captions.append(captions(scene))
             self.questions.append([(q.question, q.answer) for q in questions(scene)])
 
@@ -181,7 +190,10 @@ def build_model(config):
 
 
 def _train(cfg: TrainConfig, stop_after: int | None = None, progress: bool = True):
-    """Run the recipe; return (model, processor, per-step log, seconds). `stop_after` ends it early."""
+    """Run both stages; return (model, processor, per-step log, seconds).
+
+    `stop_after` ends the run after that many steps of the two stages together.
+    """
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -194,8 +206,23 @@ def _train(cfg: TrainConfig, stop_after: int | None = None, progress: bool = Tru
         tokenizer.get_vocab_size(), vision_layers=cfg.vision_layers, lm_layers=cfg.lm_layers
     )
     model = build_model(config)
-    model.train()
     data = WorldExamples(cfg.train_images)
+    log = pretrain_vision(
+        model.vision_model,
+        data.images,
+        data.cell_labels,
+        images_to_pixels,
+        steps=cfg.vision_pretrain_steps,
+        lr=cfg.vision_pretrain_lr,
+        batch_size=cfg.vision_pretrain_batch,
+        warmup_steps=min(50, max(1, cfg.vision_pretrain_steps)),
+        weight_decay=cfg.weight_decay,
+        grad_clip=cfg.grad_clip,
+        rng=rng,
+        stop_after=stop_after,
+        progress=progress,
+    )
+    model.train()
 
     decay = [p for p in model.parameters() if p.ndim >= 2]
     no_decay = [p for p in model.parameters() if p.ndim < 2]
@@ -204,9 +231,8 @@ def _train(cfg: TrainConfig, stop_after: int | None = None, progress: bool = Tru
         lr=cfg.lr,
         betas=(0.9, 0.98),
     )
-    log: list[dict] = []
-    steps = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
-    bar = tqdm(range(steps), desc="train shapes-blip2-t5", unit="step", disable=not progress)
+    steps = cfg.steps if stop_after is None else min(cfg.steps, max(0, stop_after - len(log)))
+    bar = tqdm(range(steps), desc="stage 2: train shapes-blip2-t5", unit="step", disable=not progress)
     for step in bar:
         pixels, inputs, targets = data.sample(rng, cfg.batch_size, cfg.vqa_fraction)
         batch = encode_batch(tokenizer, inputs, targets)
@@ -218,7 +244,7 @@ def _train(cfg: TrainConfig, stop_after: int | None = None, progress: bool = Tru
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
         value = float(loss.detach())
-        log.append({"step": step, "loss": value, "lr": _lr_at(step, cfg)})
+        log.append({"stage": "blip2", "step": step, "loss": value, "lr": _lr_at(step, cfg)})
         bar.set_postfix(loss=f"{value:.3f}")
     return model, processor, log, time.time() - started
 
@@ -252,8 +278,11 @@ def train_shapes_model(out_dir: str | Path, cfg: TrainConfig, *, overwrite: bool
     return out
 
 
-def replay_first_steps(model_dir: str | Path, steps: int) -> tuple[list[float], list[float]]:
+def replay_first_steps(model_dir: str | Path, steps: int | None = None) -> tuple[list[float], list[float]]:
     """Retrain the first `steps` steps of a trained model's recipe: (recorded losses, replayed losses).
+
+    Steps count through both stages; the default, None, replays all of stage 1 and the first 20
+    steps of stage 2, so both stages' data paths are checked.
 
     Training is deterministic for a fixed seed and thread count, so equal losses step by step show
     that the documented command reproduces the run, at a fraction of its cost (the learning-rate
@@ -267,29 +296,39 @@ def replay_first_steps(model_dir: str | Path, steps: int) -> tuple[list[float], 
     record = json.loads(record_file.read_text())
     known = {f.name for f in TrainConfig.__dataclass_fields__.values()}
     cfg = TrainConfig(**{k: v for k, v in record["config"].items() if k in known})
+    if steps is None:
+        steps = sum(r.get("stage") == "vision" for r in record["log"]) + 20
     recorded = [r["loss"] for r in record["log"][:steps]]
     _, _, log, _ = _train(cfg, stop_after=len(recorded))
     return recorded, [r["loss"] for r in log]
 
 
 def _plot_loss(log: list[dict], path: Path) -> None:
+    """One panel per stage: the ViT's pretraining loss, then the whole model's loss."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    steps = [r["step"] for r in log]
-    losses = np.array([r["loss"] for r in log])
+    stages = [
+        ("stage 1: ViT pretraining", [r for r in log if r.get("stage") == "vision"]),
+        ("stage 2: BLIP-2 on captions + VQA", [r for r in log if r.get("stage", "blip2") == "blip2"]),
+    ]
+    stages = [(title, rows) for title, rows in stages if rows]
+    fig, axes = plt.subplots(1, len(stages), figsize=(5.5 * len(stages), 3.5), squeeze=False)
     window = 25
-    smooth = np.convolve(losses, np.ones(window) / window, mode="valid") if len(losses) > window else losses
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(steps, losses, alpha=0.3, label="loss")
-    ax.plot(steps[len(steps) - len(smooth) :], smooth, label=f"mean of {window}")
-    ax.set_xlabel("step")
-    ax.set_ylabel("cross-entropy")
-    ax.set_yscale("log")
-    ax.set_title("shapes-blip2-t5 training loss")
-    ax.legend()
+    for ax, (title, rows) in zip(axes[0], stages):
+        steps = [r["step"] for r in rows]
+        losses = np.array([r["loss"] for r in rows])
+        smooth = np.convolve(losses, np.ones(window) / window, mode="valid") if len(losses) > window else losses
+        ax.plot(steps, losses, alpha=0.3, label="loss")
+        ax.plot(steps[len(steps) - len(smooth) :], smooth, label=f"mean of {window}")
+        ax.set_xlabel("step")
+        ax.set_ylabel("cross-entropy")
+        ax.set_yscale("log")
+        ax.set_title(title)
+        ax.legend()
+    fig.suptitle("shapes-blip2-t5 training loss")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
