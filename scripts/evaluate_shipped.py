@@ -113,7 +113,7 @@ def card(counts: dict, training: dict, results: dict, model) -> str:
         "on a 2-core CPU. The loss curves are `loss_curve.png`.",
         "",
         "Training is deterministic for a fixed seed and thread count: `ukmp zoo verify "
-        f"{NAME}` retrains all of stage 1 and the first 20 steps of stage 2 (about 4 min) and compares each loss "
+        f"{NAME}` retrains all of stage 1 and the first 20 steps of stage 2 (3 min) and compares each loss "
         "with the log in `training.json` (the learning-rate schedules depend only on the step, so a prefix of the "
         "run is a prefix of the log).",
         "",
