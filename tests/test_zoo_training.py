@@ -22,6 +22,7 @@ def _tiny_cfg() -> TrainConfig:
         vision_layers=1,
         lm_layers=1,
         threads=1,
+        grounding_steps=2,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ukmp.errors import UserError
 
@@ -18,6 +19,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the shipped recipe)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    train.add_argument(
+        "--from-stage2",
+        metavar="DIR",
+        default=None,
+        help="skip stages 1 and 2: start stage 3 from a model this recipe wrote with --stage2-only",
+    )
+    train.add_argument("--stage2-only", action="store_true", help="stop after stage 2 (a checkpoint for --from-stage2)")
     train.set_defaults(func=_train)
     verify = zoo_sub.add_parser(
         "verify", help="retrain the first steps of a model's recipe and compare the losses with its training log"
@@ -28,6 +36,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         default=None,
         help="how many steps to replay, both stages counted (default: all of stage 1 and the first 20 of stage 2)",
+    )
+    verify.add_argument(
+        "--stage2",
+        metavar="DIR",
+        default=None,
+        help="replay the first --steps steps of stage 3 (default 20) from this stage-2 model instead",
     )
     verify.set_defaults(func=_verify)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
@@ -50,18 +64,30 @@ def _train(args: argparse.Namespace) -> int:
         if args.steps <= 0:
             raise UserError(f"--steps must be positive, got {args.steps}.")
         cfg.steps = args.steps
-    out = train_shapes_model(args.out, cfg, overwrite=args.overwrite)
+    if args.stage2_only and args.from_stage2:
+        raise UserError("--stage2-only and --from-stage2 exclude each other: the first stops where the second starts.")
+    if args.stage2_only:
+        cfg.grounding_steps = 0
+    if args.from_stage2 is not None and not Path(args.from_stage2).is_dir():
+        raise UserError(f"--from-stage2 {args.from_stage2} is not a folder.")
+    out = train_shapes_model(args.out, cfg, overwrite=args.overwrite, stage2_dir=args.from_stage2)
     print(f"wrote {args.name} to {out}")
     return 0
 
 
 def _verify(args: argparse.Namespace) -> int:
     from ukmp.zoo import resolve_model_name
-    from ukmp.zoo.train_shapes import replay_first_steps
+    from ukmp.zoo.train_shapes import replay_first_steps, replay_stage_three
 
     if args.steps is not None and args.steps <= 0:
         raise UserError(f"--steps must be positive, got {args.steps}.")
-    recorded, replayed = replay_first_steps(resolve_model_name(args.name) or args.name, args.steps)
+    model_dir = resolve_model_name(args.name) or args.name
+    if args.stage2 is not None:
+        if not Path(args.stage2).is_dir():
+            raise UserError(f"--stage2 {args.stage2} is not a folder.")
+        recorded, replayed = replay_stage_three(model_dir, args.stage2, args.steps or 20)
+    else:
+        recorded, replayed = replay_first_steps(model_dir, args.steps)
     worst = max(abs(a - b) for a, b in zip(recorded, replayed))
     print(f"replayed {len(replayed)} steps; largest loss difference from the training log: {worst:.3g}")
     if worst > 1e-5:

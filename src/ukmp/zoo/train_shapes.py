@@ -15,7 +15,6 @@ threads is fixed, so the same command gives the same weights on the same machine
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -40,10 +39,13 @@ from ukmp.data.shapes_world import (
     render,
 )
 from ukmp.data.world_tokenizer import IMAGE_ID, PAD_ID, as_transformers_tokenizer, train_word_tokenizer
+from ukmp.zoo.grounding import GroundingLosses
+from ukmp.zoo.schedules import ramped_cosine, warmup_then_cosine
 from ukmp.zoo.shapes_config import NUM_QUERY_TOKENS, shapes_blip2_t5_config
 from ukmp.zoo.vision_pretraining import ATTRIBUTES, cell_labels, pretrain_vision
 
 VQA_PROMPT = "Question: {} Short answer:"
+POSITION_ANSWERS = frozenset({"left", "right", "above", "below"})
 IMAGE_MEAN = [0.5, 0.5, 0.5]
 IMAGE_STD = [0.5, 0.5, 0.5]
 
@@ -57,6 +59,7 @@ class TrainConfig:
     vision_pretrain_steps: int = 1200
     vision_pretrain_lr: float = 1e-3
     vision_pretrain_batch: int = 64
+    vision_pretrain_warmup: int = 50
     lr: float = 5e-4
     min_lr_ratio: float = 0.05
     warmup_steps: int = 100
@@ -69,6 +72,11 @@ class TrainConfig:
     vision_layers: int = 6
     lm_layers: int = 3
     save_dtype: str = "float16"
+    grounding_steps: int = 3000
+    grounding_lr: float = 3e-4
+    grounding_warmup: int = 50
+    grounding_position_fraction: float = 0.3
+    grounding_weight: float = 1.0
     extra: dict = field(default_factory=dict)
 
 
@@ -133,11 +141,25 @@ class WorldExamples:
             self.captions.append(captions(scene))
             self.questions.append([(q.question, q.answer) for q in questions(scene)])
 
-    def sample(self, rng: np.random.Generator, batch: int, vqa_fraction: float) -> tuple[torch.Tensor, list, list]:
+    def sample(
+        self, rng: np.random.Generator, batch: int, vqa_fraction: float, position_fraction: float = 0.0
+    ) -> tuple[torch.Tensor, list, list, np.ndarray]:
+        """(pixels, encoder texts, targets, image indices) for one batch.
+
+        A share `position_fraction` of the examples is a relative-position question where the image
+        has one; the rest splits between VQA and captions by `vqa_fraction`. With no position share
+        the random draws are the same as before that option existed, so stage 2 replays exactly.
+        """
         idx = rng.integers(0, len(self.captions), size=batch)
         inputs, targets = [], []
         for i in idx:
-            if rng.random() < vqa_fraction:
+            draw = rng.random()
+            positional = [qa for qa in self.questions[i] if qa[1] in POSITION_ANSWERS] if position_fraction else []
+            if positional and draw < position_fraction:
+                q, a = positional[int(rng.integers(len(positional)))]
+                inputs.append(VQA_PROMPT.format(q))
+                targets.append(a)
+            elif draw < position_fraction + (1 - position_fraction) * vqa_fraction:
                 q, a = self.questions[i][int(rng.integers(len(self.questions[i])))]
                 inputs.append(VQA_PROMPT.format(q))
                 targets.append(a)
@@ -146,7 +168,7 @@ class WorldExamples:
                 src, tgt = _prefix_split(cap, rng)
                 inputs.append(src)
                 targets.append(tgt)
-        return images_to_pixels(self.images[torch.from_numpy(idx)]), inputs, targets
+        return images_to_pixels(self.images[torch.from_numpy(idx)]), inputs, targets, idx
 
 
 def encode_batch(tokenizer, inputs: list[str], targets: list[str]) -> dict[str, torch.Tensor]:
@@ -165,10 +187,7 @@ def encode_batch(tokenizer, inputs: list[str], targets: list[str]) -> dict[str, 
 
 
 def _lr_at(step: int, cfg: TrainConfig) -> float:
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+    return warmup_then_cosine(step, cfg.steps, cfg.lr, cfg.warmup_steps, cfg.min_lr_ratio)
 
 
 def build_model(config):
@@ -189,16 +208,33 @@ def build_model(config):
     return model
 
 
-def _train(cfg: TrainConfig, stop_after: int | None = None, progress: bool = True):
-    """Run both stages; return (model, processor, per-step log, seconds).
+def _train(cfg: TrainConfig, stop_after: int | None = None, progress: bool = True, stage2_dir: Path | None = None):
+    """Run the three stages; return (model, processor, per-step log, seconds).
 
-    `stop_after` ends the run after that many steps of the two stages together.
+    `stop_after` ends the run after that many steps of the stages together. With `stage2_dir`,
+    stages 1 and 2 are not run: stage 3 starts from that model, written earlier by this recipe
+    (its steps and seconds come from its training log).
     """
     torch.set_num_threads(cfg.threads)
+    started = time.time()
+    if stage2_dir is None:
+        model, processor, tokenizer, data, log = _stages_one_and_two(cfg, stop_after, progress)
+        earlier_seconds = 0.0
+    else:
+        model, processor, log, earlier_seconds = _load_stage_two(stage2_dir, cfg)
+        tokenizer = train_word_tokenizer(world_vocabulary_texts())
+        data = WorldExamples(cfg.train_images)
+    if cfg.grounding_steps and (stop_after is None or len(log) < stop_after):
+        _round_to(model, cfg.save_dtype)
+        remaining = None if stop_after is None else stop_after - len(log)
+        log += _stage_three(model, tokenizer, data, cfg, remaining, progress)
+    return model, processor, log, earlier_seconds + time.time() - started
+
+
+def _stages_one_and_two(cfg: TrainConfig, stop_after: int | None, progress: bool):
+    """Stage 1 (ViT pretraining) and stage 2 (BLIP-2 stage 2 on captions + VQA) from a fresh model."""
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    started = time.time()
-
     tokenizer = train_word_tokenizer(world_vocabulary_texts())
     tokenizer_fast = as_transformers_tokenizer(tokenizer)
     processor = build_processor(tokenizer_fast)
@@ -215,7 +251,7 @@ def _train(cfg: TrainConfig, stop_after: int | None = None, progress: bool = Tru
         steps=cfg.vision_pretrain_steps,
         lr=cfg.vision_pretrain_lr,
         batch_size=cfg.vision_pretrain_batch,
-        warmup_steps=min(50, max(1, cfg.vision_pretrain_steps)),
+        warmup_steps=min(cfg.vision_pretrain_warmup, max(1, cfg.vision_pretrain_steps)),
         weight_decay=cfg.weight_decay,
         grad_clip=cfg.grad_clip,
         rng=rng,
@@ -234,7 +270,7 @@ def _train(cfg: TrainConfig, stop_after: int | None = None, progress: bool = Tru
     steps = cfg.steps if stop_after is None else min(cfg.steps, max(0, stop_after - len(log)))
     bar = tqdm(range(steps), desc="stage 2: train shapes-blip2-t5", unit="step", disable=not progress)
     for step in bar:
-        pixels, inputs, targets = data.sample(rng, cfg.batch_size, cfg.vqa_fraction)
+        pixels, inputs, targets, _ = data.sample(rng, cfg.batch_size, cfg.vqa_fraction)
         batch = encode_batch(tokenizer, inputs, targets)
         for group in optimizer.param_groups:
             group["lr"] = _lr_at(step, cfg)
@@ -246,17 +282,98 @@ def _train(cfg: TrainConfig, stop_after: int | None = None, progress: bool = Tru
         value = float(loss.detach())
         log.append({"stage": "blip2", "step": step, "loss": value, "lr": _lr_at(step, cfg)})
         bar.set_postfix(loss=f"{value:.3f}")
-    return model, processor, log, time.time() - started
+    return model, processor, tokenizer, data, log
 
 
-def train_shapes_model(out_dir: str | Path, cfg: TrainConfig, *, overwrite: bool = False) -> Path:
-    """Train the model and write a complete, `from_pretrained`-loadable model folder to `out_dir`."""
+def _round_to(model, dtype_name: str) -> None:
+    """Round the weights through the save dtype, as if stage 2 had been saved and loaded again.
+
+    Stage 3 then starts from exactly what a saved stage-2 model holds, so it can be run again
+    from such a model (`--from-stage2`) with the same result as the run that never stopped.
+    """
+    dtype = getattr(torch, dtype_name)
+    with torch.no_grad():
+        for tensor in list(model.parameters()) + list(model.buffers()):
+            if tensor.is_floating_point():
+                tensor.copy_(tensor.to(dtype).to(tensor.dtype))
+
+
+def _stage_three(model, tokenizer, data: WorldExamples, cfg: TrainConfig, stop_after: int | None, progress: bool):
+    """Stage 3: the stage-2 mix with more relative-position questions, plus the grounding losses."""
+    torch.manual_seed(cfg.seed + 3)
+    rng = np.random.default_rng(cfg.seed + 3)
+    heads = GroundingLosses(model, tokenizer)
+    params = list(model.parameters()) + list(heads.parameters())
+    optimizer = torch.optim.AdamW(params, lr=cfg.grounding_lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
+    model.train()
+    log: list[dict] = []
+    steps = cfg.grounding_steps if stop_after is None else min(cfg.grounding_steps, max(0, stop_after))
+    bar = tqdm(range(steps), desc="stage 3: grounding", unit="step", disable=not progress)
+    for step in bar:
+        pixels, inputs, targets, idx = data.sample(
+            rng, cfg.batch_size, cfg.vqa_fraction, cfg.grounding_position_fraction
+        )
+        batch = encode_batch(tokenizer, inputs, targets)
+        rate = ramped_cosine(step, cfg.grounding_steps, cfg.grounding_lr, cfg.grounding_warmup, cfg.min_lr_ratio)
+        for group in optimizer.param_groups:
+            group["lr"] = rate
+        lm_loss = model(pixel_values=pixels, **batch).loss
+        labels = data.cell_labels[torch.from_numpy(idx)]
+        grounding_loss, accuracies = heads.loss(batch["input_ids"], batch["attention_mask"], labels)
+        optimizer.zero_grad(set_to_none=True)
+        (lm_loss + cfg.grounding_weight * grounding_loss).backward()
+        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        optimizer.step()
+        value = float(lm_loss.detach())
+        entry = {"stage": "grounding", "step": step, "loss": value, "grounding_loss": float(grounding_loss.detach())}
+        log.append(entry | {"lr": rate} | accuracies)
+        bar.set_postfix(loss=f"{value:.3f}", grounding=f"{entry['grounding_loss']:.3f}")
+    heads.remove_hooks()
+    return log
+
+
+STAGE_THREE_FIELDS = frozenset(f for f in TrainConfig.__dataclass_fields__ if f.startswith("grounding_"))
+
+
+def _load_stage_two(model_dir: Path, cfg: TrainConfig):
+    """A model written by this recipe with stage 3 switched off, checked against `cfg`."""
+    from transformers import Blip2ForConditionalGeneration
+
+    from ukmp.errors import UserError
+
+    record_file = Path(model_dir) / "training.json"
+    if not record_file.is_file():
+        raise UserError(f"{model_dir} has no training.json; --from-stage2 needs a model written by `ukmp zoo train`.")
+    record = json.loads(record_file.read_text())
+    if any(r.get("stage") == "grounding" for r in record["log"]):
+        raise UserError(f"{model_dir} has already been through stage 3; give the stage-2 model instead.")
+    mine = {k: v for k, v in asdict(cfg).items() if k not in STAGE_THREE_FIELDS}
+    theirs = {k: v for k, v in record["config"].items() if k not in STAGE_THREE_FIELDS}
+    differing = sorted(k for k in mine if theirs.get(k, mine[k]) != mine[k])
+    if differing:
+        raise UserError(
+            f"{model_dir} was trained with other settings ({', '.join(differing)}), so it is not this recipe's stage 2."
+        )
+    model = Blip2ForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32)
+    for sub_config in (model.config.vision_config, model.config.qformer_config, model.config.text_config):
+        sub_config.dtype = None  # loading in float32 marks them so; a fresh model's sub-configs carry no dtype
+    processor = build_processor(as_transformers_tokenizer(train_word_tokenizer(world_vocabulary_texts())))
+    return model, processor, list(record["log"]), float(record["train_seconds"])
+
+
+def train_shapes_model(
+    out_dir: str | Path, cfg: TrainConfig, *, overwrite: bool = False, stage2_dir: str | Path | None = None
+) -> Path:
+    """Train the model and write a complete, `from_pretrained`-loadable model folder to `out_dir`.
+
+    `stage2_dir` starts at stage 3 from a model this recipe wrote with `grounding_steps=0`.
+    """
     out = Path(out_dir)
     if out.exists() and not overwrite:
         from ukmp.errors import UserError
 
         raise UserError(f"{out} already exists; pass --overwrite to replace it.")
-    model, processor, log, elapsed = _train(cfg)
+    model, processor, log, elapsed = _train(cfg, stage2_dir=None if stage2_dir is None else Path(stage2_dir))
     model.eval()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
@@ -264,7 +381,15 @@ def train_shapes_model(out_dir: str | Path, cfg: TrainConfig, *, overwrite: bool
         model.to(getattr(torch, cfg.save_dtype)).save_pretrained(tmp)
         processor.save_pretrained(tmp)
         (tmp / "training.json").write_text(
-            json.dumps({"config": asdict(cfg), "train_seconds": elapsed, "log": log}, indent=1)
+            json.dumps(
+                {
+                    "config": asdict(cfg),
+                    "train_seconds": elapsed,
+                    "resumed_from_stage2": stage2_dir is not None,
+                    "log": log,
+                },
+                indent=1,
+            )
         )
         _plot_loss(log, tmp / "loss_curve.png")
         os.chmod(tmp, 0o755)  # mkdtemp makes the folder private; a shipped model must be readable
@@ -294,13 +419,42 @@ def replay_first_steps(model_dir: str | Path, steps: int | None = None) -> tuple
     if not record_file.is_file():
         raise UserError(f"{model_dir} has no training.json; only models trained by `ukmp zoo train` can be replayed.")
     record = json.loads(record_file.read_text())
-    known = {f.name for f in TrainConfig.__dataclass_fields__.values()}
-    cfg = TrainConfig(**{k: v for k, v in record["config"].items() if k in known})
+    cfg = _recorded_config(record)
     if steps is None:
         steps = sum(r.get("stage") == "vision" for r in record["log"]) + 20
     recorded = [r["loss"] for r in record["log"][:steps]]
     _, _, log, _ = _train(cfg, stop_after=len(recorded))
     return recorded, [r["loss"] for r in log]
+
+
+def replay_stage_three(model_dir: str | Path, stage2_dir: str | Path, steps: int) -> tuple[list[float], list[float]]:
+    """Rerun the first `steps` steps of stage 3 from a stage-2 model: (recorded losses, replayed losses).
+
+    The shipped weights' stage 2 is not shipped, so this check needs the stage-2 model from
+    `ukmp zoo train ... --stage2-only` (46 minutes on 2 cores), or the one a release kept.
+    """
+    from ukmp.errors import UserError
+
+    record_file = Path(model_dir) / "training.json"
+    if not record_file.is_file():
+        raise UserError(f"{model_dir} has no training.json; only models trained by `ukmp zoo train` can be replayed.")
+    record = json.loads(record_file.read_text())
+    cfg = _recorded_config(record)
+    recorded = [r["loss"] for r in record["log"] if r.get("stage") == "grounding"][:steps]
+    if not recorded:
+        raise UserError(f"{model_dir} has no stage-3 steps in its training log.")
+    stage2_record = Path(stage2_dir) / "training.json"
+    if not stage2_record.is_file():
+        raise UserError(f"{stage2_dir} has no training.json; give a model written by `ukmp zoo train --stage2-only`.")
+    earlier = len(json.loads(stage2_record.read_text())["log"])
+    _, _, log, _ = _train(cfg, stop_after=earlier + len(recorded), stage2_dir=Path(stage2_dir))
+    return recorded, [r["loss"] for r in log if r.get("stage") == "grounding"]
+
+
+def _recorded_config(record: dict) -> TrainConfig:
+    """The recipe a training log was written with (fields it predates keep their defaults)."""
+    known = {f.name for f in TrainConfig.__dataclass_fields__.values()}
+    return TrainConfig(**{k: v for k, v in record["config"].items() if k in known})
 
 
 def _plot_loss(log: list[dict], path: Path) -> None:
@@ -313,6 +467,7 @@ def _plot_loss(log: list[dict], path: Path) -> None:
     stages = [
         ("stage 1: ViT pretraining", [r for r in log if r.get("stage") == "vision"]),
         ("stage 2: BLIP-2 on captions + VQA", [r for r in log if r.get("stage", "blip2") == "blip2"]),
+        ("stage 3: grounding (LM loss)", [r for r in log if r.get("stage") == "grounding"]),
     ]
     stages = [(title, rows) for title, rows in stages if rows]
     fig, axes = plt.subplots(1, len(stages), figsize=(5.5 * len(stages), 3.5), squeeze=False)

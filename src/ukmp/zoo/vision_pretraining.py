@@ -17,7 +17,6 @@ for the relative-position questions. The head is thrown away after this stage.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import numpy as np
@@ -25,6 +24,7 @@ import torch
 from tqdm import tqdm
 
 from ukmp.data.shapes_world import COLOURS, GRID, SHAPES, SIZES, Scene
+from ukmp.zoo.schedules import ramped_cosine
 
 ATTRIBUTES = (("shape", len(SHAPES) + 1), ("colour", len(COLOURS) + 1), ("size", len(SIZES) + 1))
 
@@ -102,7 +102,7 @@ def pretrain_vision(
     log: list[dict] = []
     run = steps if stop_after is None else min(steps, stop_after)
     for step in tqdm(range(run), desc="stage 1: pretrain ViT", unit="step", disable=not progress):
-        rate = lr * min(1.0, (step + 1) / warmup_steps) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / steps)))
+        rate = ramped_cosine(step, steps, lr, warmup_steps, min_ratio=0.05)
         for group in optimizer.param_groups:
             group["lr"] = rate
         idx = torch.from_numpy(rng.integers(0, len(images), size=batch_size))
