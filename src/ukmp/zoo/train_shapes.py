@@ -1,12 +1,14 @@
 """Train the shipped `shapes-blip2-t5` model from scratch, deterministically, on a CPU.
 
-The recipe has two stages. Stage 1 pretrains the ViT on the world's scene annotations
+The recipe has three stages. Stage 1 pretrains the ViT on the world's scene annotations
 (`vision_pretraining`), standing in for the pretrained image encoder BLIP-2 starts from. Stage 2
 follows BLIP-2 stage 2 on the whole model: every example is an image plus a text pair
 (encoder input, decoder target), mixing
 - VQA, with the paper's prompt "Question: {q} Short answer:" and the answer as target, and
 - captioning in prefix-LM form (method.md §2.1: the first k words go to the encoder, the rest is the
   target), where half of the captions use k = 0 so the model also captions from the image alone.
+Stage 3 (`grounding`) continues on the same mix with more relative-position questions and adds
+losses from the scene annotations that teach the model where the objects are.
 
 Everything random (the world, the example mix, initialisation) is seeded, and the number of
 threads is fixed, so the same command gives the same weights on the same machine.
