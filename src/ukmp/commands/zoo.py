@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--steps",
         type=int,
         default=None,
-        help="how many steps to replay, both stages counted (default: all of stage 1 and the first 20 of stage 2)",
+        help="how many steps to replay, stages counted in order (default: all of stage 1 and the first 20 of stage 2)",
     )
     verify.add_argument(
         "--stage2",

@@ -408,8 +408,8 @@ def train_shapes_model(
 def replay_first_steps(model_dir: str | Path, steps: int | None = None) -> tuple[list[float], list[float]]:
     """Retrain the first `steps` steps of a trained model's recipe: (recorded losses, replayed losses).
 
-    Steps count through both stages; the default, None, replays all of stage 1 and the first 20
-    steps of stage 2, so both stages' data paths are checked.
+    Steps count through the stages in order; the default, None, replays all of stage 1 and the
+    first 20 steps of stage 2, so both of their data paths are checked (stage 3: `replay_stage_three`).
 
     Training is deterministic for a fixed seed and thread count, so equal losses step by step show
     that the documented command reproduces the run, at a fraction of its cost (the learning-rate
@@ -433,7 +433,7 @@ def replay_stage_three(model_dir: str | Path, stage2_dir: str | Path, steps: int
     """Rerun the first `steps` steps of stage 3 from a stage-2 model: (recorded losses, replayed losses).
 
     The shipped weights' stage 2 is not shipped, so this check needs the stage-2 model from
-    `ukmp zoo train ... --stage2-only` (46 minutes on 2 cores), or the one a release kept.
+    `ukmp zoo train ... --stage2-only` (46 minutes on 2 cores).
     """
     from ukmp.errors import UserError
 
