@@ -9,9 +9,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from tiny_models import tiny_train_config
 from ukmp.errors import UserError
 from ukmp.zoo.grounding import QueryGroundingHead, first_mention, first_mention_flags, mention_cells
-from ukmp.zoo.train_shapes import TrainConfig, replay_stage_three, train_shapes_model
+from ukmp.zoo.train_shapes import replay_stage_three, train_shapes_model
 
 SHAPE_IDS = {10: 1, 11: 2}  # token id -> shape class (1-based, as in the cell labels)
 COLOUR_IDS = {20: 1, 21: 2}
@@ -81,26 +82,10 @@ def test_query_readout_learns_cells_only_when_the_queries_carry_them() -> None:
     assert final[False] < 0.75
 
 
-def _tiny(grounding_steps: int) -> TrainConfig:
-    return TrainConfig(
-        steps=2,
-        batch_size=4,
-        vision_pretrain_steps=1,
-        vision_pretrain_batch=4,
-        train_images=12,
-        warmup_steps=1,
-        vision_layers=1,
-        lm_layers=1,
-        threads=1,
-        grounding_steps=grounding_steps,
-        grounding_warmup=1,
-    )
-
-
 def test_stage_three_from_a_saved_stage_two_equals_the_uninterrupted_run(tmp_path: Path) -> None:
-    whole = train_shapes_model(tmp_path / "whole", _tiny(3))
-    stage2 = train_shapes_model(tmp_path / "stage2", _tiny(0))
-    resumed = train_shapes_model(tmp_path / "resumed", _tiny(3), stage2_dir=stage2)
+    whole = train_shapes_model(tmp_path / "whole", tiny_train_config(grounding_steps=3))
+    stage2 = train_shapes_model(tmp_path / "stage2", tiny_train_config(grounding_steps=0))
+    resumed = train_shapes_model(tmp_path / "resumed", tiny_train_config(grounding_steps=3), stage2_dir=stage2)
     a, b = load_file(whole / "model.safetensors"), load_file(resumed / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "processor_config.json"):
@@ -115,11 +100,11 @@ def test_stage_three_from_a_saved_stage_two_equals_the_uninterrupted_run(tmp_pat
 
 
 def test_stage_three_refuses_a_checkpoint_that_is_not_this_recipes_stage_two(tmp_path: Path) -> None:
-    done = train_shapes_model(tmp_path / "done", _tiny(1))
+    done = train_shapes_model(tmp_path / "done", tiny_train_config(grounding_steps=1))
     with pytest.raises(UserError, match="already been through stage 3"):
-        train_shapes_model(tmp_path / "x", _tiny(1), stage2_dir=done)
-    stage2 = train_shapes_model(tmp_path / "stage2", _tiny(0))
-    other = _tiny(1)
+        train_shapes_model(tmp_path / "x", tiny_train_config(grounding_steps=1), stage2_dir=done)
+    stage2 = train_shapes_model(tmp_path / "stage2", tiny_train_config(grounding_steps=0))
+    other = tiny_train_config(grounding_steps=1)
     other.lr = 1e-3
     with pytest.raises(UserError, match=r"other settings \(lr\)"):
         train_shapes_model(tmp_path / "y", other, stage2_dir=stage2)

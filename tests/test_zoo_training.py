@@ -8,30 +8,16 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoProcessor, Blip2ForConditionalGeneration
 
-from ukmp.zoo.train_shapes import TrainConfig, train_shapes_model
-
-
-def _tiny_cfg() -> TrainConfig:
-    return TrainConfig(
-        steps=3,
-        batch_size=4,
-        vision_pretrain_steps=2,
-        vision_pretrain_batch=4,
-        train_images=12,
-        warmup_steps=1,
-        vision_layers=1,
-        lm_layers=1,
-        threads=1,
-        grounding_steps=2,
-    )
+from tiny_models import tiny_train_config
+from ukmp.zoo.train_shapes import train_shapes_model
 
 
 def test_same_seed_same_weights_and_loadable(tmp_path: Path) -> None:
-    a = train_shapes_model(tmp_path / "a", _tiny_cfg())
-    b = train_shapes_model(tmp_path / "b", _tiny_cfg())
+    a = train_shapes_model(tmp_path / "a", tiny_train_config())
+    b = train_shapes_model(tmp_path / "b", tiny_train_config())
     wa, wb = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
-    other = _tiny_cfg()
+    other = tiny_train_config()
     other.seed = 1
     wc = load_file(train_shapes_model(tmp_path / "c", other) / "model.safetensors")
     assert any(not torch.equal(wa[k], wc[k]) for k in wa)
@@ -68,7 +54,7 @@ def test_fresh_model_has_no_near_zero_weight_matrix() -> None:
 def test_replaying_the_first_steps_matches_the_training_log(tmp_path: Path) -> None:
     from ukmp.zoo.train_shapes import replay_first_steps
 
-    out = train_shapes_model(tmp_path / "m", _tiny_cfg())
+    out = train_shapes_model(tmp_path / "m", tiny_train_config())
     recorded, replayed = replay_first_steps(out, 3)  # both ViT pretraining steps and the first stage-2 step
     assert len(recorded) == 3 and recorded == replayed
 

@@ -146,3 +146,25 @@ def instructblip_inputs(lm: str = "t5", seed: int = 1) -> dict[str, torch.Tensor
     inputs["qformer_input_ids"] = torch.randint(3, VOCAB - 1, (inputs["input_ids"].shape[0], 5), generator=gen)
     inputs["qformer_attention_mask"] = torch.ones_like(inputs["qformer_input_ids"])
     return inputs
+
+
+def tiny_train_config(**changes):
+    """The shipped model's recipe shrunk to seconds (1-layer towers, a handful of steps and images)."""
+    from dataclasses import replace
+
+    from ukmp.zoo.train_shapes import TrainConfig
+
+    base = TrainConfig(
+        steps=3,
+        batch_size=4,
+        vision_pretrain_steps=2,
+        vision_pretrain_batch=4,
+        train_images=12,
+        warmup_steps=1,
+        vision_layers=1,
+        lm_layers=1,
+        threads=1,
+        grounding_steps=2,
+        grounding_warmup=1,
+    )
+    return replace(base, **changes)

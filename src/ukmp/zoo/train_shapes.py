@@ -220,12 +220,14 @@ def _train(cfg: TrainConfig, stop_after: int | None = None, progress: bool = Tru
     torch.set_num_threads(cfg.threads)
     started = time.time()
     if stage2_dir is None:
-        model, processor, tokenizer, data, log = _stages_one_and_two(cfg, stop_after, progress)
-        earlier_seconds = 0.0
+        model, log, earlier_seconds = None, [], 0.0
     else:
-        model, processor, log, earlier_seconds = _load_stage_two(stage2_dir, cfg)
-        tokenizer = train_word_tokenizer(world_vocabulary_texts())
-        data = WorldExamples(cfg.train_images)
+        model, log, earlier_seconds = _load_stage_two(stage2_dir, cfg)
+    tokenizer = train_word_tokenizer(world_vocabulary_texts())
+    processor = build_processor(as_transformers_tokenizer(tokenizer))
+    data = WorldExamples(cfg.train_images)
+    if model is None:
+        model, log = _stages_one_and_two(cfg, tokenizer, data, stop_after, progress)
     if cfg.grounding_steps and (stop_after is None or len(log) < stop_after):
         _round_to(model, cfg.save_dtype)
         remaining = None if stop_after is None else stop_after - len(log)
@@ -233,18 +235,14 @@ def _train(cfg: TrainConfig, stop_after: int | None = None, progress: bool = Tru
     return model, processor, log, earlier_seconds + time.time() - started
 
 
-def _stages_one_and_two(cfg: TrainConfig, stop_after: int | None, progress: bool):
+def _stages_one_and_two(cfg: TrainConfig, tokenizer, data: WorldExamples, stop_after: int | None, progress: bool):
     """Stage 1 (ViT pretraining) and stage 2 (BLIP-2 stage 2 on captions + VQA) from a fresh model."""
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    tokenizer = train_word_tokenizer(world_vocabulary_texts())
-    tokenizer_fast = as_transformers_tokenizer(tokenizer)
-    processor = build_processor(tokenizer_fast)
     config = shapes_blip2_t5_config(
         tokenizer.get_vocab_size(), vision_layers=cfg.vision_layers, lm_layers=cfg.lm_layers
     )
     model = build_model(config)
-    data = WorldExamples(cfg.train_images)
     log = pretrain_vision(
         model.vision_model,
         data.images,
@@ -284,7 +282,7 @@ def _stages_one_and_two(cfg: TrainConfig, stop_after: int | None, progress: bool
         value = float(loss.detach())
         log.append({"stage": "blip2", "step": step, "loss": value, "lr": _lr_at(step, cfg)})
         bar.set_postfix(loss=f"{value:.3f}")
-    return model, processor, tokenizer, data, log
+    return model, log
 
 
 def _round_to(model, dtype_name: str) -> None:
@@ -337,16 +335,23 @@ def _stage_three(model, tokenizer, data: WorldExamples, cfg: TrainConfig, stop_a
 STAGE_THREE_FIELDS = frozenset(f for f in TrainConfig.__dataclass_fields__ if f.startswith("grounding_"))
 
 
-def _load_stage_two(model_dir: Path, cfg: TrainConfig):
-    """A model written by this recipe with stage 3 switched off, checked against `cfg`."""
-    from transformers import Blip2ForConditionalGeneration
-
+def _training_record(model_dir: str | Path, purpose: str) -> dict:
+    """The `training.json` that `ukmp zoo train` wrote into `model_dir`; `purpose` names what needs it."""
     from ukmp.errors import UserError
 
     record_file = Path(model_dir) / "training.json"
     if not record_file.is_file():
-        raise UserError(f"{model_dir} has no training.json; --from-stage2 needs a model written by `ukmp zoo train`.")
-    record = json.loads(record_file.read_text())
+        raise UserError(f"{model_dir} has no training.json; {purpose} needs a model written by `ukmp zoo train`.")
+    return json.loads(record_file.read_text())
+
+
+def _load_stage_two(model_dir: Path, cfg: TrainConfig):
+    """A model written by this recipe with stage 3 switched off, checked against `cfg`: (model, log, seconds)."""
+    from transformers import Blip2ForConditionalGeneration
+
+    from ukmp.errors import UserError
+
+    record = _training_record(model_dir, "--from-stage2")
     if any(r.get("stage") == "grounding" for r in record["log"]):
         raise UserError(f"{model_dir} has already been through stage 3; give the stage-2 model instead.")
     mine = {k: v for k, v in asdict(cfg).items() if k not in STAGE_THREE_FIELDS}
@@ -359,8 +364,7 @@ def _load_stage_two(model_dir: Path, cfg: TrainConfig):
     model = Blip2ForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32)
     for sub_config in (model.config.vision_config, model.config.qformer_config, model.config.text_config):
         sub_config.dtype = None  # loading in float32 marks them so; a fresh model's sub-configs carry no dtype
-    processor = build_processor(as_transformers_tokenizer(train_word_tokenizer(world_vocabulary_texts())))
-    return model, processor, list(record["log"]), float(record["train_seconds"])
+    return model, list(record["log"]), float(record["train_seconds"])
 
 
 def train_shapes_model(
@@ -415,12 +419,7 @@ def replay_first_steps(model_dir: str | Path, steps: int | None = None) -> tuple
     that the documented command reproduces the run, at a fraction of its cost (the learning-rate
     schedule depends only on the step and the recipe, so a prefix of the run is a prefix of the log).
     """
-    from ukmp.errors import UserError
-
-    record_file = Path(model_dir) / "training.json"
-    if not record_file.is_file():
-        raise UserError(f"{model_dir} has no training.json; only models trained by `ukmp zoo train` can be replayed.")
-    record = json.loads(record_file.read_text())
+    record = _training_record(model_dir, "replaying")
     cfg = _recorded_config(record)
     if steps is None:
         steps = sum(r.get("stage") == "vision" for r in record["log"]) + 20
@@ -437,18 +436,12 @@ def replay_stage_three(model_dir: str | Path, stage2_dir: str | Path, steps: int
     """
     from ukmp.errors import UserError
 
-    record_file = Path(model_dir) / "training.json"
-    if not record_file.is_file():
-        raise UserError(f"{model_dir} has no training.json; only models trained by `ukmp zoo train` can be replayed.")
-    record = json.loads(record_file.read_text())
+    record = _training_record(model_dir, "replaying")
     cfg = _recorded_config(record)
     recorded = [r["loss"] for r in record["log"] if r.get("stage") == "grounding"][:steps]
     if not recorded:
         raise UserError(f"{model_dir} has no stage-3 steps in its training log.")
-    stage2_record = Path(stage2_dir) / "training.json"
-    if not stage2_record.is_file():
-        raise UserError(f"{stage2_dir} has no training.json; give a model written by `ukmp zoo train --stage2-only`.")
-    earlier = len(json.loads(stage2_record.read_text())["log"])
+    earlier = len(_training_record(stage2_dir, "--stage2")["log"])  # stop_after counts stages 1-2 too
     _, _, log, _ = _train(cfg, stop_after=earlier + len(recorded), stage2_dir=Path(stage2_dir))
     return recorded, [r["loss"] for r in log if r.get("stage") == "grounding"]
 
