@@ -64,6 +64,9 @@ def test_compare_runs_every_method_writes_table_plot_artifacts_and_resumes(data,
         (["--ratios", ","], "--ratios is empty"),
         (["--recover", "lora", "--recover-ratios", "0.3"], "not one of --ratios"),
         (["--num-samples", "0"], "--num-samples must be at least 1"),
+        (["--methods", "ukmp:q2"], "must be in (0, 1]"),
+        (["--methods", "flap:q0.3"], "only ukmp takes a variant"),
+        (["--seeds", "0"], "--seeds must be at least 1"),
     ],
 )
 def test_compare_rejects_bad_input_with_one_sentence(extra, message, data, tmp_path: Path, capsys) -> None:
@@ -101,3 +104,32 @@ def test_compare_recovers_ukmp_with_lpd_and_baselines_with_plain_lora(data, tmp_
     merged = json.loads((out / "recovered" / "flap-40" / "merged" / "pruning.json").read_text())
     assert merged["added_biases"] and merged["recovery"]["plain_lora"] is True
     assert "## After recovery" in (out / "results.md").read_text()
+
+
+def test_compare_over_seeds_reports_spreads_and_paired_orderings(data, tmp_path: Path) -> None:
+    out = tmp_path / "seeds"
+    assert _compare(out, data, "--methods", "ukmp,ukmp:q0.5,random", "--ratios", "0.3", "--seeds", "2") == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["seeds"] == [0, 1]
+    # each seed is a complete run of its own, with its own calibration draw
+    for seed in (0, 1):
+        per_seed = json.loads((out / f"seed-{seed}" / "results.json").read_text())
+        assert per_seed["settings"]["seed"] == seed
+        assert {r["method"] for r in per_seed["rows"]} == {"ukmp", "ukmp:q0.5", "random"}
+        variant = json.loads((out / f"seed-{seed}" / "artifacts" / "ukmp-q0.5-30" / "pruning.json").read_text())
+        assert variant["method"]["name"] == "ukmp"
+    cells = {c["method"]: c for c in results["cells"]}
+    vqa = "VQA accuracy (%)"
+    for cell in cells.values():
+        values = cell["metrics"][vqa]
+        assert len(values) == 2
+        s = cell["metrics_spread"][vqa]
+        assert s["mean"] == sum(values) / 2 and s["min"] == min(values) and s["max"] == max(values)
+    pairs = {(o["better"], o["worse"]) for o in results["orderings"]["metrics"] if o["metric"] == vqa}
+    assert pairs == {("ukmp", "ukmp:q0.5"), ("ukmp", "random"), ("ukmp:q0.5", "random")}
+    text = (out / "results.md").read_text()
+    assert "over 2 seeds" in text and "paired by seed" in text and "±" in text
+    assert (out / "quality_vs_ratio.png").stat().st_size > 1000
+    # the dense model was evaluated once and shared
+    dense = [json.loads((out / f"seed-{s}" / "evals" / "dense.json").read_text()) for s in (0, 1)]
+    assert dense[0] == dense[1]

@@ -14,6 +14,15 @@ kept dense; each (method, ratio) prunes a copy. The baselines' activation statis
 come from one shared pass (``CalibrationPass``) declared up front with the union of their needs;
 UKMP runs its own passes (token-selected gradients and entropy), as the method prescribes.
 
+UKMP variants are methods of their own: ``ukmp:q0.34`` is UKMP with the relative threshold q0.34,
+``ukmp:1.0`` UKMP with T = 1.0 (no token selection); each gets its own scores, artifacts and rows.
+
+Seeds: with ``seeds = N > 1`` the whole comparison runs N times with seeds seed, seed+1, ... (each
+seed draws other calibration samples, prefix splits and random scores) into OUT/seed-<s>/, all from
+one loaded model and one dense evaluation; OUT/results.md then gives every cell as mean [min-max]
+and every ordering between UKMP and a baseline as holds / does not hold / within noise
+(`ukmp.compare_seeds`).
+
 Recovery: ``none`` compares the pruning alone; ``lpd`` is the paper's protocol (UKMP recovers with
 LPD, the baselines with plain LoRA on the task loss); ``lora`` gives every method plain LoRA, which
 isolates the pruning criterion from the recovery method.
@@ -71,6 +80,7 @@ class CompareConfig:
     eval_batch_size: int = 64
     of: str = "all"
     seed: int = 0
+    seeds: int = 1
     recover_samples: int | None = 2000
     recover_batch_size: int = 8
     progress: bool = True
@@ -82,9 +92,11 @@ class CompareConfig:
 
         if not self.methods:
             raise UserError("--methods is empty; name at least one method.")
-        unknown = [m for m in self.methods if m not in METHODS]
+        unknown = [m for m in self.methods if base_method(m) not in METHODS]
         if unknown:
             raise UserError(f"unknown method {unknown[0]!r} in --methods; choose from {', '.join(METHODS)}.")
+        for m in self.methods:
+            variant_threshold(m)  # a bad variant fails now, with its sentence
         if len(set(self.methods)) != len(self.methods):
             raise UserError("--methods names a method twice; list each method once.")
         if not self.ratios:
@@ -104,6 +116,8 @@ class CompareConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {value}.")
+        if self.seeds < 1:
+            raise UserError(f"--seeds must be at least 1, got {self.seeds}.")
         if self.of not in ("all", "prunable"):
             raise UserError(f"--of must be 'all' or 'prunable', got {self.of!r}.")
 
@@ -125,8 +139,32 @@ def parse_ratios(text: str, what: str = "--ratios") -> tuple[float, ...]:
     return tuple(out)
 
 
+VARIANT_SEPARATOR = ":"
+
+
+def base_method(method: str) -> str:
+    """'ukmp' for 'ukmp:q0.34'; a plain method name unchanged."""
+    return method.split(VARIANT_SEPARATOR, 1)[0]
+
+
+def variant_threshold(method: str) -> float | str | None:
+    """The selection threshold a UKMP variant names ('ukmp:q0.34' -> 'q0.34'), None for a plain method."""
+    from ukmp.scoring.token_selection import parse_threshold
+
+    if VARIANT_SEPARATOR not in method:
+        return None
+    base, spec = method.split(VARIANT_SEPARATOR, 1)
+    if base != "ukmp":
+        raise UserError(f"only ukmp takes a variant (ukmp:q0.34, ukmp:1.0); {method!r} does not.")
+    try:
+        threshold = parse_threshold(spec)
+    except ValueError as exc:
+        raise UserError(f"{method!r} in --methods: {exc}") from None
+    return str(threshold) if threshold.relative else threshold.value
+
+
 def artifact_name(method: str, ratio: float) -> str:
-    return f"{method}-{round(ratio * 100):02d}"
+    return f"{method.replace(VARIANT_SEPARATOR, '-')}-{round(ratio * 100):02d}"
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -140,13 +178,14 @@ def recovery_kind(method: str, mode: str) -> str | None:
     """'lpd', 'lora' or None for this method under the run's recovery mode."""
     if mode == "none":
         return None
-    return "lpd" if mode == "lpd" and method == "ukmp" else "lora"
+    return "lpd" if mode == "lpd" and base_method(method) == "ukmp" else "lora"
 
 
 class CompareRun:
     """One comparison: load once, score each method once, prune/evaluate each ratio, write results."""
 
-    def __init__(self, config: CompareConfig, *, overwrite: bool = False) -> None:
+    def __init__(self, config: CompareConfig, *, overwrite: bool = False, shared: CompareRun | None = None) -> None:
+        """``shared``: a run of the same model whose loaded model, data and dense evaluation this one reuses."""
         config.validate()
         self.config = config
         self.out = Path(config.out)
@@ -159,6 +198,14 @@ class CompareRun:
         self.dense_eval: dict[str, Any] | None = None
         self._loaded = False
         self.started = time.time()
+        if shared is not None:
+            shared._load()
+            for name in ("ref", "model", "adapter", "groups", "processor", "checksum", "counts", "basis", "calib_dir"):
+                setattr(self, name, getattr(shared, name))
+            self._calibration = None
+            self._loaded = True
+            if shared.dense_eval is not None:
+                write_json_atomic(self.out / "evals" / "dense.json", shared.dense_eval)
 
     def say(self, text: str) -> None:
         print(text, flush=True)
@@ -232,7 +279,8 @@ class CompareRun:
         self._load()
         c = self.config
         torch.manual_seed(c.seed)
-        if method == "ukmp":
+        threshold = variant_threshold(method)
+        if base_method(method) == "ukmp":
             scored = ukmi_method_scores(
                 self.model,
                 self.processor,
@@ -241,9 +289,10 @@ class CompareRun:
                 split=c.calib_split,
                 num_samples=c.num_samples,
                 batch_size=c.batch_size,
-                options=UKMIOptions(),
+                options=UKMIOptions() if threshold is None else UKMIOptions(threshold=threshold),
                 seed=c.seed,
             )
+            scored.method = method
             passes = [v for v in scored.stats.values() if isinstance(v, dict) and "seconds" in v]
             scored.stats["scoring"] = {
                 "seconds": sum(p["seconds"] for p in passes),
@@ -271,7 +320,7 @@ class CompareRun:
         if (folder / "pruning.json").is_file():
             return folder
         self._load()
-        schedule = DEFAULT_SCHEDULE[method]
+        schedule = DEFAULT_SCHEDULE[base_method(method)]
         result = plan_from_scores(
             scored.scores,
             plannable_groups(scored, self.groups),
@@ -295,7 +344,7 @@ class CompareRun:
             processor=self.processor,
             base_model_ref=self.config.model,
             base_checksum=self.checksum,
-            method=method,
+            method=base_method(method),
             options=options,
             seed=self.config.seed,
             target_ratio=ratio,

@@ -25,7 +25,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("model", metavar="MODEL", help="dense model directory, hub id or zoo name")
-    parser.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="comma-separated methods")
+    parser.add_argument(
+        "--methods",
+        default=",".join(DEFAULT_METHODS),
+        help="comma-separated methods; a UKMP variant names its threshold, e.g. ukmp:q0.34 or ukmp:1.0",
+    )
     parser.add_argument("--ratios", default="0.2,0.35,0.5", help="comma-separated fractions of parameters to remove")
     parser.add_argument("--calib", default="shapes", help="calibration data folder (ukmp_data.json), or 'shapes'")
     parser.add_argument("--eval", dest="eval_data", default="shapes", help="evaluation data folder, or 'shapes'")
@@ -49,6 +53,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--eval-batch-size", type=int, default=64, help="evaluation batch size")
     parser.add_argument("--of", choices=("all", "prunable"), default="all", help="ratio basis")
     parser.add_argument("--seed", type=int, default=0, help="seed of sampling and random scores")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="run N calibration draws (seeds SEED..SEED+N-1) and report mean, min-max and paired orderings",
+    )
     parser.add_argument("--taylor", choices=("first", "second", "mix"), default="first", help="LLM-Pruner's term")
     parser.add_argument(
         "--skip-layers", choices=("llm-pruner", "none"), default="llm-pruner", help="LLM-Pruner's skipped layers"
@@ -61,7 +71,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ukmp.baselines import BaselineOptions
-    from ukmp.compare import CompareConfig, CompareRun, parse_list, parse_ratios
+    from ukmp.compare import CompareConfig, parse_list, parse_ratios
+    from ukmp.compare_seeds import run_compare
     from ukmp.scoring.ecoflap_sp import ECoFLaPOptions
     from ukmp.scoring.llm_pruner import LLMPrunerOptions
 
@@ -90,13 +101,14 @@ def run(args: argparse.Namespace) -> int:
         eval_batch_size=args.eval_batch_size,
         of=args.of,
         seed=args.seed,
+        seeds=args.seeds,
         recover_samples=args.recover_samples,
         recover_batch_size=args.recover_batch_size,
         progress=not args.no_progress,
         baseline_options=options,
         extra={"command": _command_line(args)},
     )
-    CompareRun(config, overwrite=args.overwrite).run()
+    run_compare(config, overwrite=args.overwrite)
     return 0
 
 
@@ -106,6 +118,9 @@ def _command_line(args: argparse.Namespace) -> str:
     parts += ["--calib", args.calib, "--eval", args.eval_data, "--out", str(args.out), "--recover", args.recover]
     parts += ["--num-samples", str(args.num_samples), "--tasks", args.tasks, "--limit", str(args.limit)]
     parts += ["--caption-limit", str(args.caption_limit), "--seed", str(args.seed)]
+    parts += ["--calib-split", args.calib_split, "--eval-split", args.eval_split]
+    if args.seeds > 1:
+        parts += ["--seeds", str(args.seeds)]
     if args.recover_ratios:
         parts += ["--recover-ratios", args.recover_ratios]
     return " ".join(shlex.quote(p) for p in parts)

@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-SPLITS = ("train", "val", "test", "heldout")
+SPLITS = ("train", "val", "test", "heldout", "alttext")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,7 +24,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "cc595k_<split>.json (LLaVA CC595K) and the ukmp_data.json index.",
     )
     shapes.add_argument(
-        "--split", required=True, choices=SPLITS, help="which split (heldout: unseen colour-shape pairs)"
+        "--split",
+        required=True,
+        choices=SPLITS,
+        help="which split (heldout: unseen colour-shape pairs; alttext: alt-text-style captions for calibration)",
     )
     shapes.add_argument("--n", type=int, required=True, help="number of images")
     shapes.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")

@@ -63,7 +63,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ukmi.add_argument("--calib-split", default="train", help="split of the calibration data")
     ukmi.add_argument("--num-samples", type=int, default=1000, help="samples per pass (entropy, gradients)")
     ukmi.add_argument("--batch-size", type=int, default=8, help="calibration batch size (scores do not depend on it)")
-    ukmi.add_argument("--threshold", type=float, default=0.4, help="Taylor selection threshold T (1.0 = off)")
+    ukmi.add_argument(
+        "--threshold",
+        default="0.4",
+        help="Taylor selection: absolute T (1.0 = off), or qF for the least-fitted fraction F of each sample's tokens",
+    )
     ukmi.add_argument("--selection", choices=("confidence", "target"), default="confidence")
     ukmi.add_argument("--taylor", choices=("first", "second", "mix"), default="first")
     ukmi.add_argument("--entropy", choices=("cosine", "arccos", "off"), default="cosine")
@@ -97,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--ratio must be between 0 and 1 (exclusive), got {args.ratio}.")
     components = [c.strip() for c in args.components.split(",")] if args.components else None
     ukmi_options = UKMIOptions(
-        threshold=args.threshold,
+        threshold=_threshold_value(args.threshold),
         selection=args.selection,
         taylor=args.taylor,
         entropy=args.entropy,
@@ -141,3 +145,14 @@ def run(args: argparse.Namespace) -> int:
         ),
     )
     return 0
+
+
+def _threshold_value(text: str) -> float | str:
+    """`--threshold` as UKMIOptions holds it: a float for T, the string 'q<F>' for a fraction."""
+    from ukmp.scoring.token_selection import parse_threshold
+
+    try:
+        threshold = parse_threshold(text)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    return str(threshold) if threshold.relative else threshold.value

@@ -14,7 +14,8 @@ Design choices that matter for learnability (objects against the patches of the 
 - a plain grey background with mild per-image brightness jitter and a one-pixel position jitter.
 
 The `heldout` split uses colour-shape pairs that never occur in train/val/test, to measure
-compositional generalisation.
+compositional generalisation. The `alttext` split draws every pair and is described in alt-text
+style (`ukmp.data.alt_text`): calibration data the model has not memorised, as CC595K is for BLIP-2.
 """
 
 from __future__ import annotations
@@ -55,7 +56,9 @@ HELDOUT_PAIRS = frozenset(
     }
 )
 
-SPLIT_SEEDS = {"train": 1, "val": 2, "test": 3, "heldout": 4}
+SPLIT_SEEDS = {"train": 1, "val": 2, "test": 3, "heldout": 4, "alttext": 5}
+# Splits whose scenes may use every colour-shape pair (the others never show HELDOUT_PAIRS).
+OPEN_PAIR_SPLITS = ("heldout", "alttext")
 NUMBER_WORDS = ("zero", "one", "two", "three", "four")
 QUESTION_TYPES = ("color", "shape", "count", "exist", "position", "size")
 
@@ -103,7 +106,7 @@ def _rng(split: str, index: int, stream: int) -> np.random.Generator:
 
 
 def _allowed(colour: str, shape: str, split: str) -> bool:
-    return split == "heldout" or (colour, shape) not in HELDOUT_PAIRS
+    return split in OPEN_PAIR_SPLITS or (colour, shape) not in HELDOUT_PAIRS
 
 
 def make_scene(split: str, index: int) -> Scene:

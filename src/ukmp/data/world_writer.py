@@ -24,6 +24,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ukmp.data.alt_text import ALT_TEXT_SPLIT, alt_text_captions
 from ukmp.data.shapes_world import SPLIT_SEEDS, captions, make_scene, questions, render
 from ukmp.errors import UserError
 
@@ -75,7 +76,7 @@ def write_split(split: str, n: int, out_dir: str | Path, *, overwrite: bool = Fa
             image_id = scene.image_id
             file_name = f"{image_id}.png"
             render(scene).save(image_dir / file_name)
-            caps = captions(scene)
+            caps = alt_text_captions(scene) if split == ALT_TEXT_SPLIT else captions(scene)
             sentences = []
             for text in caps:
                 sentences.append(

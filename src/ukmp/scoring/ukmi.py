@@ -36,7 +36,7 @@ from tqdm import tqdm
 from ukmp.adapters.base import get_module
 from ukmp.groups import PrunableGroup
 from ukmp.scoring.entropy import ANGLE_MODES, RowAngleHistogram
-from ukmp.scoring.token_selection import SELECTION_MODES, selected_token_loss
+from ukmp.scoring.token_selection import SELECTION_MODES, Threshold, parse_threshold, selected_token_loss
 
 TAYLOR_TERMS = ("first", "second", "mix")
 ENTROPY_MODES = (*ANGLE_MODES, "off")
@@ -44,9 +44,13 @@ ENTROPY_MODES = (*ANGLE_MODES, "off")
 
 @dataclass
 class UKMIOptions:
-    """Every switch of the appendix's Tables B and C."""
+    """Every switch of the appendix's Tables B and C.
 
-    threshold: float = 0.4
+    ``threshold`` is the paper's absolute T (a float) or a relative fraction written ``"q0.34"``
+    (`token_selection.parse_threshold`); it stays a plain value so the options serialise to JSON.
+    """
+
+    threshold: float | str = 0.4
     selection: str = "confidence"
     taylor: str = "first"
     entropy: str = "cosine"
@@ -56,14 +60,20 @@ class UKMIOptions:
     def validate(self) -> None:
         from ukmp.errors import UserError
 
-        if not 0.0 < self.threshold <= 1.0:
-            raise UserError(f"--threshold must be in (0, 1], got {self.threshold}.")
+        try:
+            parse_threshold(self.threshold)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
         if self.selection not in SELECTION_MODES:
             raise UserError(f"--selection must be one of {', '.join(SELECTION_MODES)}, got {self.selection!r}.")
         if self.taylor not in TAYLOR_TERMS:
             raise UserError(f"--taylor must be one of {', '.join(TAYLOR_TERMS)}, got {self.taylor!r}.")
         if self.entropy not in ENTROPY_MODES:
             raise UserError(f"--entropy must be one of {', '.join(ENTROPY_MODES)}, got {self.entropy!r}.")
+
+    @property
+    def selection_threshold(self) -> Threshold:
+        return parse_threshold(self.threshold)
 
 
 @dataclass
@@ -132,7 +142,7 @@ def accumulate_gradients(
             for piece in pieces:
                 out = model(**piece)
                 logits, labels = _target_logits(model, out.logits, piece["labels"])
-                selected = selected_token_loss(logits, labels, options.threshold, options.selection)
+                selected = selected_token_loss(logits, labels, options.selection_threshold, options.selection)
                 selected.loss.backward()
                 tokens["selected"] += int(selected.selected_tokens.sum())
                 tokens["valid"] += int(selected.valid_tokens.sum())

@@ -1,0 +1,234 @@
+"""`ukmp compare --seeds N`: the comparison over N calibration draws, with spreads and paired orderings.
+
+Each seed is an ordinary comparison run in OUT/seed-<s>/ (its own scores, artifacts, evaluations and
+results, so a single seed can be read and resumed on its own); all of them share one loaded model and
+one dense evaluation. OUT/results.json, results.md and quality_vs_ratio.png then aggregate: every
+cell as mean [min-max] with the 95% t-interval of the mean, and every ordering between a UKMP method
+and another method, paired by seed, as holds / does not hold / within noise (`ukmp.seed_stats`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from ukmp.compare import CompareConfig, CompareRun, base_method, write_json_atomic
+from ukmp.compare_report import results_data
+from ukmp.seed_stats import paired_ordering, spread
+
+SEEDS_FORMAT = "ukmp-compare-seeds/1"
+PLOT = "quality_vs_ratio.png"
+STAGES = (("metrics", "before recovery"), ("recovered_metrics", "after recovery"))
+
+
+def seed_folder(out: str | Path, seed: int) -> Path:
+    return Path(out) / f"seed-{seed}"
+
+
+def run_compare(config: CompareConfig, *, overwrite: bool = False) -> dict[str, Any]:
+    """One comparison (seeds = 1, into OUT as always) or N of them with the aggregate in OUT."""
+    config.validate()
+    if config.seeds == 1:
+        return CompareRun(config, overwrite=overwrite).run()
+    out = Path(config.out)
+    if overwrite and out.exists():
+        shutil.rmtree(out)
+    runs: list[CompareRun] = []
+    seeds = [config.seed + k for k in range(config.seeds)]
+    for k, seed in enumerate(seeds):
+        print(f"=== seed {seed} ({k + 1} of {len(seeds)}) ===", flush=True)
+        one = dataclasses.replace(config, seed=seed, seeds=1, out=str(seed_folder(out, seed)))
+        run = CompareRun(one, shared=runs[0] if runs else None)
+        run.run()
+        runs.append(run)
+        files = write_seed_results(config, [results_data(r) for r in runs])
+    print(f"wrote {', '.join(str(f) for f in files)}")
+    return {"seeds": seeds, "files": [str(f) for f in files]}
+
+
+def aggregate(per_seed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per (method, ratio) with each metric's values over the seeds and their spread."""
+    cells: dict[tuple[str, float], dict[str, Any]] = {}
+    for data in per_seed:
+        for row in data["rows"]:
+            cell = cells.setdefault(
+                (row["method"], row["target_ratio"]),
+                {"method": row["method"], "target_ratio": row["target_ratio"], "achieved": [], "seeds": []},
+            )
+            cell["achieved"].append(row["achieved_ratio"])
+            cell["seeds"].append(data["settings"]["seed"])
+            cell.setdefault("recovery", row.get("recovery"))
+            for key, _ in STAGES:
+                for metric, value in (row.get(key) or {}).items():
+                    cell.setdefault(key, {}).setdefault(metric, []).append(value)
+    out = []
+    for cell in cells.values():
+        for key, _ in STAGES:
+            if key in cell:
+                cell[f"{key}_spread"] = {m: spread(v).as_dict() for m, v in cell[key].items()}
+        out.append(cell)
+    return out
+
+
+def orderings(cells: list[dict[str, Any]], key: str = "metrics") -> list[dict[str, Any]]:
+    """Every (UKMP method, other method) pair at every ratio and metric, paired by seed."""
+    out = []
+    for ratio in sorted({c["target_ratio"] for c in cells}):
+        at = [c for c in cells if c["target_ratio"] == ratio and key in c]
+        for a in at:
+            if base_method(a["method"]) != "ukmp":
+                continue
+            for b in at:
+                if b is a or (base_method(b["method"]) == "ukmp" and b["method"] < a["method"]):
+                    continue  # each pair of UKMP methods once
+                common = sorted(set(a["seeds"]) & set(b["seeds"]))
+                for metric in a[key]:
+                    if metric not in b[key]:
+                        continue
+                    va = [a[key][metric][a["seeds"].index(s)] for s in common]
+                    vb = [b[key][metric][b["seeds"].index(s)] for s in common]
+                    verdict, diff = paired_ordering(va, vb)
+                    out.append(
+                        {
+                            "ratio": ratio,
+                            "better": a["method"],
+                            "worse": b["method"],
+                            "metric": metric,
+                            "verdict": verdict,
+                            "difference": diff.as_dict(),
+                        }
+                    )
+    return out
+
+
+def _cell_text(values: dict[str, Any] | None, digits: int) -> str:
+    if not values:
+        return "n/a"
+    s = spread(values)
+    half = "" if s.n < 2 else f" ±{s.ci95:.{digits}f}"
+    return s.text(digits) + half
+
+
+def _digits(metric: str) -> int:
+    return 1 if "%" in metric else 3
+
+
+def seeds_markdown(config: CompareConfig, data: dict[str, Any]) -> str:
+    """Tables of mean [min-max] ±95% half-width per cell, then the paired orderings."""
+    first = data["per_seed"][0]
+    s = first["settings"]
+    metrics = list(first["dense"]["metrics"]) or sorted({m for c in data["cells"] for m in c.get("metrics", {})})
+    lines = [
+        f"# ukmp compare over {len(data['seeds'])} seeds: {data['model']}",
+        "",
+        f"Seeds {', '.join(map(str, data['seeds']))}: each draws its own calibration samples ({s['calib']}, split "
+        f"{s['calib_split']}, {s['num_samples']} per pass) and prefix splits. Evaluation: {s['eval']} "
+        f"{s['eval_split']}, first {s['limit']} records per task, captions on {s['caption_limit']} images. "
+        f"Ratios are fractions of {s['ratio_of']} parameters removed. Recovery: {s['recover']}.",
+        "",
+        "Cells: mean [min–max] over the seeds ±95% t-interval half-width of the mean. Per-seed tables: "
+        "`seed-<s>/results.md`.",
+    ]
+    if config.extra.get("command"):
+        lines += ["", "```", config.extra["command"], "```"]
+    dense = first["dense"]["metrics"]
+    for key, stage in STAGES:
+        cells = [c for c in data["cells"] if key in c]
+        if not cells:
+            continue
+        lines += ["", f"## {stage.capitalize()}", "", "| method | target | achieved | " + " | ".join(metrics) + " |"]
+        lines.append("|" + "---|" * (3 + len(metrics)))
+        if key == "metrics":
+            lines.append("| dense | 0 | 0 | " + " | ".join(f"{dense.get(m, float('nan')):.4g}" for m in metrics) + " |")
+        for c in sorted(cells, key=lambda c: (c["target_ratio"], c["method"])):
+            name = c["method"] + (f" + {c['recovery']}" if key == "recovered_metrics" and c.get("recovery") else "")
+            achieved = sum(c["achieved"]) / len(c["achieved"])
+            values = [_cell_text(c[key].get(m), _digits(m)) for m in metrics]
+            lines.append(f"| {name} | {c['target_ratio']:g} | {achieved:.4f} | " + " | ".join(values) + " |")
+        lines += ["", f"### Orderings {stage}, paired by seed", ""]
+        lines += ["| ratio | ordering | metric | verdict | mean difference [min–max] ±95% |", "|---|---|---|---|---|"]
+        for o in data["orderings"][key]:
+            d = o["difference"]
+            digits = _digits(o["metric"])
+            half = "" if d["n"] < 2 else f" ±{d['ci95']:.{digits}f}"
+            lines.append(
+                f"| {o['ratio']:g} | {o['better']} > {o['worse']} | {o['metric']} | {o['verdict']} | "
+                f"{d['mean']:+.{digits}f} [{d['min']:+.{digits}f}–{d['max']:+.{digits}f}]{half} |"
+            )
+    lines += [
+        "",
+        "An ordering holds when the 95% t-interval of the mean per-seed difference lies above zero, does not",
+        "hold when it lies below, and is within noise otherwise.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_seed_results(config: CompareConfig, per_seed: list[dict[str, Any]]) -> list[Path]:
+    """OUT/results.json, results.md and the plot with min-max bars, atomically."""
+    out = Path(config.out)
+    cells = aggregate(per_seed)
+    data = {
+        "format": SEEDS_FORMAT,
+        "model": config.model,
+        "seeds": [d["settings"]["seed"] for d in per_seed],
+        "cells": cells,
+        "orderings": {key: orderings(cells, key) for key, _ in STAGES},
+        "per_seed": per_seed,
+        "command": config.extra.get("command"),
+    }
+    write_json_atomic(out / "results.json", data)
+    tmp = out / ".results.md.tmp"
+    tmp.write_text(seeds_markdown(config, data))
+    os.replace(tmp, out / "results.md")
+    files = [out / "results.md", out / "results.json"]
+    plot_tmp = out / f".tmp-{PLOT}"
+    if spread_figure(per_seed[0]["dense"]["metrics"], cells, plot_tmp):
+        os.replace(plot_tmp, out / PLOT)
+        files.append(out / PLOT)
+    return files
+
+
+def spread_figure(dense: dict[str, float], cells: list[dict[str, Any]], path: Path) -> bool:
+    """Mean quality vs mean achieved ratio per method, bars from min to max over the seeds."""
+    metrics = [m for m in dense if any(m in c.get("metrics", {}) for c in cells)]
+    if not metrics:
+        return False
+    import matplotlib as mpl
+
+    mpl.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4.2), squeeze=False)
+    methods = sorted({c["method"] for c in cells})
+    colours = plt.get_cmap("tab10" if len(methods) <= 10 else "tab20")
+    for ax, metric in zip(axes[0], metrics):
+        for i, method in enumerate(methods):
+            for key, marker, style in (("metrics", "o", "-"), ("recovered_metrics", "*", "--")):
+                mine = sorted(
+                    (c for c in cells if c["method"] == method and metric in c.get(key, {})),
+                    key=lambda c: c["target_ratio"],
+                )
+                if not mine:
+                    continue
+                xs = [sum(c["achieved"]) / len(c["achieved"]) for c in mine]
+                stats = [spread(c[key][metric]) for c in mine]
+                ys = [s.mean for s in stats]
+                err = [[s.mean - s.min for s in stats], [s.max - s.mean for s in stats]]
+                if key == "metrics":
+                    xs, ys = [0.0, *xs], [dense[metric], *ys]
+                    err = [[0.0, *err[0]], [0.0, *err[1]]]
+                label = method if key == "metrics" else f"{method} + {mine[0].get('recovery')}"
+                ax.errorbar(xs, ys, yerr=err, marker=marker, linestyle=style, color=colours(i), capsize=3, label=label)
+        ax.set_xlabel("fraction of parameters removed (mean achieved)")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
+    fig.suptitle("quality vs ratio: mean over seeds, bars min–max")
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return True
