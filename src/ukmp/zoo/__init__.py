@@ -9,7 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 MODELS_DIR = Path(__file__).parent / "models"
-SHIPPED = {"shapes-blip2-t5": MODELS_DIR / "shapes-blip2-t5"}
+SHIPPED = {
+    "shapes-blip2-t5": MODELS_DIR / "shapes-blip2-t5",
+    # the same model before its grounding stage (commit 81f8bc5), the second model every default is checked on
+    "shapes-blip2-t5-stage2": MODELS_DIR / "shapes-blip2-t5-stage2",
+}
 
 
 def resolve_model_name(name: str) -> str | None:
