@@ -59,6 +59,8 @@ METHODS = ("ukmp", "llm-pruner-global", "llm-pruner-local", "flap", "wanda-sp", 
 ABLATIONS = {
     "ukmp-no-entropy": ("ukmp", ["--entropy", "off"]),
     "ukmp-no-selection": ("ukmp", ["--threshold", "1.0"]),
+    "ukmp-q0.34": ("ukmp", ["--threshold", "q0.34"]),
+    "ukmp-paper": ("ukmp", ["--preset", "paper"]),
 }
 DATA_FREE = ("magnitude", "random")
 EVAL_SETS = ("fortunes-eval", "wordnet-eval")

@@ -61,7 +61,8 @@ class Setting:
 
 
 def settings() -> list[Setting]:
-    """Every row: baselines, Table B's UN / TS / EI blocks, Table C's thresholds, the relative threshold."""
+    """Every row: baselines, Table B's UN / TS / EI blocks, Table C's thresholds, the relative threshold,
+    and candidate defaults (block C)."""
     it = IterativeOptions
     rows = [
         Setting("baseline", "ukmp (default)"),
@@ -81,6 +82,13 @@ def settings() -> list[Setting]:
     ]
     rows += [Setting("T", f"T = {t}", threshold=t) for t in THRESHOLDS if t != 0.4]
     rows += [Setting("T", f"relative {q}", threshold=q) for q in RELATIVE]
+    # candidate defaults beyond the paper: no token selection combined with the other switches
+    rows += [
+        Setting("C", "T = 1.0, w/o normalize", threshold=1.0, iterative=it(norm="none")),
+        Setting("C", "T = 1.0, standardize", threshold=1.0, iterative=it(norm="standardize")),
+        Setting("C", "T = 1.0, w/o entropy", threshold=1.0, angle="off"),
+        Setting("C", "T = 1.0, mean w/o iterative", threshold=1.0, iterative=it(iterative=False)),
+    ]
     return rows
 
 

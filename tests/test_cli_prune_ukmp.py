@@ -13,6 +13,7 @@ from eval_tiny_model import tiny_model_dir
 from ukmp.cli import main
 from ukmp.data.world_writer import write_split
 from ukmp.methods import MethodScores
+from ukmp.scoring.token_selection import DEFAULT_THRESHOLD, PAPER_THRESHOLD
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,7 @@ def test_ukmp_prune_writes_artifact_scores_and_manifest(calib: Path, tmp_path: P
     assert _prune(out, calib) == 0
     manifest = json.loads((out / "pruning.json").read_text())
     assert manifest["method"]["name"] == "ukmp"
-    assert manifest["method"]["options"]["ukmi"]["threshold"] == 0.4
+    assert manifest["method"]["options"]["ukmi"]["threshold"] == DEFAULT_THRESHOLD
     assert manifest["achieved_ratio"] >= 0.3
     stats = manifest["extra"]["scoring"]
     assert stats["gradient_pass"]["samples"] == 3 and stats["entropy_pass"]["samples"] == 3
@@ -87,3 +88,19 @@ def test_too_few_calibration_samples_is_one_sentence(calib: Path, tmp_path: Path
     assert _prune(tmp_path / "y", calib, "--num-samples", "50") == 2
     assert "calibration needs 100 samples" in capsys.readouterr().err
     assert not (tmp_path / "y").exists()
+
+
+def test_preset_paper_and_relative_threshold_reach_the_manifest(calib: Path, tmp_path: Path, capsys) -> None:
+    paper, relative = tmp_path / "paper", tmp_path / "relative"
+    assert _prune(paper, calib, "--preset", "paper") == 0
+    options = json.loads((paper / "pruning.json").read_text())["method"]["options"]
+    assert options["ukmi"]["threshold"] == PAPER_THRESHOLD and options["iterative"]["norm"] == "mean"
+    # explicit flags override the preset
+    assert _prune(relative, calib, "--preset", "paper", "--threshold", "q0.3", "--norm", "none") == 0
+    options = json.loads((relative / "pruning.json").read_text())["method"]["options"]
+    assert options["ukmi"]["threshold"] == "q0.3" and options["iterative"]["norm"] == "none"
+    stats = json.loads((relative / "pruning.json").read_text())["extra"]["scoring"]["gradient_pass"]
+    assert stats["backpropagated_tokens"] < stats["target_tokens"]
+    assert _prune(tmp_path / "bad", calib, "--threshold", "q1.5") == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "--threshold must be in (0, 1]" in err and not (tmp_path / "bad").exists()

@@ -15,7 +15,8 @@ come from one shared pass (``CalibrationPass``) declared up front with the union
 UKMP runs its own passes (token-selected gradients and entropy), as the method prescribes.
 
 UKMP variants are methods of their own: ``ukmp:q0.34`` is UKMP with the relative threshold q0.34,
-``ukmp:1.0`` UKMP with T = 1.0 (no token selection); each gets its own scores, artifacts and rows.
+``ukmp:1.0`` UKMP with T = 1.0 (no token selection), ``ukmp:paper`` UKMP with the paper's T = 0.4;
+each gets its own scores, artifacts and rows.
 
 Seeds: with ``seeds = N > 1`` the whole comparison runs N times with seeds seed, seed+1, ... (each
 seed draws other calibration samples, prefix splits and random scores) into OUT/seed-<s>/, all from
@@ -148,14 +149,18 @@ def base_method(method: str) -> str:
 
 
 def variant_threshold(method: str) -> float | str | None:
-    """The selection threshold a UKMP variant names ('ukmp:q0.34' -> 'q0.34'), None for a plain method."""
+    """The selection threshold a UKMP variant names ('ukmp:q0.34' -> 'q0.34', 'ukmp:paper' -> 0.4), None for a
+    plain method."""
+    from ukmp.scoring.presets import PRESETS
     from ukmp.scoring.token_selection import parse_threshold
 
     if VARIANT_SEPARATOR not in method:
         return None
     base, spec = method.split(VARIANT_SEPARATOR, 1)
     if base != "ukmp":
-        raise UserError(f"only ukmp takes a variant (ukmp:q0.34, ukmp:1.0); {method!r} does not.")
+        raise UserError(f"only ukmp takes a variant (ukmp:q0.34, ukmp:1.0, ukmp:paper); {method!r} does not.")
+    if spec in PRESETS:
+        return PRESETS[spec].threshold
     try:
         threshold = parse_threshold(spec)
     except ValueError as exc:

@@ -18,6 +18,7 @@ from ukmp.errors import UserError
 from ukmp.methods import METHODS, SCHEDULES
 from ukmp.scoring.ecoflap_sp import ECoFLaPOptions
 from ukmp.scoring.llm_pruner import LLMPrunerOptions
+from ukmp.scoring.presets import DEFAULT_PRESET, PRESETS
 
 #: methods that read calibration data (the others are data-free)
 CALIBRATED = ("ukmp", *BASELINES)
@@ -64,15 +65,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ukmi.add_argument("--num-samples", type=int, default=1000, help="samples per pass (entropy, gradients)")
     ukmi.add_argument("--batch-size", type=int, default=8, help="calibration batch size (scores do not depend on it)")
     ukmi.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default=DEFAULT_PRESET,
+        help="UKMP's settings: ukmp's defaults, or the paper's exact ones; the flags below override either",
+    )
+    ukmi.add_argument(
         "--threshold",
-        default="0.4",
-        help="Taylor selection: absolute T (1.0 = off), or qF for the least-fitted fraction F of each sample's tokens",
+        default=argparse.SUPPRESS,
+        help="Taylor selection: absolute T (1.0 = off), or qF for the least-fitted fraction F of each sample's tokens "
+        "(default: the preset's)",
     )
     ukmi.add_argument("--selection", choices=("confidence", "target"), default="confidence")
     ukmi.add_argument("--taylor", choices=("first", "second", "mix"), default="first")
     ukmi.add_argument("--entropy", choices=("cosine", "arccos", "off"), default="cosine")
     ukmi.add_argument("--entropy-on-vision", action="store_true", help="inject entropy into vision groups too")
-    ukmi.add_argument("--norm", choices=("mean", "minmax", "standardize", "none"), default="mean")
+    ukmi.add_argument(
+        "--norm",
+        choices=("mean", "minmax", "standardize", "none"),
+        default=argparse.SUPPRESS,
+        help="modality normalisation (default: the preset's)",
+    )
     ukmi.add_argument("--no-iterative", action="store_true", help="compute the modality normalisers once")
     ukmi.add_argument(
         "--step-fraction", type=float, default=None, help="units removed per step, as a fraction of all units"
@@ -100,15 +113,18 @@ def run(args: argparse.Namespace) -> int:
     if not 0.0 < args.ratio < 1.0 or args.ratio != args.ratio:
         raise UserError(f"--ratio must be between 0 and 1 (exclusive), got {args.ratio}.")
     components = [c.strip() for c in args.components.split(",")] if args.components else None
+    preset = PRESETS[args.preset]
     ukmi_options = UKMIOptions(
-        threshold=_threshold_value(args.threshold),
+        threshold=_threshold_value(args.threshold) if "threshold" in args else preset.threshold,
         selection=args.selection,
         taylor=args.taylor,
         entropy=args.entropy,
         entropy_on_vision=args.entropy_on_vision,
     )
     ukmi_options.validate()
-    iterative = IterativeOptions(norm=args.norm, iterative=not args.no_iterative)
+    iterative = IterativeOptions(
+        norm=getattr(args, "norm", preset.norm), iterative=preset.iterative and not args.no_iterative
+    )
     if args.step_fraction is not None:
         iterative.step_fraction = args.step_fraction
         iterative.fine_step_fraction = min(iterative.fine_step_fraction, args.step_fraction)

@@ -36,6 +36,10 @@ import torch.nn.functional as F
 
 SELECTION_MODES = ("confidence", "target")
 FRACTION_PREFIX = "q"
+#: The paper's T (hard-coded in the authors' code).
+PAPER_THRESHOLD = 0.4
+#: ukmp's default T; `ukmp.scoring.presets` says why it is what it is.
+DEFAULT_THRESHOLD: float | str = PAPER_THRESHOLD
 
 
 @dataclass(frozen=True)

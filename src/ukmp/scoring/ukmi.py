@@ -36,7 +36,13 @@ from tqdm import tqdm
 from ukmp.adapters.base import get_module
 from ukmp.groups import PrunableGroup
 from ukmp.scoring.entropy import ANGLE_MODES, RowAngleHistogram
-from ukmp.scoring.token_selection import SELECTION_MODES, Threshold, parse_threshold, selected_token_loss
+from ukmp.scoring.token_selection import (
+    DEFAULT_THRESHOLD,
+    SELECTION_MODES,
+    Threshold,
+    parse_threshold,
+    selected_token_loss,
+)
 
 TAYLOR_TERMS = ("first", "second", "mix")
 ENTROPY_MODES = (*ANGLE_MODES, "off")
@@ -50,7 +56,7 @@ class UKMIOptions:
     (`token_selection.parse_threshold`); it stays a plain value so the options serialise to JSON.
     """
 
-    threshold: float | str = 0.4
+    threshold: float | str = DEFAULT_THRESHOLD
     selection: str = "confidence"
     taylor: str = "first"
     entropy: str = "cosine"
