@@ -73,11 +73,11 @@ class CompareConfig:
     recover_ratios: tuple[float, ...] | None = None
     calib_split: str = "train"
     eval_split: str = "val"
-    num_samples: int = 64
+    num_samples: int = 256
     batch_size: int = 8
     tasks: tuple[str, ...] = ("vqa", "caption")
-    limit: int | None = 300
-    caption_limit: int | None = 100
+    limit: int | None = 1000
+    caption_limit: int | None = 200
     eval_batch_size: int = 64
     of: str = "all"
     seed: int = 0
