@@ -46,6 +46,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--merge", action="store_true", help="also write OUT/merged: the merged pruned artifact")
     parser.add_argument("--max-samples", type=int, default=None, help="use the first N pairs of the shuffled data")
+    parser.add_argument(
+        "--vqa-fraction",
+        type=float,
+        default=0.0,
+        help="beyond the paper: replace this fraction of the caption samples by the split's VQA pairs",
+    )
     parser.add_argument("--batch-size", type=int, default=20, help="samples per optimizer step, over all processes")
     parser.add_argument("--lr", type=float, default=2e-5, help="learning rate after warm-up")
     parser.add_argument("--warmup-steps", type=int, default=50, help="linear warm-up steps of every sub-phase")
@@ -102,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
         weight_decay=args.weight_decay,
         batch_size=args.batch_size,
         max_samples=args.max_samples,
+        vqa_fraction=args.vqa_fraction,
         seed=args.seed,
         temperature=args.temperature,
         mixed_precision=args.mixed_precision,

@@ -44,6 +44,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ukmp.data.recovery_mix import mix_vqa
 from ukmp.errors import UserError
 from ukmp.recovery import checkpoint as ckpt
 from ukmp.recovery.losses import distillation_kl, feature_loss, task_loss
@@ -97,6 +98,7 @@ class RecoveryConfig:
     checkpoint_every: int = 200
     merge: bool = False
     seq_len: int = 128  # tokens per prefix-LM window when ``data`` is a text file (a standalone LM)
+    vqa_fraction: float = 0.0  # beyond the paper: share of the samples that are the split's VQA pairs
 
     #: fields that do not change the trained weights (may differ between a run and its resumption)
     NOT_IN_RESULT = ("out", "checkpoint_every", "merge", "cpu")
@@ -126,6 +128,8 @@ class RecoveryConfig:
             raise UserError("--lr must be positive, --warmup-lr and --warmup-steps non-negative.")
         if self.temperature <= 0:
             raise UserError(f"--temperature must be positive, got {self.temperature}.")
+        if not 0.0 <= self.vqa_fraction <= 1.0:
+            raise UserError(f"--vqa-fraction must be between 0 and 1, got {self.vqa_fraction:g}.")
         self.lora_options().validate()
 
 
@@ -465,6 +469,10 @@ def run_recovery(
     samples = load_calibration_samples(data_dir, config.split, seed=config.seed)
     if config.max_samples is not None:
         samples = samples[: config.max_samples]
+    if config.vqa_fraction > 0:
+        if text:
+            raise UserError("--vqa-fraction needs an image-text data folder with VQA questions, not a text file.")
+        samples = mix_vqa(samples, data_dir, config.split, config.vqa_fraction, seed=config.seed)
     decoder_only = not is_encoder_decoder(student)
     options = config.lora_options()
     attach_recall_lora(student, teacher, student.ukmp_plan, options, seed=config.seed)
