@@ -6,7 +6,7 @@ For a sample of units of every group (every head; random single MLP channels and
 1/8 of a layer's channels), the removal cost is measured directly (`ukmp.removal_cost`): the
 increase of the caption prefix-LM loss and of the VQA answer NLL on the world's val split when the
 unit is zeroed out. Each scorer's scores come from one calibration draw (through `ukmp compare`'s
-scoring, cached in OUT/scores). Reported: Spearman rank correlation between a scorer's estimate
+scoring, cached in --work). Reported: Spearman rank correlation between a scorer's estimate
 (sum of the probe's unit scores) and the cost, per component (scale-free: any per-modality or
 per-module normalisation a planner applies does not change it) and overall, where a scorer's
 score is taken as its planner ranks it (UKMP's divided by its modality's mean, the others raw)
@@ -66,6 +66,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="shapes-blip2-t5")
     parser.add_argument("--out", type=Path, default=Path("results/importance_ground_truth/shipped"))
+    parser.add_argument("--work", type=Path, default=None, help="score cache (default: runs/ground-truth-<model>)")
     parser.add_argument("--scorers", default=",".join(SCORERS))
     parser.add_argument("--calib-split", default="train", help="calibration split the scorers read")
     parser.add_argument("--num-samples", type=int, default=256, help="calibration samples per pass")
@@ -80,7 +81,7 @@ def main() -> None:
     scorers = [s.strip() for s in args.scorers.split(",") if s.strip()]
     config = CompareConfig(
         model=args.model,
-        out=str(args.out),
+        out=str(args.work or Path("runs") / f"ground-truth-{Path(args.model).name}"),
         methods=tuple(scorers),
         ratios=(0.5,),
         calib_split=args.calib_split,
