@@ -32,7 +32,7 @@ from ukmp.data.prefix_lm import PrefixLMSample
 from ukmp.evaluation.generation import VQA_PROMPT
 from ukmp.removal_cost import probe_score, rank_agreement, removal_costs, sample_probes
 
-SCORERS = ("ukmp", "ukmp:1.0", "ukmp:q0.34", "upop", "flap", "llm-pruner-global", "magnitude")
+SCORERS = ("ukmp:paper", "ukmp:1.0", "ukmp:q0.34", "upop", "flap", "llm-pruner-global", "magnitude")
 LOSSES = ("caption_loss", "vqa_nll")
 
 
