@@ -180,7 +180,17 @@ class Bench:
             method, switches = ABLATIONS.get(name, (name, []))
             first, *rest = a.ratios
             art = self.work / "pruned" / f"{name}-{pct(first)}"
-            argv = ["ukmp", "prune", str(self.model), "--method", method, "--ratio", str(first), "--seed", "0"]
+            argv = [
+                "ukmp",
+                "prune",
+                str(self.model),
+                "--method",
+                method,
+                "--ratio",
+                str(first),
+                "--seed",
+                str(self.args.seed),
+            ]
             if method not in DATA_FREE:
                 argv += ["--calib", str(self.calib), "--seq-len", str(a.seq_len)]
                 argv += ["--num-samples", str(a.calib_samples), "--batch-size", str(a.calib_batch), *switches]
@@ -201,7 +211,17 @@ class Bench:
         from ukmp.pipeline import prune_model
 
         art = self.work / "pruned" / f"{name}-{pct(ratio)}"
-        argv = ["ukmp", "prune", str(self.model), "--method", method, "--ratio", str(ratio), "--seed", "0"]
+        argv = [
+            "ukmp",
+            "prune",
+            str(self.model),
+            "--method",
+            method,
+            "--ratio",
+            str(ratio),
+            "--seed",
+            str(self.args.seed),
+        ]
         argv += ["--scores", str(scores), "--out", str(art), "--overwrite"]
         self.record(f"{name} {pct(ratio)}%: re-plan from the saved scores", argv, "in-process (pipeline.prune_model)")
         if not (art / "pruning.json").is_file() or self.args.fresh:
@@ -212,7 +232,7 @@ class Bench:
                 art,
                 method=method,
                 ratio=ratio,
-                seed=0,
+                seed=self.args.seed,
                 scores_file=scores,
                 overwrite=True,
                 verbose=False,
@@ -370,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recover-batch", type=int, default=4)
     parser.add_argument("--recover-lr", type=float, default=1e-4)
     parser.add_argument("--threads", type=int, default=2, help="torch threads (each ukmp process too)")
+    parser.add_argument("--seed", type=int, default=0, help="calibration draw (window order, prefix splits)")
     parser.add_argument("--fresh", action="store_true", help="recompute everything already in --work")
     args = parser.parse_args(argv)
     args.methods = [m for m in args.methods.split(",") if m]
