@@ -71,7 +71,7 @@ class CompareConfig:
     ratios: tuple[float, ...] = (0.2, 0.35, 0.5)
     recover: str = "none"
     recover_ratios: tuple[float, ...] | None = None
-    calib_split: str = "train"
+    calib_split: str = "alttext"  # the built-in world's CC595K role; the CLI picks train for a user's folder
     eval_split: str = "val"
     num_samples: int = 256
     batch_size: int = 8

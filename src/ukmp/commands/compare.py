@@ -12,6 +12,7 @@ import argparse
 import shlex
 from pathlib import Path
 
+from ukmp.data.index import default_calib_split
 from ukmp.errors import UserError
 
 
@@ -43,7 +44,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--recover-ratios", default=None, help="recover only at these ratios (default: all)")
     parser.add_argument("--recover-samples", type=int, default=2000, help="training pairs per recovery")
     parser.add_argument("--recover-batch-size", type=int, default=8, help="recovery batch size")
-    parser.add_argument("--calib-split", default="train", help="split of the calibration data")
+    parser.add_argument(
+        "--calib-split",
+        default=None,
+        help="split of the calibration data (default: alttext for --calib shapes, else train)",
+    )
     parser.add_argument("--eval-split", default="val", help="split of the evaluation data")
     parser.add_argument("--num-samples", type=int, default=256, help="calibration samples per pass")
     parser.add_argument("--batch-size", type=int, default=8, help="calibration batch size")
@@ -91,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         ratios=parse_ratios(args.ratios),
         recover=args.recover,
         recover_ratios=parse_ratios(args.recover_ratios, "--recover-ratios") if args.recover_ratios else None,
-        calib_split=args.calib_split,
+        calib_split=args.calib_split or default_calib_split(args.calib),
         eval_split=args.eval_split,
         num_samples=args.num_samples,
         batch_size=args.batch_size,
@@ -118,7 +123,7 @@ def _command_line(args: argparse.Namespace) -> str:
     parts += ["--calib", args.calib, "--eval", args.eval_data, "--out", str(args.out), "--recover", args.recover]
     parts += ["--num-samples", str(args.num_samples), "--tasks", args.tasks, "--limit", str(args.limit)]
     parts += ["--caption-limit", str(args.caption_limit), "--seed", str(args.seed)]
-    parts += ["--calib-split", args.calib_split, "--eval-split", args.eval_split]
+    parts += ["--calib-split", args.calib_split or default_calib_split(args.calib), "--eval-split", args.eval_split]
     if args.seeds > 1:
         parts += ["--seeds", str(args.seeds)]
     if args.recover_ratios:

@@ -16,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ukmp.data.index import SHAPES_CALIB_SPLIT
 from ukmp.errors import UserError
 
 MODEL = "shapes-blip2-t5"
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     name = args.model if resolve_model_name(args.model) else model_dir.name
     started = time.time()
     val = resolve_data_dir("shapes", "val")
-    calib = resolve_data_dir("shapes", "train", 2 * args.num_samples)
+    calib = resolve_data_dir("shapes", SHAPES_CALIB_SPLIT, 2 * args.num_samples)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{args.out.name}-", dir=args.out.parent))
     try:
@@ -69,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
             method="ukmp",
             ratio=args.ratio,
             calib=calib,
+            calib_split=SHAPES_CALIB_SPLIT,
             num_samples=args.num_samples,
         )
         print("[3/3] evaluating the pruned model (reloaded from its artifact)")
@@ -111,7 +113,8 @@ def _report(name: str, dense: dict, pruned: dict, prune_summary: dict, artifact:
         "",
         f"Parameters: {prune_summary['params_before']:,} -> {prune_summary['params_after']:,} "
         f"(achieved ratio {prune_summary['achieved_ratio']:.4f} of all parameters, target {args.ratio}).",
-        f"UKMI scoring: {prune_summary['scoring_seconds']:.1f} s; backpropagated tokens "
+        f"UKMI scoring ({args.num_samples} + {args.num_samples} calibration samples of the world's "
+        f"`{SHAPES_CALIB_SPLIT}` split): {prune_summary['scoring_seconds']:.1f} s; backpropagated tokens "
         f"{prune_summary.get('backpropagated_tokens', 'n/a')}.",
         "",
         "| metric (shapes val) | dense | pruned, no recovery |",

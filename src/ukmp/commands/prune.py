@@ -61,7 +61,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--calib", default=None, help="calibration data folder (ukmp_data.json), 'shapes', or a .txt/.jsonl text file"
     )
     ukmi.add_argument("--seq-len", type=int, default=128, help="tokens per prefix-LM window of a text --calib")
-    ukmi.add_argument("--calib-split", default="train", help="split of the calibration data")
+    ukmi.add_argument(
+        "--calib-split",
+        default=None,
+        help="split of the calibration data (default: alttext for --calib shapes, else train)",
+    )
     ukmi.add_argument("--num-samples", type=int, default=1000, help="samples per pass (entropy, gradients)")
     ukmi.add_argument("--batch-size", type=int, default=8, help="calibration batch size (scores do not depend on it)")
     ukmi.add_argument(
@@ -104,7 +108,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ukmp.data.index import resolve_data_dir
+    from ukmp.data.index import default_calib_split, resolve_data_dir
     from ukmp.data.text import is_text_data
     from ukmp.iterative_planning import IterativeOptions
     from ukmp.pipeline import prune_model
@@ -130,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
         iterative.fine_step_fraction = min(iterative.fine_step_fraction, args.step_fraction)
     iterative.validate()
     calib = None
+    args.calib_split = args.calib_split or default_calib_split(args.calib)
     if args.method in CALIBRATED and args.scores is None:
         if args.calib is None:
             raise UserError(f"--method {args.method} needs calibration data: pass --calib DIR (or --calib shapes).")

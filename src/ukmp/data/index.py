@@ -35,6 +35,9 @@ from ukmp.errors import UserError
 INDEX_NAME = "ukmp_data.json"
 SHAPES = "shapes"
 DEFAULT_SHAPES_IMAGES = 500
+# The built-in world calibrates on its alt-text split (the CC595K role: captions the model was not
+# trained on); a user's own data folder on its train split.
+SHAPES_CALIB_SPLIT = "alttext"
 
 # Task name on the command line -> key of its entry in a split of the index.
 TASK_KEYS = {
@@ -58,6 +61,11 @@ def portable_path(path: str | Path) -> str:
         return str(Path("$UKMP_CACHE") / Path(path).resolve().relative_to(cache_dir().resolve()))
     except ValueError:
         return str(path)
+
+
+def default_calib_split(calib: str | Path | None) -> str:
+    """The calibration split used when none is given: `alttext` for the built-in world, else `train`."""
+    return SHAPES_CALIB_SPLIT if str(calib) == SHAPES and not Path(SHAPES).exists() else "train"
 
 
 def resolve_data_dir(arg: str | Path, split: str, n_default: int = DEFAULT_SHAPES_IMAGES) -> Path:
