@@ -55,11 +55,12 @@ def main() -> None:
         for method in methods:
             name = artifact_name(method, args.ratio)
             manifest_file = folder / "artifacts" / name / "pruning.json"
-            if not manifest_file.is_file():
-                continue
+            eval_file = folder / "evals" / f"{name}.json"
+            if not manifest_file.is_file() or not eval_file.is_file():
+                continue  # a seed still running
             for group, fraction in kept_fractions(json.loads(manifest_file.read_text())).items():
                 kept[method][group].append(fraction)
-            evaluation = json.loads((folder / "evals" / f"{name}.json").read_text())
+            evaluation = json.loads(eval_file.read_text())
             for qtype, acc in evaluation["tasks"]["vqa"]["per_question_type"].items():
                 types[method][qtype].append(acc)
             scores = folder / "scores" / f"{method}.safetensors"
