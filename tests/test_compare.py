@@ -133,3 +133,13 @@ def test_compare_over_seeds_reports_spreads_and_paired_orderings(data, tmp_path:
     # the dense model was evaluated once and shared
     dense = [json.loads((out / f"seed-{s}" / "evals" / "dense.json").read_text()) for s in (0, 1)]
     assert dense[0] == dense[1]
+
+
+def test_cached_ukmp_scores_made_with_another_threshold_are_refused(data, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "stale"
+    assert _compare(out, data, "--methods", "ukmp:0.3", "--ratios", "0.3") == 0
+    # pretend an older ukmp wrote these scores as plain "ukmp" while the default threshold differs
+    (out / "scores" / "ukmp:0.3.safetensors").rename(out / "scores" / "ukmp.safetensors")
+    assert _compare(out, data, "--methods", "ukmp", "--ratios", "0.3") == 2
+    err = capsys.readouterr().err
+    assert "made with threshold 0.3" in err and "--overwrite" in err

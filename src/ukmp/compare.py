@@ -277,14 +277,21 @@ class CompareRun:
         from ukmp.scoring.ukmi import UKMIOptions
 
         file = self._scores_file(method)
+        threshold = variant_threshold(method)
+        options = UKMIOptions() if threshold is None else UKMIOptions(threshold=threshold)
         if file.is_file():
             scored = MethodScores.load(file)
             check_scores_match(scored.scores, self.groups)
+            cached = (scored.stats.get("options") or {}).get("threshold")
+            if base_method(method) == "ukmp" and cached is not None and cached != options.threshold:
+                raise UserError(
+                    f"{self.out} holds {method} scores made with threshold {cached}, but {method} now means "
+                    f"threshold {options.threshold}; give a new --out or pass --overwrite."
+                )
             return scored
         self._load()
         c = self.config
         torch.manual_seed(c.seed)
-        threshold = variant_threshold(method)
         if base_method(method) == "ukmp":
             scored = ukmi_method_scores(
                 self.model,
@@ -294,7 +301,7 @@ class CompareRun:
                 split=c.calib_split,
                 num_samples=c.num_samples,
                 batch_size=c.batch_size,
-                options=UKMIOptions() if threshold is None else UKMIOptions(threshold=threshold),
+                options=options,
                 seed=c.seed,
             )
             scored.method = method
