@@ -138,6 +138,7 @@ def main() -> None:
         "truth_data": {"captions": args.captions, "questions": args.questions, "split": "val"},
         "dense_loss": dense,
         "probes": len(probes),
+        "sampling": {"singles": args.singles, "blocks": args.blocks, "block_fraction": 0.125, "seed": args.seed},
         "mean_single_unit_cost": mean_cost,
         "spearman": table,
         "seconds": time.time() - started,
@@ -152,13 +153,14 @@ def _fmt(value: float) -> str:
 
 
 def report(out: dict) -> str:
+    sampling = out.get("sampling", {"singles": 8, "blocks": 4})
     lines = [
         f"# Which scorer tells the truth on `{out['model']}`",
         "",
         f"Command: `{out['command']}` ({out['seconds'] / 60:.1f} min on the 2-core CPU).",
         "",
-        f"{out['probes']} probes (every head; 8 random single MLP channels and 4 random blocks of 1/8 of the "
-        "channels per layer). Removal cost = increase of the loss when the probe's units are zeroed "
+        f"{out['probes']} probes (every head; {sampling['singles']} random single MLP channels and "
+        f"{sampling['blocks']} random blocks of 1/8 of the channels per layer). Removal cost = increase of the loss when the probe's units are zeroed "
         f"(exactly what removing them computes), on {out['truth_data']['captions']} val captions (prefix-LM "
         f"loss) and {out['truth_data']['questions']} val questions (answer NLL). Dense losses: "
         + ", ".join(f"{k} {v:.4f}" for k, v in out["dense_loss"].items())
