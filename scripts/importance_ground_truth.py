@@ -160,7 +160,8 @@ def report(out: dict) -> str:
         f"Command: `{out['command']}` ({out['seconds'] / 60:.1f} min on the 2-core CPU).",
         "",
         f"{out['probes']} probes (every head; {sampling['singles']} random single MLP channels and "
-        f"{sampling['blocks']} random blocks of 1/8 of the channels per layer). Removal cost = increase of the loss when the probe's units are zeroed "
+        f"{sampling['blocks']} random blocks of 1/8 of the channels per layer). Removal cost = increase of "
+        "the loss when the probe's units are zeroed "
         f"(exactly what removing them computes), on {out['truth_data']['captions']} val captions (prefix-LM "
         f"loss) and {out['truth_data']['questions']} val questions (answer NLL). Dense losses: "
         + ", ".join(f"{k} {v:.4f}" for k, v in out["dense_loss"].items())
