@@ -174,23 +174,27 @@ class Bench:
             "(~10%), else it is in the calibration pool; calibration and recovery use the fortunes pool only"
         )
 
+    def _prune_argv(self, method: str, ratio: float) -> list[str]:
+        """`ukmp prune MODEL --method M --ratio R --seed S`: what every prune of this bench starts with."""
+        return [
+            "ukmp",
+            "prune",
+            str(self.model),
+            "--method",
+            method,
+            "--ratio",
+            str(ratio),
+            "--seed",
+            str(self.args.seed),
+        ]
+
     def prune_all(self) -> None:
         a = self.args
         for name in a.methods:
             method, switches = ABLATIONS.get(name, (name, []))
             first, *rest = a.ratios
             art = self.work / "pruned" / f"{name}-{pct(first)}"
-            argv = [
-                "ukmp",
-                "prune",
-                str(self.model),
-                "--method",
-                method,
-                "--ratio",
-                str(first),
-                "--seed",
-                str(self.args.seed),
-            ]
+            argv = self._prune_argv(method, first)
             if method not in DATA_FREE:
                 argv += ["--calib", str(self.calib), "--seq-len", str(a.seq_len)]
                 argv += ["--num-samples", str(a.calib_samples), "--batch-size", str(a.calib_batch), *switches]
@@ -211,17 +215,7 @@ class Bench:
         from ukmp.pipeline import prune_model
 
         art = self.work / "pruned" / f"{name}-{pct(ratio)}"
-        argv = [
-            "ukmp",
-            "prune",
-            str(self.model),
-            "--method",
-            method,
-            "--ratio",
-            str(ratio),
-            "--seed",
-            str(self.args.seed),
-        ]
+        argv = self._prune_argv(method, ratio)
         argv += ["--scores", str(scores), "--out", str(art), "--overwrite"]
         self.record(f"{name} {pct(ratio)}%: re-plan from the saved scores", argv, "in-process (pipeline.prune_model)")
         if not (art / "pruning.json").is_file() or self.args.fresh:
