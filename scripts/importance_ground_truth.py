@@ -159,8 +159,9 @@ def report(out: dict) -> str:
         "",
         f"Command: `{out['command']}` ({out['seconds'] / 60:.1f} min on the 2-core CPU).",
         "",
-        f"{out['probes']} probes (every head; {sampling['singles']} random single MLP channels and "
-        f"{sampling['blocks']} random blocks of 1/8 of the channels per layer). Removal cost = increase of "
+        f"{out['probes']} probes: per group {sampling['singles']} random single units (every unit of a group "
+        f"that has no more) and {sampling['blocks']} random blocks of 1/8 of its units (at least 2). "
+        "Removal cost = increase of "
         "the loss when the probe's units are zeroed "
         f"(exactly what removing them computes), on {out['truth_data']['captions']} val captions (prefix-LM "
         f"loss) and {out['truth_data']['questions']} val questions (answer NLL). Dense losses: "
