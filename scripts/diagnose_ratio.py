@@ -16,9 +16,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from safetensors import safe_open
-
 from ukmp.compare import artifact_name
+from ukmp.methods import MethodScores
 
 
 def seed_folders(run: Path) -> list[Path]:
@@ -33,9 +32,7 @@ def kept_fractions(manifest: dict) -> dict[str, float]:
 
 def token_fraction(scores_file: Path) -> tuple[int, int] | None:
     """(backpropagated, target) tokens of a UKMP gradient pass, from the scores file's stats."""
-    with safe_open(str(scores_file), "pt") as f:
-        stats = json.loads((f.metadata() or {}).get("stats", "{}"))
-    grad = stats.get("gradient_pass")
+    grad = MethodScores.load(scores_file).stats.get("gradient_pass")
     return (grad["backpropagated_tokens"], grad["target_tokens"]) if grad else None
 
 

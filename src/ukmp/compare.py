@@ -162,10 +162,9 @@ def variant_threshold(method: str) -> float | str | None:
     if spec in PRESETS:
         return PRESETS[spec].threshold
     try:
-        threshold = parse_threshold(spec)
+        return parse_threshold(spec).option
     except ValueError as exc:
         raise UserError(f"{method!r} in --methods: {exc}") from None
-    return str(threshold) if threshold.relative else threshold.value
 
 
 def artifact_name(method: str, ratio: float) -> str:

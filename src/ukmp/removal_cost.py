@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from ukmp.adapters.base import get_module
 from ukmp.groups import PrunableGroup
+from ukmp.scoring.ukmi import _target_logits
 
 
 @dataclass(frozen=True)
@@ -84,14 +85,9 @@ def units_removed(model: nn.Module, group: PrunableGroup, units: Sequence[int]) 
 @torch.no_grad()
 def mean_target_nll(model: nn.Module, batches: Sequence[Mapping[str, torch.Tensor]]) -> float:
     """Mean cross-entropy per target token (labels != -100) over all `batches`."""
-    config = getattr(model.config, "text_config", model.config)
-    shift = not getattr(config, "is_encoder_decoder", False)
     total, tokens = 0.0, 0
     for batch in batches:
-        logits = model(**batch).logits
-        labels = batch["labels"]
-        if shift:
-            logits, labels = logits[:, :-1], labels[:, 1:]
+        logits, labels = _target_logits(model, model(**batch).logits, batch["labels"])
         total += float(F.cross_entropy(logits.transpose(1, 2).float(), labels, ignore_index=-100, reduction="sum"))
         tokens += int((labels != -100).sum())
     return total / max(tokens, 1)

@@ -173,7 +173,6 @@ def _threshold_value(text: str) -> float | str:
     from ukmp.scoring.token_selection import parse_threshold
 
     try:
-        threshold = parse_threshold(text)
+        return parse_threshold(text).option
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    return str(threshold) if threshold.relative else threshold.value

@@ -63,9 +63,14 @@ def portable_path(path: str | Path) -> str:
         return str(path)
 
 
+def is_builtin_world(arg: str | Path | None) -> bool:
+    """`shapes` names the built-in world unless a folder of that name exists here."""
+    return str(arg) == SHAPES and not Path(SHAPES).exists()
+
+
 def default_calib_split(calib: str | Path | None) -> str:
     """The calibration split used when none is given: `alttext` for the built-in world, else `train`."""
-    return SHAPES_CALIB_SPLIT if str(calib) == SHAPES and not Path(SHAPES).exists() else "train"
+    return SHAPES_CALIB_SPLIT if is_builtin_world(calib) else "train"
 
 
 def resolve_data_dir(arg: str | Path, split: str, n_default: int = DEFAULT_SHAPES_IMAGES) -> Path:
@@ -76,7 +81,7 @@ def resolve_data_dir(arg: str | Path, split: str, n_default: int = DEFAULT_SHAPE
     smaller than `n_default` is regenerated at the larger size (a caller needing 2000 calibration
     images must not silently get 500); a larger one is reused as it is (use a limit to read less).
     """
-    if str(arg) == SHAPES and not Path(arg).exists():
+    if is_builtin_world(arg):
         from ukmp.data.world_writer import write_split
 
         root = cache_dir() / SHAPES

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ukmp.iterative_planning import IterativeOptions
 from ukmp.scoring.token_selection import DEFAULT_THRESHOLD, PAPER_THRESHOLD
-from ukmp.scoring.ukmi import UKMIOptions
 
 
 @dataclass(frozen=True)
@@ -24,12 +22,6 @@ class Preset:
     norm: str = "mean"
     iterative: bool = True
     summary: str = ""
-
-    def ukmi_options(self, **overrides) -> UKMIOptions:
-        return UKMIOptions(**{"threshold": self.threshold, **overrides})
-
-    def iterative_options(self) -> IterativeOptions:
-        return IterativeOptions(norm=self.norm, iterative=self.iterative)
 
 
 PRESETS = {

@@ -53,6 +53,11 @@ class Threshold:
     def __str__(self) -> str:
         return f"{FRACTION_PREFIX}{self.value:g}" if self.relative else f"{self.value:g}"
 
+    @property
+    def option(self) -> float | str:
+        """The value `UKMIOptions.threshold` holds: a float for T, the string 'q<F>' for a fraction."""
+        return str(self) if self.relative else self.value
+
 
 def parse_threshold(text: str | float) -> Threshold:
     """`0.4` -> absolute T = 0.4; `q0.34` -> the least-fitted 34% of each sample's tokens.
