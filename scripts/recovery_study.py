@@ -164,7 +164,7 @@ def main() -> int:
 
 
 def _dense_model(source: Path) -> str:
-    return json.loads((source / "results.json").read_text())["settings"]["model"]
+    return json.loads((source / "results.json").read_text())["model"]
 
 
 def _write_log(file: Path, log: list[dict]) -> None:

@@ -59,6 +59,7 @@ def test_manifest_that_does_not_match_the_weights(copy_of):
     manifest = json.loads((copy_of / "pruning.json").read_text())
     entry = next(v for v in manifest["groups"].values() if len(v["kept"]) < v["num_units"])
     entry["kept"] = list(range(entry["num_units"]))  # claims more units than the weights hold
+    manifest.pop("checksum")  # as written before the plan checksum: the structural checks still catch it
     (copy_of / "pruning.json").write_text(json.dumps(manifest))
     with pytest.raises(UserError) as info:
         load_pruned(copy_of)
@@ -68,6 +69,7 @@ def test_manifest_that_does_not_match_the_weights(copy_of):
 def test_manifest_for_another_model(copy_of):
     manifest = json.loads((copy_of / "pruning.json").read_text())
     manifest["groups"]["lm.layers.9.attn"] = {"num_units": 4, "kept": [0]}
+    manifest.pop("checksum")  # as written before the plan checksum: the structural checks still catch it
     (copy_of / "pruning.json").write_text(json.dumps(manifest))
     with pytest.raises(UserError) as info:
         load_pruned(copy_of)
@@ -125,3 +127,18 @@ def test_a_crash_while_writing_leaves_nothing(artifact, tmp_path):
     with pytest.raises(RuntimeError, match="disk full"):
         save_pruned(model, None, tmp_path / "out", processor=Exploding())
     assert list(tmp_path.iterdir()) == []
+
+
+def test_edited_kept_indices_fail_the_plan_checksum(copy_of):
+    """Other valid indices of the same count load silently without it; recovery would recall the wrong rows."""
+    manifest = json.loads((copy_of / "pruning.json").read_text())
+    entry = next(v for v in manifest["groups"].values() if 0 < len(v["kept"]) < v["num_units"])
+    dropped = sorted(set(range(entry["num_units"])) - set(entry["kept"]))
+    entry["kept"] = sorted([*entry["kept"][1:], dropped[0]])
+    (copy_of / "pruning.json").write_text(json.dumps(manifest))
+    with pytest.raises(UserError) as info:
+        load_pruned(copy_of)
+    one_sentence(info, "does not match the checksum saved with the weights")
+    manifest.pop("checksum")
+    (copy_of / "pruning.json").write_text(json.dumps(manifest))
+    assert load_pruned(copy_of) is not None  # what the checksum is there for: without it this loads

@@ -75,6 +75,7 @@ def test_manifest_records_what_was_done(tmp_path):
         "sha256": checksum,
         "checksum_method": manifest["base_model"]["checksum_method"],
         "source": None,  # set only when the base weights came from a quantised file (GGUF)
+        "revision": None,  # the hub commit of a hub base model
     }
     assert manifest["method"] == {"name": "magnitude", "options": {"ratio": 0.4}} and manifest["seed"] == 7
     assert manifest["parameters"]["before"]["total"] == before_total

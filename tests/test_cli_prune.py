@@ -41,10 +41,14 @@ def assert_one_sentence_error(code: int, err: str, pattern: str) -> None:
     assert lines[0].rstrip().endswith(".") and lines[0].count(". ") == 0, lines[0]
 
 
-@pytest.mark.parametrize("ratio", ["0", "1", "1.5", "-0.1", "nan"])
-def test_ratio_outside_zero_one(capsys, dense_dir, tmp_path, ratio):
+@pytest.mark.parametrize(
+    ("ratio", "message"),
+    [("0", "between 0 and 1"), ("1", "between 0 and 1"), ("1.5", "pass --ratio 0.015"), ("-0.1", "between 0 and 1"),
+     ("nan", "between 0 and 1"), ("100", "between 0 and 1")],
+)  # fmt: skip
+def test_ratio_outside_zero_one(capsys, dense_dir, tmp_path, ratio, message):
     code, _, err = run_cli(capsys, "prune", dense_dir, "--method", "random", "--ratio", ratio, "--out", tmp_path / "o")
-    assert_one_sentence_error(code, err, "--ratio must be between 0 and 1")
+    assert_one_sentence_error(code, err, message)
     assert not (tmp_path / "o").exists()
 
 

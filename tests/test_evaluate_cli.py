@@ -69,7 +69,7 @@ def test_missing_data_dir_is_one_sentence(tmp_path: Path, capsys) -> None:
     code = main(["evaluate", str(tiny_model_dir()), "--data", str(tmp_path / "nope"), "--out", str(out)])
     err = capsys.readouterr().err.strip()
     assert code == 2
-    assert err.startswith("ukmp evaluate: error: data folder") and "does not exist" in err
+    assert err.startswith("ukmp evaluate: error: --data") and "does not exist" in err
     assert len(err.splitlines()) == 1 and "Traceback" not in err
     assert not out.exists()
 

@@ -10,8 +10,9 @@ from transformers import AutoProcessor, Blip2ForConditionalGeneration
 
 from eval_tiny_model import tiny_model_dir
 from ukmp.data.index import load_task
+from ukmp.data.reading import load_image
 from ukmp.data.world_writer import write_split
-from ukmp.evaluation.generation import VQA_SETTINGS, answer_questions, load_image, processor_inputs
+from ukmp.evaluation.generation import VQA_SETTINGS, answer_questions, processor_inputs
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from transformers import (
 
 from eval_tiny_model import tiny_model_dir, world_texts
 from ukmp.data.index import load_task
+from ukmp.data.reading import load_image
 from ukmp.data.world_tokenizer import (
     EOS_ID,
     IMAGE_ID,
@@ -24,7 +25,7 @@ from ukmp.data.world_tokenizer import (
     train_word_tokenizer,
 )
 from ukmp.data.world_writer import write_split
-from ukmp.evaluation.generation import load_image, processor_inputs
+from ukmp.evaluation.generation import processor_inputs
 from ukmp.evaluation.retrieval import caption_loglik_matrix, evaluate_retrieval, retrieval_recalls
 
 

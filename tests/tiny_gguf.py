@@ -90,3 +90,17 @@ def write_tiny_gguf(model: LlamaForCausalLM, tokenizer, path: Path, quantization
     writer.write_tensors_to_file()
     writer.close()
     return path
+
+
+def write_gguf_with_architecture(path: Path, architecture: str) -> Path:
+    """A valid GGUF file with only a header naming `architecture` and one small tensor."""
+    import gguf
+
+    writer = gguf.GGUFWriter(str(path), architecture)
+    writer.add_block_count(1)
+    writer.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path

@@ -28,7 +28,7 @@ import re
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from torch import nn
 
 from ukmp.errors import UserError
 from ukmp.groups import PruningPlan
+from ukmp.output_guard import check_output, remove_stale_temporaries, temporary_prefix
 
 FORMAT_VERSION = 1
 MANIFEST = "pruning.json"
@@ -63,6 +64,15 @@ def state_dict_sha256(model_or_state: nn.Module | Mapping[str, torch.Tensor]) ->
     return digest.hexdigest()
 
 
+ARTIFACT_CHECKSUM_COVERS = "sha256 of the weights file's sha256, then the plan (groups, added_biases) as sorted JSON"
+
+
+def artifact_sha256(weights_sha256: str, groups: Mapping[str, Any], added_biases: list[str]) -> str:
+    """One checksum over the weights and the plan that says which rows they are: an edited plan fails it."""
+    plan = json.dumps({"groups": groups, "added_biases": sorted(added_biases)}, sort_keys=True)
+    return hashlib.sha256(f"{weights_sha256}\n{plan}".encode()).hexdigest()
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -75,17 +85,23 @@ def file_sha256(path: Path) -> str:
 
 
 @contextlib.contextmanager
-def atomic_directory(out_dir: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary directory that replaces ``out_dir`` only if the block completes."""
+def atomic_directory(
+    out_dir: str | os.PathLike, *, overwrite: bool = False, markers: Sequence[str] = (MANIFEST,)
+) -> Iterator[Path]:
+    """Yield a temporary directory that replaces ``out_dir`` only if the block completes.
+
+    Temporaries left by a killed run (their process is gone) are removed first.
+    """
     out = Path(out_dir)
-    check_output_dir(out, overwrite=overwrite)
+    check_output_dir(out, overwrite=overwrite, markers=markers)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    remove_stale_temporaries(out)
+    tmp = Path(tempfile.mkdtemp(prefix=temporary_prefix(out), dir=out.parent))
     try:
         yield tmp
         os.chmod(tmp, 0o755)
         if out.exists() or out.is_symlink():
-            old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+            old = out.parent / f"{temporary_prefix(out, 'old')}{uuid.uuid4().hex[:8]}"
             os.replace(out, old)
             os.replace(tmp, out)
             shutil.rmtree(old) if old.is_dir() and not old.is_symlink() else old.unlink()
@@ -96,13 +112,15 @@ def atomic_directory(out_dir: str | os.PathLike, *, overwrite: bool = False) -> 
         raise
 
 
-def check_output_dir(out: Path, *, overwrite: bool) -> None:
-    """Refuse to replace anything that exists (an empty directory is fine) unless overwriting."""
-    if overwrite or not (out.exists() or out.is_symlink()):
-        return
-    if out.is_dir() and not any(out.iterdir()):
-        return
-    raise UserError(f"{out} already exists; pass --overwrite to replace it.")
+def check_output_dir(
+    out: Path,
+    *,
+    overwrite: bool,
+    inputs: Iterable[str | os.PathLike | None] = (),
+    markers: Sequence[str] = (MANIFEST,),
+) -> None:
+    """Refuse an output that exists (unless overwriting what ukmp wrote), is an input, or cannot be written."""
+    check_output(out, overwrite=overwrite, markers=markers, inputs=inputs)
 
 
 # -------------------------------------------------------------------------------------------- save
@@ -133,6 +151,7 @@ def save_pruned(
     extra_files: Mapping[str, Callable[[Path], None]] | None = None,
     recovery: Mapping[str, Any] | None = None,
     base_source: Mapping[str, Any] | None = None,
+    base_revision: str | None = None,
 ) -> Path:
     """Write the sliced ``model`` and its manifest to ``out_dir`` atomically; returns the path.
 
@@ -199,6 +218,7 @@ def save_pruned(
             "dtype": _main_dtype(model),
             "base_model": {
                 "reference": base_model_ref,
+                "revision": base_revision,
                 "sha256": base_checksum,
                 "checksum_method": CHECKSUM_METHOD,
                 "source": dict(source) if source is not None else None,
@@ -214,6 +234,10 @@ def save_pruned(
             "groups": plan.to_dict(),
             "added_biases": added_biases,
             "weights": {"file": WEIGHTS, "sha256": file_sha256(tmp / WEIGHTS)},
+            "checksum": {
+                "sha256": artifact_sha256(file_sha256(tmp / WEIGHTS), plan.to_dict(), added_biases),
+                "covers": ARTIFACT_CHECKSUM_COVERS,
+            },
             "recovery": dict(recovery) if recovery is not None else None,
             "extra": dict(extra or {}),
         }
@@ -275,6 +299,22 @@ def _read_weights(file: Path, expected_sha: str | None) -> dict[str, torch.Tenso
             f"{file} does not match the checksum in {MANIFEST} (corrupted or modified); re-create the artifact."
         )
     return tensors
+
+
+def _check_plan_checksum(manifest: Mapping[str, Any], weights_sha: str | None, root: Path) -> None:
+    """The manifest's plan is the one saved with these weights (artifacts written before this check have none)."""
+    expected = (manifest.get("checksum") or {}).get("sha256")
+    if not expected or not weights_sha:
+        return
+    try:
+        actual = artifact_sha256(weights_sha, manifest["groups"], list(manifest.get("added_biases") or []))
+    except (KeyError, TypeError):
+        actual = None
+    if actual != expected:
+        raise UserError(
+            f"the plan in {root / MANIFEST} does not match the checksum saved with the weights (the kept units "
+            "were edited); restore the file or re-create the artifact."
+        )
 
 
 @torch.no_grad()
@@ -346,7 +386,9 @@ def load_pruned(path: str | os.PathLike, *, device: str | torch.device | None = 
     manifest = read_manifest(root)
     if not (root / CONFIG).is_file():
         raise UserError(f"{root} has no {CONFIG}; the artifact is incomplete, re-create it with ukmp prune.")
-    tensors = _read_weights(root / WEIGHTS, (manifest.get("weights") or {}).get("sha256"))
+    weights_sha = (manifest.get("weights") or {}).get("sha256")
+    tensors = _read_weights(root / WEIGHTS, weights_sha)
+    _check_plan_checksum(manifest, weights_sha, root)
     config = AutoConfig.from_pretrained(str(root))
     kwargs: dict[str, Any] = {}
     if manifest.get("attn_implementation"):
@@ -389,6 +431,18 @@ def resolve_model_ref(name: str) -> str:
         if resolved:
             return str(resolved)
     return name
+
+
+def base_reference(model_ref: str, gguf_file: str | None = None) -> str:
+    """How a manifest names its base model so that it resolves from any working directory.
+
+    A local folder or file becomes its absolute path; a zoo name and a hub id stay as they are
+    (both resolve anywhere; the hub revision is recorded beside it from the loaded config).
+    """
+    path = Path(model_ref).expanduser()
+    if gguf_file:
+        path = path / gguf_file
+    return str(path.resolve()) if path.exists() else model_ref
 
 
 def _looks_local(ref: str) -> bool:

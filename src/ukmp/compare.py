@@ -42,7 +42,9 @@ from typing import Any
 
 import torch
 
+from ukmp.artifact import resolve_model_ref
 from ukmp.errors import UserError
+from ukmp.output_guard import check_output
 
 RECOVERY_MODES = ("none", "lora", "lpd")
 DEFAULT_METHODS = (
@@ -102,6 +104,9 @@ class CompareConfig:
             raise UserError("--methods names a method twice; list each method once.")
         if not self.ratios:
             raise UserError("--ratios is empty; give at least one ratio, e.g. 0.2,0.35,0.5.")
+        if any(1.0 < r < 100.0 for r in self.ratios):
+            fractions = ",".join(f"{r / 100:g}" if r > 1.0 else f"{r:g}" for r in self.ratios)
+            raise UserError(f"--ratios are fractions of the parameters, not percentages; pass --ratios {fractions}.")
         for r in self.ratios:
             if not 0.0 < r < 1.0:
                 raise UserError(f"every ratio must be between 0 and 1 (exclusive), got {r:g}.")
@@ -185,6 +190,16 @@ def recovery_kind(method: str, mode: str) -> str | None:
     return "lpd" if mode == "lpd" and base_method(method) == "ukmp" else "lora"
 
 
+#: what a compare run folder holds (one of them marks a folder `--overwrite` may replace)
+COMPARE_MARKERS = ("results.json", "evals", "scores", "artifacts", "seed-*")
+
+
+def check_compare_output(config: CompareConfig, *, overwrite: bool) -> None:
+    """OUT is neither an input nor, under --overwrite, a folder compare did not write (it is reused otherwise)."""
+    inputs = (resolve_model_ref(config.model), config.calib, config.eval_data)
+    check_output(config.out, overwrite=overwrite, markers=COMPARE_MARKERS, inputs=inputs, resume=not overwrite)
+
+
 class CompareRun:
     """One comparison: load once, score each method once, prune/evaluate each ratio, write results."""
 
@@ -193,10 +208,9 @@ class CompareRun:
         config.validate()
         self.config = config
         self.out = Path(config.out)
+        check_compare_output(config, overwrite=overwrite)
         if overwrite and self.out.exists():
             shutil.rmtree(self.out)
-        if self.out.exists() and not self.out.is_dir():
-            raise UserError(f"{self.out} is a file; give a folder for --out.")
         self.out.mkdir(parents=True, exist_ok=True)
         self.rows: list[dict[str, Any]] = []
         self.dense_eval: dict[str, Any] | None = None

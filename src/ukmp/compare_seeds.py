@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from ukmp.compare import CompareConfig, CompareRun, base_method, write_json_atomic
+from ukmp.compare import CompareConfig, CompareRun, base_method, check_compare_output, write_json_atomic
 from ukmp.compare_report import results_data
 from ukmp.seed_stats import paired_ordering, spread
 
@@ -34,6 +34,7 @@ def run_compare(config: CompareConfig, *, overwrite: bool = False) -> dict[str, 
     if config.seeds == 1:
         return CompareRun(config, overwrite=overwrite).run()
     out = Path(config.out)
+    check_compare_output(config, overwrite=overwrite)
     if overwrite and out.exists():
         shutil.rmtree(out)
     runs: list[CompareRun] = []

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from ukmp.errors import UserError
+from ukmp.preflight import check_model_source, check_processor_matches, check_ratio
 
 
 def evaluate_model(
@@ -110,7 +111,14 @@ def prune_model(
     """
     from ukmp.accounting import parameter_counts, prunable_parameters
     from ukmp.adapters import find_adapter
-    from ukmp.artifact import check_output_dir, load_model, resolve_model_ref, save_pruned, state_dict_sha256
+    from ukmp.artifact import (
+        base_reference,
+        check_output_dir,
+        load_model,
+        resolve_model_ref,
+        save_pruned,
+        state_dict_sha256,
+    )
     from ukmp.baselines import (
         BASELINES,
         baseline_scores,
@@ -133,13 +141,14 @@ def prune_model(
     from ukmp.scoring.flap import add_to_biases
     from ukmp.surgery import apply_plan_physically
 
-    if not 0.0 < ratio < 1.0:
-        raise UserError(f"--ratio must be between 0 and 1 (exclusive), got {ratio}.")
+    check_ratio(ratio)
     if method not in METHODS:
         raise UserError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}.")
     out = Path(out)
-    check_output_dir(out, overwrite=overwrite)
     ref = resolve_model_ref(model_ref)
+    check_output_dir(out, overwrite=overwrite, inputs=(ref, calib, scores_file))
+    if preloaded is None:
+        check_model_source(ref, gguf_file)
     model = (preloaded[0] if preloaded is not None else load_model(ref, gguf_file=gguf_file)).float().eval()
     if getattr(model, "ukmp_manifest", None) is not None:
         raise UserError(f"{model_ref} is already a pruned model; prune its dense base model instead.")
@@ -148,6 +157,7 @@ def prune_model(
     if not groups:
         raise UserError(f"{model_ref} has no prunable groups in the chosen components.")
     processor = preloaded[1] if preloaded is not None else load_processor(ref, gguf_file)
+    check_processor_matches(model, processor, str(ref))
     if text_source(calib) is not None:  # plain text: cut with this model's tokenizer, as every scorer reads it
         calib = TextCalibrationSource(
             text_source(calib).path, seq_len or text_source(calib).seq_len, tokenizer=processor
@@ -230,7 +240,8 @@ def prune_model(
         out,
         processor=processor,
         # a GGUF inside a folder is named by its own path, so the teacher of `ukmp recover` resolves to it
-        base_model_ref=base_model_name or (str(Path(model_ref) / gguf_file) if gguf_file else model_ref),
+        base_model_ref=base_model_name or base_reference(model_ref, gguf_file),
+        base_revision=getattr(model.config, "_commit_hash", None),
         base_checksum=base_checksum,
         method=method,
         options=options,

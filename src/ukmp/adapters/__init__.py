@@ -12,12 +12,35 @@ from torch import nn
 from ukmp.adapters.base import ModelAdapter, Part
 from ukmp.errors import UserError
 
-__all__ = ["ModelAdapter", "Part", "find_adapter", "SUPPORTED"]
+__all__ = ["ModelAdapter", "Part", "find_adapter", "SUPPORTED", "supported_config"]
 
 SUPPORTED = (
     "Blip2ForConditionalGeneration and InstructBlipForConditionalGeneration (with T5, OPT or Llama), "
     "Blip2VisionModel, T5ForConditionalGeneration, OPTForCausalLM, LlamaForCausalLM"
 )
+
+#: config.json model types the adapters below accept (read before any weight is loaded)
+LANGUAGE_MODEL_TYPES = ("t5", "opt", "llama")
+WRAPPER_MODEL_TYPES = ("blip-2", "instructblip")
+#: GGUF `general.architecture` values that load as a model an adapter accepts
+GGUF_ARCHITECTURES = ("llama",)
+
+
+def supported_config(config: dict) -> str | None:
+    """The one-sentence refusal for a parsed config.json no adapter handles, or None when one does."""
+    model_type = config.get("model_type")
+    name = (config.get("architectures") or ["a model"])[0]
+    if model_type in WRAPPER_MODEL_TYPES:
+        inner = (config.get("text_config") or {}).get("model_type")
+        if inner is not None and inner not in LANGUAGE_MODEL_TYPES:
+            return (
+                f"ukmp has no adapter for the language model (model_type {inner!r}) inside {name}; "
+                "supported language models are T5, OPT and Llama."
+            )
+        return None
+    if model_type in (*LANGUAGE_MODEL_TYPES, "blip_2_vision_model", "instructblip_vision_model"):
+        return None
+    return f"ukmp has no adapter for {name} (model_type {model_type!r}); supported: {SUPPORTED}."
 
 
 def _describe(model: nn.Module) -> str:

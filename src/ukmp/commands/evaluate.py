@@ -12,6 +12,8 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
+from ukmp.preflight import check_processor_matches, require_image_processor
+
 TASK_CHOICES = ("caption", "vqa", "gqa", "retrieval", "perplexity", "all")
 
 
@@ -102,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--caption-min-new-tokens cannot exceed --caption-max-new-tokens.")
     from ukmp.evaluation.harness import evaluate, expand_tasks, format_table, write_results
 
+    _check_results_file(args.out)
     if "perplexity" in (args.task or []):
         return _run_perplexity(args)
     # Check the data and the tasks before spending time on loading the model.
@@ -117,6 +120,9 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     model, processor, path = load_model_and_processor(args.model, device=args.device)
+    if getattr(model.config, "vision_config", None) is not None:
+        require_image_processor(processor, args.model)
+        check_processor_matches(model, processor, args.model)
     caption = replace(
         CAPTION_SETTINGS,
         prompt=args.caption_prompt,
@@ -166,6 +172,11 @@ def _run_perplexity(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     model, processor, _ = load_model_and_processor(args.model, device=args.device, gguf_file=args.gguf_file)
+    if getattr(model.config, "vision_config", None) is not None:
+        raise UserError(
+            f"--task perplexity needs a language model, and {args.model} is a vision-language model; evaluate it "
+            "with --task caption or --task vqa on an image-text data folder."
+        )
     results = evaluate_perplexity(
         model,
         processor,
@@ -181,3 +192,16 @@ def _run_perplexity(args: argparse.Namespace) -> int:
     print(format_table(results))
     print(f"wrote {out}")
     return 0
+
+
+def _check_results_file(out: Path) -> None:
+    """--out names a file to write: not a folder, and its folder can take it (checked before any loading)."""
+    from ukmp.errors import UserError
+    from ukmp.output_guard import check_writable
+
+    target = Path(out).expanduser()
+    if target.is_dir():
+        raise UserError(
+            f"--out {target} is a folder; give the path of the results file to write, e.g. {target}/results.json."
+        )
+    check_writable(target)

@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
 from ukmp.data.prefix_lm import PrefixLMSample, prefix_lm_samples
+from ukmp.data.reading import load_image
 from ukmp.data.text import is_text_data, text_windows
 from ukmp.data.text_calibration import DEFAULT_CALIB_SEQ_LEN, TextSample, pad_id, prefix_lm_windows, text_batches
 from ukmp.errors import UserError
@@ -109,7 +109,7 @@ def calibration_batches(
     tokenizer = processor.tokenizer
     for start in range(0, len(samples), batch_size):
         chunk = samples[start : start + batch_size]
-        images = [Image.open(s.image_path).convert("RGB") for s in chunk]
+        images = [load_image(s.image_path) for s in chunk]
         if encoder_decoder:
             enc = processor(images=images, text=[s.text_input for s in chunk], return_tensors="pt", padding=True)
             target = tokenizer([s.text_output for s in chunk], return_tensors="pt", padding=True)

@@ -73,7 +73,9 @@ def default_calib_split(calib: str | Path | None) -> str:
     return SHAPES_CALIB_SPLIT if is_builtin_world(calib) else "train"
 
 
-def resolve_data_dir(arg: str | Path, split: str, n_default: int = DEFAULT_SHAPES_IMAGES) -> Path:
+def resolve_data_dir(
+    arg: str | Path, split: str, n_default: int = DEFAULT_SHAPES_IMAGES, *, flag: str = "--data"
+) -> Path:
     """The data folder meant by `--data`; `shapes` generates the world's split into the cache if missing.
 
     Generation happens once (a 500-image split takes seconds) and later runs reuse the files, so
@@ -92,11 +94,13 @@ def resolve_data_dir(arg: str | Path, split: str, n_default: int = DEFAULT_SHAPE
             write_split(split, n_default, root, overwrite=True)
         return root
     root = Path(arg)
-    if not root.is_dir():
+    accepted = f"a folder holding {INDEX_NAME} (e.g. one written by `ukmp data shapes`), or `{flag} shapes`"
+    if root.is_file():
         raise UserError(
-            f"data folder {root} does not exist; pass a folder holding {INDEX_NAME} (e.g. one written by "
-            f"`ukmp data shapes`), or `--data shapes` for the built-in world."
+            f"{flag} {root} is a file; give {accepted} (a language model also takes a .txt or .jsonl file)."
         )
+    if not root.exists():
+        raise UserError(f"{flag} {root} does not exist; give {accepted}.")
     read_split(root, split)  # fail now, with a clear sentence, rather than at the first task
     return root
 

@@ -14,6 +14,8 @@ import logging
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
+from PIL import Image
+
 from ukmp.data.records import Records
 from ukmp.errors import UserError
 
@@ -69,7 +71,7 @@ class RecordCollector(Generic[T]):
         """Report a bad record: raise under "stop", remember it under "skip"."""
         message = f"record {index} of {self.source} {reason}"
         if self.on_error == "stop":
-            raise UserError(f"{message}; fix or remove it, or pass --on-error skip to skip such records.")
+            raise UserError(f"{message}; fix or remove it (ukmp evaluate can skip such records with --on-error skip).")
         self.skipped.append(message)
 
     def image_exists(self, path: Path, index: int | str) -> bool:
@@ -112,3 +114,13 @@ def need(record: Any, key: str, kind: type | tuple[type, ...] = str) -> Any:
 def reason(exc: Exception) -> str:
     """The plain reason carried by a KeyError/TypeError raised from `need` (KeyError quotes its text)."""
     return str(exc.args[0]) if exc.args else type(exc).__name__
+
+
+def load_image(path: str | Path) -> Image.Image:
+    """An RGB image (RGBA, grayscale and palette images converted), or one sentence naming the bad file."""
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (OSError, ValueError, SyntaxError) as exc:  # PIL's UnidentifiedImageError is an OSError
+        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{path} is not a readable image ({reason}); replace the file or remove its record.") from None

@@ -26,8 +26,8 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from ukmp.data.reading import load_image
 from ukmp.data.records import CaptionRecord, VQARecord
-from ukmp.errors import UserError
 
 VQA_PROMPT = "Question: {} Short answer:"
 
@@ -70,15 +70,6 @@ def is_encoder_decoder(model) -> bool:
     """True for a T5-style language model (prompt in the encoder), False for OPT/LLaMA-style ones."""
     config = getattr(model.config, "text_config", model.config)  # a standalone LM is its own text config
     return bool(getattr(config, "is_encoder_decoder", False))
-
-
-def load_image(path: str | Path) -> Image.Image:
-    """An RGB image, or a `UserError` naming the file when it cannot be decoded."""
-    try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read image {path} ({exc}); replace the file or remove its record.") from exc
 
 
 def model_device_dtype(model) -> tuple[torch.device, torch.dtype]:

@@ -28,11 +28,11 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from ukmp.data.reading import load_image
 from ukmp.data.records import CaptionRecord
 from ukmp.evaluation.generation import (
     image_features,
     is_encoder_decoder,
-    load_image,
     prefix_embeddings,
     prepare_processor,
     processor_inputs,

@@ -46,6 +46,8 @@ from torch import nn
 
 from ukmp.data.recovery_mix import mix_vqa
 from ukmp.errors import UserError
+from ukmp.output_guard import check_output
+from ukmp.preflight import looks_local
 from ukmp.recovery import checkpoint as ckpt
 from ukmp.recovery.losses import distillation_kl, feature_loss, task_loss
 from ukmp.recovery.phases import BETAS, FORWARD_ORDER, SCHEDULES, Phase, allocate_samples, make_schedule
@@ -67,6 +69,8 @@ HISTORY_FILE = "history.json"
 CURVE_FILE = "loss_curve.png"
 MERGED_DIR = "merged"
 CHECKPOINT_DIR = "checkpoints"
+#: what a recovery output holds (one of them marks a folder `--overwrite` may replace)
+RECOVERY_MARKERS = ("adapter_config.json", CHECKPOINT_DIR, "history.json", MERGED_DIR)
 
 
 @dataclass
@@ -277,6 +281,11 @@ def _load_models(config: RecoveryConfig):
     teacher_ref = config.teacher or base.get("reference")
     if not teacher_ref:
         raise UserError(f"the manifest of {config.pruned} names no base model; pass --teacher BASE.")
+    if not config.teacher and looks_local(teacher_ref) and not Path(teacher_ref).expanduser().exists():
+        raise UserError(
+            f"the base model {teacher_ref} named in {config.pruned}/pruning.json does not exist (moved or deleted?); "
+            "pass --teacher with the dense model it was pruned from."
+        )
     teacher = load_model(teacher_ref).float()
     if getattr(teacher, "ukmp_manifest", None) is not None:
         raise UserError(f"--teacher {teacher_ref} is a pruned model; give the dense base model it was pruned from.")
@@ -407,12 +416,17 @@ def plot_history(history: list[dict[str, Any]], file: Path) -> None:
     os.replace(tmp, file)
 
 
-def _check_out(out: Path, *, resume: bool, overwrite: bool) -> None:
+def _check_out(out: Path, config: RecoveryConfig, *, resume: bool, overwrite: bool) -> None:
+    """Before any loading: OUT is resumable (with --resume), or new, or a recovery output to replace."""
+    from ukmp.artifact import resolve_model_ref
+
     if resume:
         if not (out / CHECKPOINT_DIR / "last" / ckpt.STATE).is_file():
             raise UserError(f"there is no checkpoint to resume in {out}; run without --resume.")
     elif out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise UserError(f"{out} already exists; pass --overwrite to replace it, or --resume to continue it.")
+    inputs = (resolve_model_ref(config.pruned), config.teacher and resolve_model_ref(config.teacher), config.data)
+    check_output(out, overwrite=overwrite, markers=RECOVERY_MARKERS, inputs=inputs, resume=resume)
 
 
 def _make_out(out: Path, *, resume: bool, accelerator) -> None:
@@ -454,7 +468,7 @@ def run_recovery(
             "(it runs on CPUs too, with gloo) or `torchrun --nproc_per_node N -m ukmp.cli recover ...`."
         )
     out = Path(config.out)
-    _check_out(out, resume=resume, overwrite=overwrite)
+    _check_out(out, config, resume=resume, overwrite=overwrite)
     started = time.time()
 
     text = is_text_data(config.data)  # a standalone LM recovers on prefix-LM windows of a text file
