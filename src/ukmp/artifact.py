@@ -38,6 +38,7 @@ from torch import nn
 from ukmp.errors import UserError
 from ukmp.groups import PruningPlan
 from ukmp.output_guard import check_output, remove_stale_temporaries, temporary_prefix
+from ukmp.preflight import looks_local
 
 FORMAT_VERSION = 1
 MANIFEST = "pruning.json"
@@ -445,11 +446,6 @@ def base_reference(model_ref: str, gguf_file: str | None = None) -> str:
     return str(path.resolve()) if path.exists() else model_ref
 
 
-def _looks_local(ref: str) -> bool:
-    """Hub ids are ``name`` or ``org/name``; anything else that does not exist is a missing path."""
-    return ref.startswith(("/", ".", "~")) or ref.count("/") > 1 or "\\" in ref
-
-
 def load_model(
     path_or_id: str | os.PathLike,
     *,
@@ -476,7 +472,7 @@ def load_model(
         model = load_pruned(path, device=device) if is_pruned_artifact(path) else _load_dense(ref, local=True)
     elif path.exists():
         raise UserError(f"{ref} is a file; give the model directory (the one with config.json) or a .gguf file.")
-    elif _looks_local(ref):
+    elif looks_local(ref):
         raise UserError(f"{ref} does not exist.")
     else:
         model = _load_dense(ref, local=False)

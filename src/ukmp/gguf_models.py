@@ -3,7 +3,7 @@
 A GGUF file (llama.cpp's format) holds a model's config, tokenizer and weights, usually quantised
 to a few bits per weight. transformers reads it with ``from_pretrained(folder, gguf_file=name)``
 and dequantises every tensor to float, which needs the ``gguf`` package (``pip install gguf`` or
-``pip install 'ukmp[gguf]'``). ukmp then prunes the dequantised float model like any other.
+``pip install -e '.[gguf]'`` from a clone). ukmp then prunes the dequantised float model like any other.
 
 Pruning never sees the original full-precision weights, only their quantised approximation, so
 the artifact's manifest must say so: ``gguf_origin`` describes the file (name, sha256, the
@@ -28,7 +28,7 @@ from torch import nn
 from ukmp.errors import UserError
 
 SUFFIX = ".gguf"
-INSTALL_HINT = "pip install gguf (or pip install 'ukmp[gguf]')"
+INSTALL_HINT = "pip install gguf (or, from a clone of ukmp, pip install -e '.[gguf]')"
 
 
 def find_gguf(ref: str | Path, gguf_file: str | None = None) -> tuple[Path, str] | None:

@@ -1,4 +1,4 @@
-"""UKMP's schedule: iterative global pruning with modality-wise normalisation (method.md §2.4).
+"""UKMP's schedule: iterative global pruning with modality-wise normalisation (docs/method-notes.md).
 
 Unit scores are static (Taylor × entropy never change), but vision and language units live on
 different scales, so every step divides each unit's score by a statistic of its own modality

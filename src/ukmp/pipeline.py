@@ -267,11 +267,15 @@ def prune_model(
     if "gradient_pass" in scored.stats:
         summary["backpropagated_tokens"] = scored.stats["gradient_pass"]["backpropagated_tokens"]
     if verbose:
-        removed = before["total"] - after["total"]
-        print(
-            f"target {ratio:g} of {of} parameters -> achieved {result.achieved_ratio:.4f} "
-            f"({removed:,} of {before['total']:,} parameters removed; {removed / before['total']:.4f} of all)"
-        )
+        removed = before["total"] - after["total"]  # counted on the saved model (FLAP's added biases included)
+        of_all = f"{removed:,} of {before['total']:,} parameters removed"
+        if of == "all":
+            print(f"target {ratio:g} of all parameters -> achieved {removed / before['total']:.4f} ({of_all})")
+        else:
+            print(
+                f"target {ratio:g} of prunable parameters -> achieved {removed / basis:.4f} "
+                f"({of_all}; {removed / before['total']:.4f} of all)"
+            )
         width = max(len(k) for k in before)
         for key in before:
             print(f"  {key:<{width}}  {before[key]:>14,} -> {after[key]:>14,}")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ukmp.commands.help_format import HelpFormatter
 from ukmp.errors import UserError
 
 
@@ -36,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "bench",
         help="latency, throughput, memory, parameters and FLOPs of dense vs pruned vs masked models",
         description=__doc__.splitlines()[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("model", metavar="MODEL", help="the dense model: folder, hub id or zoo name")
     parser.add_argument("pruned", metavar="PRUNED", nargs="*", help="pruned artifacts made from MODEL")

@@ -12,6 +12,7 @@ import argparse
 import shlex
 from pathlib import Path
 
+from ukmp.commands.help_format import HelpFormatter
 from ukmp.data.index import default_calib_split
 from ukmp.errors import UserError
 
@@ -23,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "compare",
         help="prune with several methods at several ratios, evaluate, and tabulate/plot the results",
         description=__doc__.splitlines()[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("model", metavar="MODEL", help="dense model directory, hub id or zoo name")
     parser.add_argument(

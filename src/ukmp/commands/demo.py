@@ -16,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ukmp.commands.help_format import HelpFormatter
 from ukmp.data.index import SHAPES_CALIB_SPLIT
 from ukmp.errors import UserError
 
@@ -27,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "demo",
         help="evaluate, prune to 50%% with UKMP, evaluate again, report (the embedded default)",
         description=__doc__.splitlines()[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--out", type=Path, default=Path("ukmp-demo"), help="report folder (replaced)")
     parser.add_argument("--ratio", type=float, default=0.5, help="fraction of all parameters to remove")

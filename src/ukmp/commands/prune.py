@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ukmp.artifact import check_output_dir, resolve_model_ref
 from ukmp.baselines import BASELINES, BaselineOptions
+from ukmp.commands.help_format import HelpFormatter
 from ukmp.errors import UserError
 from ukmp.methods import METHODS, SCHEDULES
 from ukmp.preflight import check_model_source, check_ratio
@@ -31,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "prune",
         help="prune heads and MLP channels to a target ratio and save the smaller model",
         description=__doc__.splitlines()[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("model", metavar="MODEL", help="model directory, hub id or zoo name")
     parser.add_argument("--method", choices=METHODS, required=True, help="importance criterion")
@@ -58,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--scores", type=Path, default=None, help="re-plan from a scores.safetensors of an earlier run")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     parser.add_argument("--gguf-file", default=None, help="the GGUF file inside the MODEL folder to load")
-    ukmi = parser.add_argument_group("UKMP (method.md section 2)")
+    ukmi = parser.add_argument_group("UKMP (docs/method-notes.md)")
     ukmi.add_argument(
         "--calib", default=None, help="calibration data folder (ukmp_data.json), 'shapes', or a .txt/.jsonl text file"
     )
@@ -68,7 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="split of the calibration data (default: alttext for --calib shapes, else train)",
     )
-    ukmi.add_argument("--num-samples", type=int, default=1000, help="samples per pass (entropy, gradients)")
+    ukmi.add_argument("--num-samples", type=int, default=1000, help="samples per pass; UKMP makes two disjoint passes (entropy, gradients), so it reads 2N samples")
     ukmi.add_argument("--batch-size", type=int, default=8, help="calibration batch size (scores do not depend on it)")
     ukmi.add_argument(
         "--preset",
@@ -96,7 +97,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ukmi.add_argument(
         "--step-fraction", type=float, default=None, help="units removed per step, as a fraction of all units"
     )
-    baselines = parser.add_argument_group("baselines (docs/baselines.md; --taylor also sets LLM-Pruner's term)")
+    baselines = parser.add_argument_group("baselines (docs/compare.md; --taylor also sets LLM-Pruner's term)")
     baselines.add_argument(
         "--skip-layers",
         choices=("llm-pruner", "none"),

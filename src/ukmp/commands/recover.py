@@ -8,7 +8,7 @@ OUT/merged, a normal pruned artifact with the adapter folded in. The same comman
 `accelerate launch` with several processes (`--num_processes 2 --multi_gpu`, or
 `torchrun --nproc_per_node 2 -m ukmp.cli recover ...` on CPUs) and with `--mixed-precision bf16`.
 
-Schedules (method.md section 3.2, Table A/B): lpd (the seven sub-phases), kl-task, task,
+Schedules (docs/method-notes.md, Table A/B): lpd (the seven sub-phases), kl-task, task,
 no-progressive. The baselines' recovery is `--plain-lora --schedule task`.
 """
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ukmp.commands.help_format import HelpFormatter
 from ukmp.errors import UserError
 
 
@@ -27,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "recover",
         help="recover a pruned model: weight-recalling LoRA + progressive distillation from its base",
         description=__doc__.splitlines()[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("pruned", metavar="PRUNED", help="pruned model folder (written by ukmp prune)")
     parser.add_argument("--teacher", default=None, help="dense base model (default: the manifest's base model)")

@@ -1,4 +1,4 @@
-"""LLaVA CC595K metadata: image-caption pairs for calibration and recovery (method.md section 2.1).
+"""LLaVA CC595K metadata: image-caption pairs for calibration and recovery (docs/method-notes.md).
 
 Each record of `metadata.json` (LLaVA-CC3M-Pretrain-595K) is `{id, image, caption, blip_caption,
 url}`. UKMP calibrates on the BLIP-generated caption and falls back to the raw CC3M caption where

@@ -1,4 +1,4 @@
-"""Calibration samples in prefix-LM form (method.md section 2.1, BLIP-2 stage-2 style).
+"""Calibration samples in prefix-LM form (docs/method-notes.md, BLIP-2 stage-2 style).
 
 UKMP's calibration passes feed the first k words of a caption to the T5 encoder (after the query
 embeddings) and train the decoder on the rest. The caption is cleaned first (lowercase, punctuation

@@ -1,4 +1,4 @@
-"""Calibration batches from plain text, in UKMP's prefix-LM form (method.md section 2.1).
+"""Calibration batches from plain text, in UKMP's prefix-LM form (docs/method-notes.md).
 
 UKMP calibrates on prefix-LM samples: a prefix the model only reads, then target tokens it must
 predict. For a standalone language model a sample is one token window of the text file

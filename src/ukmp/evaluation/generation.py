@@ -1,6 +1,6 @@
 """Batched, deterministic generation with a BLIP-2 model: captions and short VQA answers.
 
-Settings follow method.md section 4: VQA (VQAv2, OK-VQA, GQA) uses the prompt
+Settings follow docs/method-notes.md: VQA (VQAv2, OK-VQA, GQA) uses the prompt
 "Question: {} Short answer:" with beam 5, at most 10 and at least 1 new tokens, and (as LAVIS's
 BLIP-2 answer prediction does) length penalty -1, which favours short answers. For captions the
 paper (NoCaps) uses the prompt "a photo of", beam 5, max 30, min 8; that minimum is in

@@ -196,7 +196,7 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
                 value = out["metrics"].get(name)
                 rows.append((task, name, "n/a (see notes)" if value is None else f"{value:.4f}"))
         elif task == "perplexity":
-            rows.append((task, "perplexity", f"{out['perplexity']:.3f}"))
+            rows.append((task, "exp(mean NLL)", f"{out['perplexity']:.3f}"))
             rows.append((task, "mean NLL", f"{out['mean_nll']:.4f}"))
         elif task in ("vqa", "gqa"):
             rows.append((task, "accuracy %", f"{out['accuracy']:.2f}"))

@@ -13,6 +13,7 @@ import importlib
 from pathlib import Path
 
 from ukmp.errors import UserError
+from ukmp.preflight import looks_local
 
 
 def _optional(module: str, attr: str):
@@ -31,10 +32,6 @@ def resolve_model_path(name: str) -> str:
     resolve = _optional("ukmp.zoo", "resolve_model_name")
     resolved = resolve(name) if resolve is not None else None
     return str(resolved) if resolved else name
-
-
-def _looks_local(name: str) -> bool:
-    return name.startswith((".", "/", "~")) or Path(name).exists() or name.count("/") > 1
 
 
 def pick_device(device: str = "auto"):
@@ -65,7 +62,7 @@ def load_model_and_processor(name: str, *, device: str = "auto", gguf_file: str 
 
             model = load_gguf_model(*found)
             return model.to(pick_device(device)).eval(), load_gguf_tokenizer(*found), str(found[0] / found[1])
-    if _looks_local(path):
+    if looks_local(path) or Path(path).exists():
         folder = Path(path).expanduser()
         if not folder.is_dir():
             raise UserError(

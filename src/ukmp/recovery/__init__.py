@@ -1,4 +1,4 @@
-"""Recovery after pruning: weight-recalling LoRA trained by progressive distillation (method.md section 3).
+"""Recovery after pruning: weight-recalling LoRA trained by progressive distillation (docs/method-notes.md).
 
 - ``recall_lora``: the layer (Eq. 12), attaching it from the dense base + pruning plan, merging;
 - ``phases``: Table A's sub-phases generated from the model's depths, and the Table B ablations;

@@ -1,4 +1,4 @@
-"""The three losses of LPD (Eq. 13), as the reference computes them (method.md section 3.2).
+"""The three losses of LPD (Eq. 13), as the reference computes them (docs/method-notes.md).
 
 - Feature loss: MSE between the student's and the teacher's block outputs, each divided by the
   Frobenius norm of the *whole batch tensor* (not per token), mean over every element including

@@ -1,4 +1,4 @@
-"""UKMI: Unified Knowledge Maintenance Importance (method.md §2.2-2.3).
+"""UKMI: Unified Knowledge Maintenance Importance (docs/method-notes.md).
 
 Per unit (head or channel) of every group:
 
@@ -6,7 +6,7 @@ Per unit (head or channel) of every group:
    predictions (`token_selection.py`), summed over calibration samples.
 2. **Taylor term**: `first` |W ⊙ G| (sum over samples first, then the absolute value, as the
    authors' code does); `second` ½ W² ⊙ F with a real diagonal Fisher F = Σ_n g_n² (the authors'
-   code never computes it); `mix` = first + second (docs/baselines.md).
+   code never computes it); `mix` = first + second (docs/compare.md).
 3. **Block-wise param norm**: the salience summed over every weight attached to the unit
    (producer rows and consumer columns), divided by the number of those weights. For equal-width
    members this is exactly the paper's per-channel mean, and a head's score is the mean over its

@@ -5,7 +5,7 @@ The recipe has three stages. Stage 1 pretrains the ViT on the world's scene anno
 follows BLIP-2 stage 2 on the whole model: every example is an image plus a text pair
 (encoder input, decoder target), mixing
 - VQA, with the paper's prompt "Question: {q} Short answer:" and the answer as target, and
-- captioning in prefix-LM form (method.md §2.1: the first k words go to the encoder, the rest is the
+- captioning in prefix-LM form (docs/method-notes.md: the first k words go to the encoder, the rest is the
   target), where half of the captions use k = 0 so the model also captions from the image alone.
 Stage 3 (`grounding`) continues on the same mix with more relative-position questions and adds
 losses from the scene annotations that teach the model where the objects are.
