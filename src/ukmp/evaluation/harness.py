@@ -24,6 +24,7 @@ from typing import Any
 
 from ukmp.data.index import available_tasks, load_task, portable_path, resolve_data_dir
 from ukmp.data.reading import check_on_error
+from ukmp.output_guard import remove_stale_temporaries, temporary_prefix
 from ukmp.errors import UserError
 from ukmp.evaluation.generation import CAPTION_SETTINGS, VQA_SETTINGS, GenerationSettings
 
@@ -175,7 +176,8 @@ def write_results(results: dict[str, Any], path: str | Path) -> Path:
     """Write `results` as JSON to `path` atomically: a temp file in the same folder, then a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(path), dir=path.parent)
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(results, f, indent=2)

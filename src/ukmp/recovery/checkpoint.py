@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from ukmp.errors import UserError
+from ukmp.output_guard import remove_stale_temporaries, temporary_prefix
 
 FORMAT = "ukmp-recovery-checkpoint/1"
 STATE = "state.json"
@@ -96,6 +97,7 @@ def write_checkpoint(
     tmp = folder.parent / f".{folder.name}.tmp"
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
+        remove_stale_temporaries(folder)  # an `.old-` folder of a run killed mid-swap
         tmp.mkdir(parents=True)
     accelerator.wait_for_everyone()
     save_file(rng_state(), str(tmp / f"rng-{accelerator.process_index}.safetensors"))
@@ -110,7 +112,7 @@ def write_checkpoint(
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         if folder.exists():
-            old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
+            old = folder.parent / f"{temporary_prefix(folder, 'old')}{uuid.uuid4().hex[:8]}"
             os.replace(folder, old)
             os.replace(tmp, folder)
             shutil.rmtree(old, ignore_errors=True)
