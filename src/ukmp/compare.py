@@ -45,6 +45,7 @@ import torch
 from ukmp.artifact import resolve_model_ref
 from ukmp.errors import UserError
 from ukmp.output_guard import check_output
+from ukmp.preflight import check_calibration_data, check_model_source, check_processor_matches
 
 RECOVERY_MODES = ("none", "lora", "lpd")
 DEFAULT_METHODS = (
@@ -241,6 +242,9 @@ class CompareRun:
 
         c = self.config
         self.ref = resolve_model_ref(c.model)
+        check_model_source(self.ref)
+        self.calib_dir = resolve_data_dir(c.calib, c.calib_split, 2 * c.num_samples, flag="--calib")
+        check_calibration_data(self.calib_dir, c.calib_split)
         self.model = load_model(self.ref).float().eval()
         if getattr(self.model, "ukmp_manifest", None) is not None:
             raise UserError(f"{c.model} is already a pruned model; compare methods on its dense base model.")
@@ -249,10 +253,10 @@ class CompareRun:
         self.processor = load_processor(self.ref)
         if self.processor is None:
             raise UserError(f"{c.model} has no processor files (image processor + tokenizer) to read data with.")
+        check_processor_matches(self.model, self.processor, c.model)
         self.checksum = state_dict_sha256(self.model)
         self.counts = parameter_counts(self.model, self.adapter)
         self.basis = self.counts["total"] if c.of == "all" else prunable_parameters(self.groups)
-        self.calib_dir = resolve_data_dir(c.calib, c.calib_split, 2 * c.num_samples)
         self._calibration = None
         self._loaded = True
 

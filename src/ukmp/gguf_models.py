@@ -25,6 +25,7 @@ from typing import Any
 
 from torch import nn
 
+from ukmp.adapters import GGUF_ARCHITECTURES
 from ukmp.errors import UserError
 
 SUFFIX = ".gguf"
@@ -90,9 +91,28 @@ def gguf_origin(file: Path) -> dict[str, Any]:
     return info
 
 
+def check_gguf_header(file: Path) -> None:
+    """The GGUF header parses and names an architecture ukmp prunes: seconds before minutes of dequantising."""
+    require_gguf()
+    import gguf
+
+    try:
+        reader = gguf.GGUFReader(str(file))
+    except Exception as exc:  # the reader raises ValueError, struct errors, IndexError on garbage
+        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{file} is not a readable GGUF file ({reason}); re-download it.") from None
+    field = reader.fields.get("general.architecture")
+    architecture = str(field.contents()) if field is not None else None
+    if architecture not in GGUF_ARCHITECTURES:
+        raise UserError(
+            f"{file} holds a model of architecture {architecture!r}, which ukmp cannot prune; supported GGUF "
+            f"architectures: {', '.join(GGUF_ARCHITECTURES)} (Llama, SmolLM2 and their relatives)."
+        )
+
+
 def load_gguf_model(folder: Path, file: str) -> nn.Module:
     """The dequantised float32 causal LM in ``folder/file``, with ``ukmp_source`` describing the file."""
-    require_gguf()
+    check_gguf_header(folder / file)
     from transformers import AutoModelForCausalLM, GgufConfig
 
     try:

@@ -14,9 +14,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ukmp.adapters import GGUF_ARCHITECTURES, supported_config
+from ukmp.adapters import supported_config
 from ukmp.errors import UserError
-from ukmp.gguf_models import find_gguf, require_gguf
+from ukmp.gguf_models import check_gguf_header, find_gguf
 
 MODEL_FILE_SUFFIXES = (".gguf", ".safetensors", ".bin", ".pt")
 
@@ -86,25 +86,6 @@ def check_safetensors(file: Path) -> None:
         raise UserError(f"{file} is truncated or corrupt ({reason}); re-download or re-save the model.") from None
 
 
-def check_gguf_header(file: Path) -> None:
-    """The GGUF header parses and names an architecture ukmp prunes: seconds before minutes of dequantising."""
-    require_gguf()
-    import gguf
-
-    try:
-        reader = gguf.GGUFReader(str(file))
-    except Exception as exc:  # the reader raises ValueError, struct errors, IndexError on garbage
-        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{file} is not a readable GGUF file ({reason}); re-download it.") from None
-    field = reader.fields.get("general.architecture")
-    architecture = str(field.contents()) if field is not None else None
-    if architecture not in GGUF_ARCHITECTURES:
-        raise UserError(
-            f"{file} holds a model of architecture {architecture!r}, which ukmp cannot prune; supported GGUF "
-            f"architectures: {', '.join(GGUF_ARCHITECTURES)} (Llama, SmolLM2 and their relatives)."
-        )
-
-
 def check_processor_matches(model: Any, processor: Any, where: str) -> None:
     """The processor makes images of the size the vision encoder was built for."""
     vision = getattr(getattr(model, "config", None), "vision_config", None)
@@ -130,3 +111,14 @@ def require_image_processor(processor: Any, where: str) -> None:
             f"{where} has no image processor (processor_config.json or preprocessor_config.json and the "
             "tokenizer files); copy its base model's processor files into it, or re-create it with ukmp prune."
         )
+
+
+def check_calibration_data(data_dir: Path, split: str) -> None:
+    """The split's calibration pairs parse and the first image decodes: seconds, before loading the model."""
+    from ukmp.data.index import load_task
+    from ukmp.data.reading import load_image
+
+    records = load_task(data_dir, split, "calibration")
+    if not records:
+        raise UserError(f"the {split!r} split of {data_dir} has no calibration pairs; choose another --calib-split.")
+    load_image(records[0].image_path)

@@ -18,7 +18,7 @@ from ukmp.baselines import BASELINES, BaselineOptions
 from ukmp.commands.help_format import HelpFormatter
 from ukmp.errors import UserError
 from ukmp.methods import METHODS, SCHEDULES
-from ukmp.preflight import check_model_source, check_ratio
+from ukmp.preflight import check_calibration_data, check_model_source, check_ratio
 from ukmp.scoring.ecoflap_sp import ECoFLaPOptions
 from ukmp.scoring.llm_pruner import LLMPrunerOptions
 from ukmp.scoring.presets import DEFAULT_PRESET, PRESETS
@@ -69,7 +69,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="split of the calibration data (default: alttext for --calib shapes, else train)",
     )
-    ukmi.add_argument("--num-samples", type=int, default=1000, help="samples per pass; UKMP makes two disjoint passes (entropy, gradients), so it reads 2N samples")
+    ukmi.add_argument(
+        "--num-samples",
+        type=int,
+        default=1000,
+        help="samples per pass; UKMP makes two disjoint passes (entropy, gradients), so it reads 2N",
+    )
     ukmi.add_argument("--batch-size", type=int, default=8, help="calibration batch size (scores do not depend on it)")
     ukmi.add_argument(
         "--preset",
@@ -148,9 +153,10 @@ def run(args: argparse.Namespace) -> int:
         if args.calib is None:
             raise UserError(f"--method {args.method} needs calibration data: pass --calib DIR (or --calib shapes).")
         text = is_text_data(args.calib)
-        calib = (
-            args.calib if text else resolve_data_dir(args.calib, args.calib_split, 2 * args.num_samples, flag="--calib")
-        )
+        calib = args.calib
+        if not text:
+            calib = resolve_data_dir(args.calib, args.calib_split, 2 * args.num_samples, flag="--calib")
+            check_calibration_data(calib, args.calib_split)
     print(f"ukmp prune: {args.model}, method {args.method}, ratio {args.ratio:g} of {args.of} parameters")
     prune_model(
         args.model,

@@ -24,9 +24,9 @@ from typing import Any
 
 from ukmp.data.index import available_tasks, load_task, portable_path, resolve_data_dir
 from ukmp.data.reading import check_on_error
-from ukmp.output_guard import remove_stale_temporaries, temporary_prefix
 from ukmp.errors import UserError
 from ukmp.evaluation.generation import CAPTION_SETTINGS, VQA_SETTINGS, GenerationSettings
+from ukmp.output_guard import remove_stale_temporaries, temporary_prefix
 
 TASKS = ("caption", "vqa", "gqa", "retrieval")
 DEFAULT_RETRIEVAL_IMAGES = 50

@@ -47,7 +47,7 @@ from torch import nn
 from ukmp.data.recovery_mix import mix_vqa
 from ukmp.errors import UserError
 from ukmp.output_guard import check_output
-from ukmp.preflight import looks_local
+from ukmp.preflight import check_processor_matches, looks_local
 from ukmp.recovery import checkpoint as ckpt
 from ukmp.recovery.losses import distillation_kl, feature_loss, task_loss
 from ukmp.recovery.phases import BETAS, FORWARD_ORDER, SCHEDULES, Phase, allocate_samples, make_schedule
@@ -70,7 +70,7 @@ CURVE_FILE = "loss_curve.png"
 MERGED_DIR = "merged"
 CHECKPOINT_DIR = "checkpoints"
 #: what a recovery output holds (one of them marks a folder `--overwrite` may replace)
-RECOVERY_MARKERS = ("adapter_config.json", CHECKPOINT_DIR, "history.json", MERGED_DIR)
+RECOVERY_MARKERS = ("adapter_config.json", CHECKPOINT_DIR, "history.json", MERGED_DIR, CURVE_FILE, ".loss_curve*")
 
 
 @dataclass
@@ -478,6 +478,8 @@ def run_recovery(
 
     student, teacher, manifest, teacher_ref, pruned_ref = _load_models(config)
     processor = _load_processor(pruned_ref, teacher_ref, text=text)
+    if not text:
+        check_processor_matches(student, processor, str(config.pruned))
     if text:
         data_dir = TextCalibrationSource(Path(config.data), config.seq_len, tokenizer=processor)
     samples = load_calibration_samples(data_dir, config.split, seed=config.seed)
