@@ -246,13 +246,14 @@ def accumulate_entropy(
         hooks.append(module.register_forward_hook(hook))
     was_training = model.training
     model.eval()
+    decoder_only = is_decoder_only(model)
     started = time.time()
     samples = 0
     try:
         with torch.no_grad():
             for batch in tqdm(batches, total=total, desc="UKMI entropy", unit="batch"):
                 for piece in _split_samples(batch):
-                    piece = _strip_padding(piece)
+                    piece = _strip_padding(piece, decoder_only=decoder_only)
                     model(**piece)
                     samples += 1
     finally:
@@ -263,17 +264,24 @@ def accumulate_entropy(
     return {name: h.entropy() for name, h in hists.items()}, stats
 
 
-def _strip_padding(sample: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Drop right padding of one sample so no pad token reaches a hooked layer."""
+def is_decoder_only(model: nn.Module) -> bool:
+    """True for an OPT/Llama-style language model (labels aligned with input_ids), from its config."""
+    config = getattr(model.config, "text_config", model.config)  # a standalone LM is its own text config
+    return not getattr(config, "is_encoder_decoder", False)
+
+
+def _strip_padding(sample: dict[str, torch.Tensor], *, decoder_only: bool) -> dict[str, torch.Tensor]:
+    """Drop right padding of one sample so no pad token reaches a hooked layer.
+
+    The model kind comes from its config: guessing it from equal label and input widths kept pad
+    positions in a T5 decoder whenever a padded label happened to be as wide as the encoder input.
+    """
     sample = dict(sample)
-    labels_follow_inputs = (
-        "labels" in sample and sample["labels"].shape == sample.get("input_ids", sample["labels"]).shape
-    )
     if "attention_mask" in sample and "input_ids" in sample:
         n = int(sample["attention_mask"][0].sum())
         sample["input_ids"] = sample["input_ids"][:, :n]
         sample["attention_mask"] = sample["attention_mask"][:, :n]
-        if labels_follow_inputs:  # decoder-only: labels are aligned with input_ids
+        if decoder_only and "labels" in sample:  # labels are aligned with input_ids
             sample["labels"] = sample["labels"][:, :n]
             return sample
     if "labels" in sample:
