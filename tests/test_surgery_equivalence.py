@@ -54,9 +54,9 @@ def test_masked_and_sliced_models_agree(lm, seed):
     assert not torch.allclose(dense_logits, masked_logits, atol=1e-3)  # the plan does change the model
     torch.testing.assert_close(sliced_logits, masked_logits, atol=1e-5, rtol=0)
 
-    for kw in ({}, {"num_beams": 3}):
+    for kw in ({}, {"num_beams": 3}, {"cache_implementation": "static"}):
         expected = _generate(masked, inputs, **kw)
-        assert torch.equal(_generate(sliced, inputs, **kw), expected)
+        assert torch.equal(_generate(sliced, inputs, **kw), expected), kw
 
 
 @pytest.mark.parametrize("lm", ["t5", "llama"])

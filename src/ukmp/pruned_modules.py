@@ -78,9 +78,15 @@ class PrunedT5Attention(T5Attention):
         query_length = hidden_states.shape[1]
         past_seen_tokens = 0
         if key_value_states is None:
+            key_length = query_length
             if cache is not None:
                 past_seen_tokens = cache.get_seq_length(self.layer_idx)
-            key_length = past_seen_tokens + query_length
+                if isinstance(past_seen_tokens, torch.Tensor):
+                    past_seen_tokens = past_seen_tokens.clone()
+                # the keys the dense layer attends to: a static cache holds its whole length, a dynamic one
+                # what was seen so far plus the new tokens
+                capacity = cache.get_max_length(self.layer_idx) if hasattr(cache, "get_max_length") else -1
+                key_length = capacity if capacity and capacity > 0 else past_seen_tokens + query_length
         else:
             key_length = key_value_states.shape[1]
         if self.has_relative_attention_bias:
