@@ -350,6 +350,13 @@ def config_json_broken(w: World, tmp: Path):
     return _prune(model, tmp / "out"), [model], tmp / "out"
 
 
+def demo_into_foreign_folder(w: World, tmp: Path):
+    out = tmp / "documents"
+    out.mkdir()
+    (out / "thesis.tex").write_text("years of work")
+    return ["demo", "--out", str(out)], [out], None
+
+
 CASES = [
     Case("truncated dense model.safetensors", truncated_weights, "is truncated or corrupt"),
     Case("empty dense model.safetensors", empty_weights, "is truncated or corrupt"),
@@ -400,6 +407,7 @@ CASES = [
     Case("report of a run folder that does not exist", report_missing_run, "is not a folder"),
     Case("--vqa-fraction above 1", recover_bad_vqa_fraction, "--vqa-fraction"),
     Case("config.json that is not JSON", config_json_broken, "config.json"),
+    Case("demo --out a folder of the user's", demo_into_foreign_folder, "not a ukmp output"),
 ]
 
 

@@ -19,6 +19,8 @@ from pathlib import Path
 from ukmp.commands.help_format import HelpFormatter
 from ukmp.data.index import SHAPES_CALIB_SPLIT
 from ukmp.errors import UserError
+from ukmp.output_guard import check_output, remove_stale_temporaries, temporary_prefix
+from ukmp.preflight import check_ratio
 
 MODEL = "shapes-blip2-t5"
 
@@ -40,14 +42,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+#: what a demo folder holds (a rerun replaces only such a folder)
+DEMO_MARKERS = ("report.md", "dense_results.json", "pruned_results.json")
+
+
 def run(args: argparse.Namespace) -> int:
     from ukmp.data.index import resolve_data_dir
     from ukmp.pipeline import evaluate_model, prune_model
     from ukmp.zoo import resolve_model_name
 
-    if not 0.0 < args.ratio < 1.0:
-        raise UserError(f"--ratio must be between 0 and 1 (exclusive), got {args.ratio}.")
+    check_ratio(args.ratio)
     model_dir = Path(resolve_model_name(args.model) or args.model)
+    # a rerun replaces an earlier demo's folder, and nothing else
+    check_output(args.out, overwrite=True, markers=DEMO_MARKERS, inputs=(model_dir,))
     if not (model_dir / "model.safetensors").is_file():
         raise UserError(
             f"the model weights are missing from {model_dir}; reinstall ukmp or rebuild the shipped model with "
@@ -58,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     val = resolve_data_dir("shapes", "val")
     calib = resolve_data_dir("shapes", SHAPES_CALIB_SPLIT, 2 * args.num_samples)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{args.out.name}-", dir=args.out.parent))
+    remove_stale_temporaries(args.out)
+    tmp = Path(tempfile.mkdtemp(prefix=temporary_prefix(args.out), dir=args.out.parent))
     try:
         print(f"[1/3] evaluating the dense {name}")
         dense = evaluate_model(str(model_dir), val, limit=args.limit, name=name)
