@@ -63,7 +63,9 @@ def run(argv: list[str], out: Path, extra: list[str] = (), *, delay: float | Non
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     cmd = [sys.executable, "-m", "ukmp.cli", *argv, "--out", str(out), *extra]
     start = time.time()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True, preexec_fn=_default_sigint
+    )
     signalled = False
     if delay is not None:
         try:
@@ -73,6 +75,11 @@ def run(argv: list[str], out: Path, extra: list[str] = (), *, delay: float | Non
             signalled = True
     _, err = proc.communicate()
     return {"code": proc.returncode, "seconds": time.time() - start, "signalled": signalled, "stderr": err[-600:]}
+
+
+def _default_sigint() -> None:
+    """A shell starts background jobs with SIGINT ignored, and children inherit that: undo it, as a terminal would."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def fingerprint(kind: str, out: Path) -> dict:

@@ -29,6 +29,14 @@ COMMAND_MODULES = [
 ]
 
 
+#: what an interrupted command leaves behind (every output is written to a temporary and renamed)
+AFTER_INTERRUPT = {
+    None: "no output was half-written.",
+    "recover": "no output was half-written; continue from the last checkpoint with --resume.",
+    "compare": "what was finished is kept; run the same command again to continue.",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ukmp",
@@ -59,7 +67,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ukmp {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"ukmp {args.command}: interrupted; nothing was written.", file=sys.stderr)
+        print(
+            f"ukmp {args.command}: interrupted; {AFTER_INTERRUPT.get(args.command, AFTER_INTERRUPT[None])}",
+            file=sys.stderr,
+        )
         return 130
     return int(result or 0)
 
