@@ -43,7 +43,8 @@ def assert_one_sentence_error(code: int, err: str, pattern: str) -> None:
 
 @pytest.mark.parametrize(
     ("ratio", "message"),
-    [("0", "between 0 and 1"), ("1", "between 0 and 1"), ("1.5", "pass --ratio 0.015"), ("-0.1", "between 0 and 1"),
+    [("0", "between 0 and 1"), ("1", "between 0 and 1"), ("1.5", "between 0 and 1"), ("50", "pass --ratio 0.5"),
+     ("-0.1", "between 0 and 1"),
      ("nan", "between 0 and 1"), ("100", "between 0 and 1")],
 )  # fmt: skip
 def test_ratio_outside_zero_one(capsys, dense_dir, tmp_path, ratio, message):

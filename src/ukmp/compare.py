@@ -105,8 +105,8 @@ class CompareConfig:
             raise UserError("--methods names a method twice; list each method once.")
         if not self.ratios:
             raise UserError("--ratios is empty; give at least one ratio, e.g. 0.2,0.35,0.5.")
-        if any(1.0 < r < 100.0 for r in self.ratios):
-            fractions = ",".join(f"{r / 100:g}" if r > 1.0 else f"{r:g}" for r in self.ratios)
+        if all(2.0 <= r < 100.0 for r in self.ratios):  # every ratio a percentage, e.g. 20,35,50
+            fractions = ",".join(f"{r / 100:g}" for r in self.ratios)
             raise UserError(f"--ratios are fractions of the parameters, not percentages; pass --ratios {fractions}.")
         for r in self.ratios:
             if not 0.0 < r < 1.0:

@@ -25,7 +25,7 @@ def check_ratio(ratio: float, flag: str = "--ratio") -> None:
     """A fraction in (0, 1); a percentage such as 50 gets the fraction it probably meant."""
     if isinstance(ratio, float) and math.isnan(ratio):
         raise UserError(f"{flag} must be between 0 and 1 (exclusive), got {ratio}.")
-    if 1.0 < ratio < 100.0:
+    if 2.0 <= ratio < 100.0:  # 50 means 50%; 1.5 is more likely a slip than 1.5%
         raise UserError(
             f"{flag} is a fraction of the parameters, not a percentage; for {ratio:g}% pass {flag} {ratio / 100:g}."
         )
