@@ -6,7 +6,8 @@ import torch
 
 from tiny_models import blip2_inputs, tiny_blip2
 from ukmp.adapters import find_adapter
-from ukmp.scoring.ukmi import UKMIOptions, accumulate_entropy, is_decoder_only
+from ukmp.evaluation.generation import is_encoder_decoder
+from ukmp.scoring.ukmi import UKMIOptions, accumulate_entropy
 
 
 def _entropies(model, batch):
@@ -32,5 +33,5 @@ def test_t5_labels_padded_to_the_encoder_width_give_the_same_entropies() -> None
 
 
 def test_model_kind_comes_from_the_config() -> None:
-    assert not is_decoder_only(tiny_blip2("t5"))
-    assert is_decoder_only(tiny_blip2("opt"))
+    assert is_encoder_decoder(tiny_blip2("t5"))
+    assert not is_encoder_decoder(tiny_blip2("opt"))

@@ -210,6 +210,7 @@ def save_pruned(
         if processor is not None:
             processor.save_pretrained(tmp)
         save_model(model, str(tmp / WEIGHTS), metadata={"format": "pt", "producer": "ukmp"})
+        weights_sha = file_sha256(tmp / WEIGHTS)
         manifest = {
             "format_version": FORMAT_VERSION,
             "ukmp_version": __version__,
@@ -234,9 +235,9 @@ def save_pruned(
             "parameters": {"before": before, "after": after},
             "groups": plan.to_dict(),
             "added_biases": added_biases,
-            "weights": {"file": WEIGHTS, "sha256": file_sha256(tmp / WEIGHTS)},
+            "weights": {"file": WEIGHTS, "sha256": weights_sha},
             "checksum": {
-                "sha256": artifact_sha256(file_sha256(tmp / WEIGHTS), plan.to_dict(), added_biases),
+                "sha256": artifact_sha256(weights_sha, plan.to_dict(), added_biases),
                 "covers": ARTIFACT_CHECKSUM_COVERS,
             },
             "recovery": dict(recovery) if recovery is not None else None,

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from ukmp.errors import UserError
-from ukmp.preflight import check_model_source, check_processor_matches, check_ratio
+from ukmp.preflight import check_calibration_data, check_model_source, check_processor_matches, check_ratio
 
 
 def evaluate_model(
@@ -146,9 +146,12 @@ def prune_model(
         raise UserError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}.")
     out = Path(out)
     ref = resolve_model_ref(model_ref)
+    # seconds of checks before minutes of loading and scoring: the output, the model's files, the data
     check_output_dir(out, overwrite=overwrite, inputs=(ref, calib, scores_file))
     if preloaded is None:
         check_model_source(ref, gguf_file)
+    if calib is not None and text_source(calib) is None:
+        check_calibration_data(Path(calib), calib_split)
     model = (preloaded[0] if preloaded is not None else load_model(ref, gguf_file=gguf_file)).float().eval()
     if getattr(model, "ukmp_manifest", None) is not None:
         raise UserError(f"{model_ref} is already a pruned model; prune its dense base model instead.")

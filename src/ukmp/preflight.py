@@ -16,7 +16,7 @@ from typing import Any
 
 from ukmp.adapters import supported_config
 from ukmp.errors import UserError
-from ukmp.gguf_models import check_gguf_header, find_gguf
+from ukmp.gguf_models import find_gguf
 
 MODEL_FILE_SUFFIXES = (".gguf", ".safetensors", ".bin", ".pt")
 
@@ -50,10 +50,8 @@ def check_model_source(ref: str, gguf_file: str | None = None) -> None:
         if looks_local(ref):
             raise UserError(f"{ref} does not exist.")
         return  # a hub id: the loader reports what the hub says
-    gguf = find_gguf(path, gguf_file)
-    if gguf is not None:
-        check_gguf_header(gguf[0] / gguf[1])
-        return
+    if find_gguf(path, gguf_file) is not None:
+        return  # the GGUF loader reads the header (architecture included) before it dequantises anything
     if not path.is_dir() or (path / "pruning.json").is_file() or (path / "adapter_config.json").is_file():
         return  # files and ukmp outputs have their own loaders with their own sentences
     config = path / "config.json"

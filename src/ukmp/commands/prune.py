@@ -13,12 +13,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ukmp.artifact import check_output_dir, resolve_model_ref
 from ukmp.baselines import BASELINES, BaselineOptions
 from ukmp.commands.help_format import HelpFormatter
 from ukmp.errors import UserError
 from ukmp.methods import METHODS, SCHEDULES
-from ukmp.preflight import check_calibration_data, check_model_source, check_ratio
+from ukmp.preflight import check_ratio
 from ukmp.scoring.ecoflap_sp import ECoFLaPOptions
 from ukmp.scoring.llm_pruner import LLMPrunerOptions
 from ukmp.scoring.presets import DEFAULT_PRESET, PRESETS
@@ -125,11 +124,6 @@ def run(args: argparse.Namespace) -> int:
     check_ratio(args.ratio)
     if args.num_samples < 1:
         raise UserError(f"--num-samples must be at least 1, got {args.num_samples}.")
-    # the output and the model first: seconds, before minutes of loading and scoring
-    check_output_dir(
-        args.out, overwrite=args.overwrite, inputs=(resolve_model_ref(args.model), args.calib, args.scores)
-    )
-    check_model_source(resolve_model_ref(args.model), args.gguf_file)
     components = [c.strip() for c in args.components.split(",")] if args.components else None
     preset = PRESETS[args.preset]
     ukmi_options = UKMIOptions(
@@ -153,10 +147,9 @@ def run(args: argparse.Namespace) -> int:
         if args.calib is None:
             raise UserError(f"--method {args.method} needs calibration data: pass --calib DIR (or --calib shapes).")
         text = is_text_data(args.calib)
-        calib = args.calib
-        if not text:
-            calib = resolve_data_dir(args.calib, args.calib_split, 2 * args.num_samples, flag="--calib")
-            check_calibration_data(calib, args.calib_split)
+        calib = (
+            args.calib if text else resolve_data_dir(args.calib, args.calib_split, 2 * args.num_samples, flag="--calib")
+        )
     print(f"ukmp prune: {args.model}, method {args.method}, ratio {args.ratio:g} of {args.of} parameters")
     prune_model(
         args.model,

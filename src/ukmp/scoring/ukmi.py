@@ -34,6 +34,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ukmp.adapters.base import get_module
+from ukmp.evaluation.generation import is_encoder_decoder
 from ukmp.groups import PrunableGroup
 from ukmp.scoring.entropy import ANGLE_MODES, RowAngleHistogram
 from ukmp.scoring.token_selection import (
@@ -246,7 +247,7 @@ def accumulate_entropy(
         hooks.append(module.register_forward_hook(hook))
     was_training = model.training
     model.eval()
-    decoder_only = is_decoder_only(model)
+    decoder_only = not is_encoder_decoder(model)  # from the config, never from tensor shapes
     started = time.time()
     samples = 0
     try:
@@ -262,12 +263,6 @@ def accumulate_entropy(
         model.train(was_training)
     stats = {"seconds": time.time() - started, "peak_memory_mb": peak_memory_mb(), "samples": samples}
     return {name: h.entropy() for name, h in hists.items()}, stats
-
-
-def is_decoder_only(model: nn.Module) -> bool:
-    """True for an OPT/Llama-style language model (labels aligned with input_ids), from its config."""
-    config = getattr(model.config, "text_config", model.config)  # a standalone LM is its own text config
-    return not getattr(config, "is_encoder_decoder", False)
 
 
 def _strip_padding(sample: dict[str, torch.Tensor], *, decoder_only: bool) -> dict[str, torch.Tensor]:
