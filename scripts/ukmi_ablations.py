@@ -162,7 +162,7 @@ def main() -> None:
     tokens: dict[str, dict[str, list[int]]] = {}
     for seed in seeds:
         torch.manual_seed(seed)
-        samples = load_calibration_samples(calib, args.calib_split, seed=seed)
+        samples = load_calibration_samples(calib, args.calib_split, seed=seed, pool=2 * args.num_samples)
         ent_samples, grad_samples = take_disjoint(samples, [args.num_samples, args.num_samples])
 
         def batches(chunk):

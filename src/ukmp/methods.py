@@ -178,7 +178,7 @@ def ukmi_method_scores(
         raise UserError(f"--batch-size must be positive, got {batch_size}.")
     if processor is None:
         raise UserError("UKMI needs the model's processor (image processor + tokenizer) to read calibration data.")
-    samples = load_calibration_samples(calib_dir, split, seed=seed)
+    samples = load_calibration_samples(calib_dir, split, seed=seed, pool=2 * num_samples)
     needs_entropy = options.entropy != "off"
     entropy_samples, gradient_samples = take_disjoint(samples, [num_samples if needs_entropy else 0, num_samples])
     enc_dec = is_encoder_decoder(model)

@@ -68,6 +68,14 @@ def is_builtin_world(arg: str | Path | None) -> bool:
     return str(arg) == SHAPES and not Path(SHAPES).exists()
 
 
+def is_world_cache(path: str | Path) -> bool:
+    """Whether `path` is the built-in world's cache folder, which runs of every size share."""
+    try:
+        return Path(path).resolve() == (cache_dir() / SHAPES).resolve()
+    except OSError:
+        return False
+
+
 def default_calib_split(calib: str | Path | None) -> str:
     """The calibration split used when none is given: `alttext` for the built-in world, else `train`."""
     return SHAPES_CALIB_SPLIT if is_builtin_world(calib) else "train"

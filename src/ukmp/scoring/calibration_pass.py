@@ -71,7 +71,7 @@ class CalibrationPass:
         if self._samples is None:
             from ukmp.data.calibration import load_calibration_samples, take_disjoint
 
-            everything = load_calibration_samples(self.calib_dir, self.split, seed=self.seed)
+            everything = load_calibration_samples(self.calib_dir, self.split, seed=self.seed, pool=2 * self.num_samples)
             self._samples = take_disjoint(everything, [self.num_samples])[0]
         return self._samples
 
