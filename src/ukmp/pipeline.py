@@ -99,6 +99,8 @@ def prune_model(
     verbose: bool = True,
     baseline_options=None,
     preloaded: tuple[Any, Any] | None = None,
+    plan_search=None,
+    plan_search_data: str | Path | None = None,
 ) -> dict[str, Any]:
     """Score (or read saved scores), plan, slice and save; returns a summary of what happened.
 
@@ -108,6 +110,8 @@ def prune_model(
     ``preloaded`` is (dense model, processor) already loaded from ``model_ref``, for a script that
     prunes one model many times (a GGUF takes tens of seconds to dequantise); the model is sliced
     in place, so pass a copy.
+    ``plan_search`` (a ``PlanSearchOptions`` with more than one candidate) chooses among perturbed
+    plans by the answer loss on question-answer pairs of ``plan_search_data`` (beyond the paper).
     """
     from ukmp.accounting import parameter_counts, prunable_parameters
     from ukmp.adapters import find_adapter
@@ -128,6 +132,7 @@ def prune_model(
         planning_ratio,
     )
     from ukmp.data.calibration import TextCalibrationSource, text_source
+    from ukmp.data.index import portable_path
     from ukmp.methods import (
         DEFAULT_SCHEDULE,
         METHODS,
@@ -137,6 +142,7 @@ def prune_model(
         simple_scores,
         ukmi_method_scores,
     )
+    from ukmp.plan_search import search_plan, selection_batches
     from ukmp.scoring.calibration_pass import CalibrationPass
     from ukmp.scoring.flap import add_to_biases
     from ukmp.surgery import apply_plan_physically
@@ -204,15 +210,29 @@ def prune_model(
         scored = simple_scores(method, model, groups, seed)
 
     schedule = schedule or DEFAULT_SCHEDULE[method]
-    result = plan_from_scores(
-        scored.scores,
-        plannable_groups(scored, groups),
-        schedule=schedule,
-        target_ratio=planning_ratio(scored, model, groups, ratio, basis),
-        basis_params=basis,
-        iterative_options=iterative_options,
-        block_scores=block_scores_of(scored),
-    )
+    planned_groups = plannable_groups(scored, groups)
+
+    def make_plan(scores):
+        return plan_from_scores(
+            scores,
+            planned_groups,
+            schedule=schedule,
+            target_ratio=planning_ratio(scored, model, groups, ratio, basis),
+            basis_params=basis,
+            iterative_options=iterative_options,
+            block_scores=block_scores_of(scored),
+        )
+
+    search_trace = None
+    if plan_search is not None and plan_search.enabled:
+        if plan_search_data is None:
+            raise UserError("--plan-search needs a data folder with question-answer pairs: pass --calib DIR.")
+        batches = selection_batches(processor, model, plan_search_data, plan_search, seed)
+        result, search_trace = search_plan(
+            model, planned_groups, scored.scores, make_plan, batches, plan_search, seed=seed, progress=verbose
+        )
+    else:
+        result = make_plan(scored.scores)
     bias_deltas = compensation_before_surgery(scored, model, groups, result.plan)
     apply_plan_physically(model, result.plan, adapter)
     add_to_biases(model, bias_deltas)
@@ -237,6 +257,8 @@ def prune_model(
         options["iterative"] = (iterative_options or IterativeOptions()).__dict__
     if scores_file is not None:
         options["scores_file"] = str(scores_file)
+    if search_trace is not None:
+        options["plan_search"] = {**search_trace, "data": portable_path(plan_search_data)}
     save_pruned(
         model,
         result.plan,

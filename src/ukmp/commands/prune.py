@@ -17,6 +17,7 @@ from ukmp.baselines import BASELINES, BaselineOptions
 from ukmp.commands.help_format import HelpFormatter
 from ukmp.errors import UserError
 from ukmp.methods import METHODS, SCHEDULES
+from ukmp.plan_search import PlanSearchOptions
 from ukmp.preflight import check_ratio
 from ukmp.scoring.ecoflap_sp import ECoFLaPOptions
 from ukmp.scoring.llm_pruner import LLMPrunerOptions
@@ -111,6 +112,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     baselines.add_argument(
         "--block-score", choices=("zeroth", "first"), default="zeroth", help="ECoFLaP-sp block score"
     )
+    search = parser.add_argument_group(
+        "plan search, beyond the paper (src/ukmp/plan_search.py; reads question-answer pairs of --calib)"
+    )
+    search.add_argument(
+        "--plan-search",
+        type=int,
+        default=1,
+        metavar="K",
+        help="try K plans (the scores' own and K-1 perturbed) and keep the one with the lowest answer loss; 1 = off",
+    )
+    search.add_argument("--plan-search-split", default="train", help="split of --calib whose VQA pairs choose the plan")
+    search.add_argument(
+        "--plan-search-samples", type=int, default=256, help="question-answer pairs that choose the plan"
+    )
+    search.add_argument(
+        "--plan-search-spread", type=float, default=0.25, help="log-normal spread of the score perturbations"
+    )
     parser.set_defaults(func=run)
 
 
@@ -150,6 +168,18 @@ def run(args: argparse.Namespace) -> int:
         calib = (
             args.calib if text else resolve_data_dir(args.calib, args.calib_split, 2 * args.num_samples, flag="--calib")
         )
+    search = PlanSearchOptions(
+        candidates=args.plan_search,
+        spread=args.plan_search_spread,
+        samples=args.plan_search_samples,
+        split=args.plan_search_split,
+    )
+    search.validate()
+    search_data = None
+    if search.enabled:
+        if args.calib is None or is_text_data(args.calib):
+            raise UserError("--plan-search reads question-answer pairs: pass --calib with an image-text data folder.")
+        search_data = resolve_data_dir(args.calib, search.split, flag="--calib")
     print(f"ukmp prune: {args.model}, method {args.method}, ratio {args.ratio:g} of {args.of} parameters")
     prune_model(
         args.model,
@@ -170,6 +200,8 @@ def run(args: argparse.Namespace) -> int:
         iterative_options=iterative,
         scores_file=args.scores,
         overwrite=args.overwrite,
+        plan_search=search,
+        plan_search_data=search_data,
         baseline_options=BaselineOptions(
             llm_pruner=LLMPrunerOptions(taylor=args.taylor, skip=args.skip_layers),
             ecoflap=ECoFLaPOptions(block_score=args.block_score),
