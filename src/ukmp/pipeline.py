@@ -178,8 +178,10 @@ def prune_model(
     if scores_file is not None:
         scored = MethodScores.load(scores_file)
         check_scores_match(scored.scores, groups)
-        if scored.method != method:
-            raise UserError(f"{scores_file} holds {scored.method} scores, not {method}; pass --method {scored.method}.")
+        # a compare run's variant ("ukmp:1.0") is the same scorer with other switches
+        if scored.method.split(":", 1)[0] != method:
+            scorer = scored.method.split(":", 1)[0]
+            raise UserError(f"{scores_file} holds {scored.method} scores, not {method}; pass --method {scorer}.")
     elif method == "ukmp":
         from ukmp.scoring.ukmi import UKMIOptions
 
