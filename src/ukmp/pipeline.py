@@ -178,9 +178,8 @@ def prune_model(
     if scores_file is not None:
         scored = MethodScores.load(scores_file)
         check_scores_match(scored.scores, groups)
-        # a compare run's variant ("ukmp:1.0") is the same scorer with other switches
-        if scored.method.split(":", 1)[0] != method:
-            scorer = scored.method.split(":", 1)[0]
+        scorer = scored.method.split(":", 1)[0]  # a compare variant ("ukmp:1.0") is the same scorer
+        if scorer != method:
             raise UserError(f"{scores_file} holds {scored.method} scores, not {method}; pass --method {scorer}.")
     elif method == "ukmp":
         from ukmp.scoring.ukmi import UKMIOptions
@@ -213,16 +212,18 @@ def prune_model(
 
     schedule = schedule or DEFAULT_SCHEDULE[method]
     planned_groups = plannable_groups(scored, groups)
+    target_ratio = planning_ratio(scored, model, groups, ratio, basis)
+    block_scores = block_scores_of(scored)
 
     def make_plan(scores):
         return plan_from_scores(
             scores,
             planned_groups,
             schedule=schedule,
-            target_ratio=planning_ratio(scored, model, groups, ratio, basis),
+            target_ratio=target_ratio,
             basis_params=basis,
             iterative_options=iterative_options,
-            block_scores=block_scores_of(scored),
+            block_scores=block_scores,
         )
 
     search_trace = None

@@ -3,12 +3,12 @@
 Why. At 50% of the shipped model's parameters, the VQA accuracy of a pruned model depends on which
 nearly tied units fall on either side of the cut, not on how precisely they were scored:
 perturbing one calibration draw's scores by as much as two draws disagree (Spearman 0.989 between
-the perturbed and the original scores) moves VQA over 75.1-81.8%, as wide as five calibration
+the perturbed and the original scores) moves VQA over 72.6-80.1%, as wide as five calibration
 draws (72.9-79.7%), and four times the calibration data does not narrow it
 (`results/evidence-50/`, section 7). Those plans are equivalent to the scorer; a held-out task
 loss is not: the loss on 256 of the world's *train* question-answer pairs ranks ten such plans
-the way val VQA does (Spearman 0.78), where the loss on calibration captions and the KL to the
-dense model do not (0.10 and -0.08).
+the way val VQA does (Spearman +0.78), where the loss on calibration captions and the KL from the
+dense model do not (+0.13 and -0.02).
 
 So the search draws `candidates - 1` perturbed copies of the scores (each unit's score times
 exp(spread * N(0, 1)), seeded), plans each one with the method's own schedule, and keeps the plan
