@@ -161,7 +161,7 @@ class Bench:
         """(model, tokenizer) dequantised once for the in-process re-plans and evaluations."""
         if self._dense is None:
             from ukmp.artifact import load_model
-            from ukmp.pipeline import load_processor
+            from ukmp.processors import load_processor
 
             self._dense = (load_model(self.model).float().eval(), load_processor(str(self.model)))
         return self._dense
@@ -212,26 +212,17 @@ class Bench:
                 self._replan(name, method, ratio, art / "scores.safetensors", cost)
 
     def _replan(self, name: str, method: str, ratio: float, scores: Path, cost: dict) -> None:
-        from ukmp.pipeline import prune_model
+        from ukmp.pruning import PruneConfig, prune
 
         art = self.work / "pruned" / f"{name}-{pct(ratio)}"
         argv = self._prune_argv(method, ratio)
         argv += ["--scores", str(scores), "--out", str(art), "--overwrite"]
-        self.record(f"{name} {pct(ratio)}%: re-plan from the saved scores", argv, "in-process (pipeline.prune_model)")
+        self.record(f"{name} {pct(ratio)}%: re-plan from the saved scores", argv, "in-process (ukmp.pruning.prune)")
         if not (art / "pruning.json").is_file() or self.args.fresh:
             print(f"[prune] {name} at {ratio:g} (re-plan)", flush=True)
             model, tokenizer = self.dense()
-            prune_model(
-                str(self.model),
-                art,
-                method=method,
-                ratio=ratio,
-                seed=self.args.seed,
-                scores_file=scores,
-                overwrite=True,
-                verbose=False,
-                preloaded=(copy.deepcopy(model), tokenizer),
-            )
+            config = PruneConfig(str(self.model), art, method, ratio, seed=self.args.seed, scores_file=scores)
+            prune(config, overwrite=True, verbose=False, preloaded=(copy.deepcopy(model), tokenizer))
         manifest = json.loads((art / "pruning.json").read_text())
         self._add_model(f"{name}-{pct(ratio)}", art, name, ratio, manifest, cost)
 
@@ -290,13 +281,17 @@ class Bench:
     def recover_all(self) -> None:
         a = self.args
         ratio = a.recover_ratio
+        from ukmp.scorers.registry import get_scorer
+
         for method in a.recover_methods:
+            # the paper's protocol: LPD for UKMP, plain LoRA otherwise
+            lpd = get_scorer(ABLATIONS.get(method, (method,))[0]).recovery == "lpd"
             art = self.work / "pruned" / f"{method}-{pct(ratio)}"
             out = self.work / "recovered" / f"{method}-{pct(ratio)}"
             argv = ["ukmp", "recover", str(art), "--data", str(self.calib), "--seq-len", str(a.seq_len)]
             argv += ["--max-samples", str(a.recover_samples), "--batch-size", str(a.recover_batch)]
             argv += ["--lr", str(a.recover_lr), "--warmup-steps", "2", "--seed", "42", "--merge", "--no-progress"]
-            argv += ["--schedule", "lpd"] if method == "ukmp" else ["--plain-lora", "--schedule", "task"]
+            argv += ["--schedule", "lpd"] if lpd else ["--plain-lora", "--schedule", "task"]
             argv += ["--out", str(out), "--overwrite"]
             self.record(f"{method} {pct(ratio)}%: short recovery", argv)
             wall = None
@@ -311,7 +306,7 @@ class Bench:
                     "seconds"
                 )
             entry["recovery"] = {
-                "kind": "LPD (weight-recalling LoRA + progressive distillation)" if method == "ukmp" else "plain LoRA",
+                "kind": "LPD (weight-recalling LoRA + progressive distillation)" if lpd else "plain LoRA",
                 "seconds": round(wall, 1) if wall else None,
             }
             self.results["models"][f"{method}-{pct(ratio)}+recovered"] = entry
@@ -392,11 +387,13 @@ def main(argv: list[str] | None = None) -> int:
     args.recover_methods = [m for m in args.recover_methods.split(",") if m]
     gguf_source = check_requirements()
 
-    from ukmp.methods import METHODS as AVAILABLE
+    from ukmp.scorers.registry import scorer_names
 
-    unknown = [m for m in args.methods + args.recover_methods if m not in AVAILABLE and m not in ABLATIONS]
+    available = scorer_names()
+
+    unknown = [m for m in args.methods + args.recover_methods if m not in available and m not in ABLATIONS]
     if unknown:
-        print(f"bench/smollm2.py: this ukmp has no method {unknown[0]!r} (it has {', '.join(AVAILABLE)}).")
+        print(f"bench/smollm2.py: this ukmp has no method {unknown[0]!r} (it has {', '.join(available)}).")
         return 2
     import torch
 

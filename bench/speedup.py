@@ -66,8 +66,8 @@ def build_dense(name: str, work: Path) -> tuple[str, str]:
     return str(folder), "random weights, real BLIP-2 FlanT5-XL widths, 2 layers per stack"
 
 
-def prune(name: str, ref: str, work: Path, method: str, seed: int) -> list[str]:
-    from ukmp.pipeline import prune_model
+def prune_all(name: str, ref: str, work: Path, method: str, seed: int) -> list[str]:
+    from ukmp.pruning import PruneConfig, prune
 
     of = "prunable" if name == FULL else "all"
     tag = "trained" if ref == SHAPES else "randinit"
@@ -75,7 +75,7 @@ def prune(name: str, ref: str, work: Path, method: str, seed: int) -> list[str]:
     for ratio in RATIOS:
         folder = work / f"{name}-{tag}-{method}-{of}-{round(ratio * 100)}"
         if not (folder / "pruning.json").is_file():
-            prune_model(ref, folder, method=method, ratio=ratio, of=of, seed=seed, overwrite=True, verbose=False)
+            prune(PruneConfig(ref, folder, method, ratio, of=of, seed=seed), overwrite=True, verbose=False)
         out.append(str(folder))
     return out
 
@@ -100,7 +100,8 @@ def headline(results: dict, batch: int) -> list[str]:
 
 def write_summary(out: Path) -> Path:
     """README.md over every `<device>-<dtype>/*.json` present; GPU marked pending when absent."""
-    from ukmp.benchmark import read_bench, write_text_atomic
+    from ukmp.atomic import write_text_atomic
+    from ukmp.benchmark import read_bench
 
     lines = [
         "# Speed of pruned models: measured vs ideal (FLOPs) speedup",
@@ -188,7 +189,7 @@ def main() -> int:
     for name in args.models.split(","):
         started = time.time()
         ref, note = build_dense(name, args.work)
-        pruned = prune(name, ref, args.work, args.method, args.seed)
+        pruned = prune_all(name, ref, args.work, args.method, args.seed)
         options = BenchOptions(
             batch_sizes=sizes,
             repeats=repeats,

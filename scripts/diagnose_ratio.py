@@ -17,7 +17,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from ukmp.compare import artifact_name
-from ukmp.methods import MethodScores
+from ukmp.method_scores import MethodScores
 
 
 def seed_folders(run: Path) -> list[Path]:

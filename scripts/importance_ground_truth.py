@@ -25,12 +25,13 @@ from pathlib import Path
 
 import torch
 
-from ukmp.compare import CompareConfig, CompareRun, base_method
+from ukmp.compare import CompareConfig, CompareRun
 from ukmp.data.calibration import calibration_batches, load_calibration_samples, take_disjoint
 from ukmp.data.index import load_task, resolve_data_dir
 from ukmp.data.prefix_lm import PrefixLMSample
 from ukmp.evaluation.generation import VQA_PROMPT
 from ukmp.removal_cost import probe_score, rank_agreement, removal_costs, sample_probes
+from ukmp.scorers.registry import get_scorer
 
 SCORERS = ("ukmp:paper", "ukmp:1.0", "ukmp:q0.34", "upop", "flap", "llm-pruner-global", "magnitude")
 LOSSES = ("caption_loss", "vqa_nll")
@@ -42,7 +43,7 @@ def component_of(group) -> str:
 
 def planner_view(method: str, scores: dict[str, torch.Tensor], groups) -> dict[str, torch.Tensor]:
     """Scores as the method's planner first ranks them: UKMP divides by its modality's mean."""
-    if base_method(method) != "ukmp":
+    if get_scorer(method).schedule != "iterative":  # only the iterative schedule normalises by modality
         return scores
     means = {}
     for modality in {g.modality for g in groups}:
@@ -90,11 +91,11 @@ def main() -> None:
     )
     run = CompareRun(config)
     run._load()
-    model, groups = run.model, run.groups
+    model, groups = run.dense.model, run.dense.groups
     scores = {m: planner_view(m, run.scores(m).scores, groups) for m in scorers}
 
     val = resolve_data_dir("shapes", "val")
-    loss_sets = truth_batches(run.processor, val, args.captions, args.questions, args.seed)
+    loss_sets = truth_batches(run.dense.processor, val, args.captions, args.questions, args.seed)
     probes = sample_probes(groups, singles=args.singles, blocks=args.blocks, seed=args.seed)
     dense, costs = removal_costs(model, groups, probes, loss_sets)
     by_name = {g.name: g for g in groups}

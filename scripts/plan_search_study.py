@@ -25,7 +25,8 @@ from pathlib import Path
 
 from recovery_study import METRICS, evaluate, run
 
-from ukmp.compare import artifact_name, base_method
+from ukmp.compare import artifact_name
+from ukmp.scorers.registry import base_method
 from ukmp.seed_stats import paired_ordering, spread
 
 RATIO = 0.5

@@ -39,15 +39,16 @@ from ukmp.accounting import parameter_counts
 from ukmp.adapters import find_adapter
 from ukmp.adapters.base import get_module
 from ukmp.artifact import load_model, resolve_model_ref
-from ukmp.compare import base_method
 from ukmp.data.calibration import calibration_batches, load_calibration_samples
 from ukmp.data.index import resolve_data_dir
 from ukmp.data.recovery_mix import vqa_samples
 from ukmp.evaluation.harness import evaluate
-from ukmp.methods import DEFAULT_SCHEDULE, MethodScores, plan_from_scores
-from ukmp.pipeline import load_processor
+from ukmp.method_scores import MethodScores
 from ukmp.plan_search import perturbed_scores
+from ukmp.processors import load_processor
 from ukmp.removal_cost import mean_target_nll
+from ukmp.schedules import plan_from_scores
+from ukmp.scorers.registry import get_scorer
 from ukmp.scoring.calibration_pass import CalibrationPass
 from ukmp.scoring.flap import add_to_biases, compensation_deltas
 from ukmp.surgery import apply_plan_physically
@@ -92,7 +93,7 @@ def main() -> int:
     groups = adapter.groups(model)
     processor = load_processor(ref)
     total = parameter_counts(model, adapter)["total"]
-    schedule = DEFAULT_SCHEDULE[base_method(args.method)]
+    schedule = get_scorer(args.method).schedule
     val = resolve_data_dir("shapes", "val")
     alttext = resolve_data_dir("shapes", "alttext", 512)
     captions = load_calibration_samples(alttext, "alttext", seed=7, pool=512)[:128]

@@ -32,7 +32,9 @@ from ukmp.data.index import resolve_data_dir
 from ukmp.evaluation.harness import evaluate
 from ukmp.evaluation.model_loading import load_model_and_processor
 from ukmp.iterative_planning import IterativeOptions
-from ukmp.methods import plan_from_scores, simple_scores
+from ukmp.schedules import plan_from_scores
+from ukmp.scorers.base import ScoringInputs
+from ukmp.scorers.registry import get_scorer
 from ukmp.scoring.ukmi import (
     UKMIOptions,
     accumulate_entropy,
@@ -95,7 +97,7 @@ def settings() -> list[Setting]:
 def scores_of(setting: Setting, taylor: dict, entropy: dict, dense, groups, seed: int) -> dict:
     """The unit scores of one setting from this seed's shared passes."""
     if setting.baseline is not None:
-        return simple_scores(setting.baseline, dense, groups, seed).scores
+        return get_scorer(setting.baseline).score(ScoringInputs(dense, None, groups, seed=seed)).scores
     base = taylor[(str(setting.threshold), setting.term)]
     if setting.angle == "off":
         return dict(base)

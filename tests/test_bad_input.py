@@ -22,7 +22,7 @@ from PIL import Image
 from eval_tiny_model import tiny_model_dir
 from ukmp.cli import main
 from ukmp.data.world_writer import write_split
-from ukmp.pipeline import prune_model
+from ukmp.pruning import PruneConfig, prune
 
 
 @dataclass
@@ -44,7 +44,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     calib = write_split("train", 6, root / "calib")
     val = write_split("val", 3, root / "val")
     pruned = root / "pruned"
-    prune_model(str(model), pruned, method="magnitude", ratio=0.3, verbose=False)
+    prune(PruneConfig(str(model), pruned, "magnitude", 0.3), verbose=False)
     return World(root, model, calib, val, pruned)
 
 
@@ -237,7 +237,7 @@ def manifest_plan_edited(w: World, tmp: Path):
 def moved_base_model(w: World, tmp: Path):
     model = _copy(w.model, tmp / "model")
     pruned = tmp / "pruned"
-    prune_model(str(model), pruned, method="magnitude", ratio=0.3, verbose=False)
+    prune(PruneConfig(str(model), pruned, "magnitude", 0.3), verbose=False)
     shutil.move(model, tmp / "moved")
     out = tmp / "rec"
     return ["recover", str(pruned), "--data", str(w.calib), "--out", str(out)], [pruned], out

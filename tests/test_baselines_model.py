@@ -15,13 +15,13 @@ from ukmp.accounting import parameter_counts
 from ukmp.adapters import find_adapter
 from ukmp.adapters.base import get_module
 from ukmp.artifact import load_model, save_pruned
-from ukmp.baselines import baseline_scores, compensation_before_surgery
 from ukmp.cli import main
 from ukmp.data.world_writer import write_split
-from ukmp.methods import plan_from_scores
-from ukmp.pipeline import load_processor
+from ukmp.processors import load_processor
+from ukmp.schedules import plan_from_scores
+from ukmp.scorers.base import ScoringInputs
+from ukmp.scorers.registry import get_scorer
 from ukmp.scoring.calibration_pass import CalibrationPass
-from ukmp.scoring.flap import add_to_biases
 from ukmp.scoring.ukmi import UKMIOptions, accumulate_gradients
 from ukmp.surgery import apply_plan_physically
 
@@ -65,20 +65,22 @@ def test_one_pass_serves_activations_and_plain_loss_gradients(dense, calib: Path
 
 
 def _flap_pruned(dense, calib: Path, ratio: float = 0.3):
-    model, adapter, groups, _ = dense
-    scored = baseline_scores("flap", _calibration(dense, calib))
+    """FLAP through its registered scorer: scores from the shared pass, compensation in ``finalize``."""
+    model, adapter, groups, processor = dense
+    scorer = get_scorer("flap")
+    inputs = ScoringInputs(model, processor, groups, calib, "train", num_samples=3, batch_size=2, progress=False)
+    inputs.shared_pass = _calibration(dense, calib)
+    scored = scorer.score(inputs)
     basis = parameter_counts(model, adapter)["total"]
     result = plan_from_scores(scored.scores, groups, schedule="global", target_ratio=ratio, basis_params=basis)
     pruned = copy.deepcopy(model)
-    deltas = compensation_before_surgery(scored, pruned, groups, result.plan)
-    apply_plan_physically(pruned, result.plan, adapter)
-    add_to_biases(pruned, deltas)
-    return pruned, result.plan, deltas
+    scorer.finalize(pruned, groups, result.plan, scored, lambda: apply_plan_physically(pruned, result.plan, adapter))
+    return pruned, result.plan
 
 
 def test_flap_compensated_layer_keeps_the_dense_output_mean_on_calibration_data(dense, calib: Path) -> None:
     model, _, groups, processor = dense
-    pruned, plan, deltas = _flap_pruned(dense, calib)
+    pruned, plan = _flap_pruned(dense, calib)
     group = next(g for g in groups if g.kind == "mlp" and g.component == "lm_encoder" and plan.removed(g))
     name = group.consumers[0].module
     assert get_module(model, name).bias is None and get_module(pruned, name).bias is not None  # T5 wo: created
@@ -101,7 +103,7 @@ def test_flap_compensated_layer_keeps_the_dense_output_mean_on_calibration_data(
 
 
 def test_flap_artifact_with_created_biases_reloads_bit_identically(dense, calib: Path, tmp_path: Path) -> None:
-    pruned, plan, _ = _flap_pruned(dense, calib)
+    pruned, plan = _flap_pruned(dense, calib)
     out = save_pruned(pruned, plan, tmp_path / "flap", method="flap", target_ratio=0.3)
     manifest = json.loads((out / "pruning.json").read_text())
     assert manifest["added_biases"] == pruned.ukmp_added_biases and manifest["added_biases"]

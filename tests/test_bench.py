@@ -18,14 +18,14 @@ from ukmp.adapters import find_adapter
 from ukmp.benchmark import OPERATIONS, round_plan, rounded_count
 from ukmp.cli import main
 from ukmp.groups import PruningPlan
-from ukmp.pipeline import prune_model
+from ukmp.pruning import PruneConfig, prune
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("bench")
     tiny_blip2("t5").save_pretrained(root / "dense")
-    prune_model(str(root / "dense"), root / "p30", method="magnitude", ratio=0.3, verbose=False)
+    prune(PruneConfig(str(root / "dense"), root / "p30", "magnitude", 0.3), verbose=False)
     return root
 
 

@@ -9,14 +9,14 @@ import pytest
 
 from tiny_lm import save_tiny_lm
 from ukmp.cli import main
-from ukmp.pipeline import prune_model
+from ukmp.pruning import PruneConfig, prune
 
 
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
     root = tmp_path_factory.mktemp("bench-lm")
     dense = save_tiny_lm(root / "dense")
-    prune_model(str(dense), root / "p40", method="magnitude", ratio=0.4, verbose=False)
+    prune(PruneConfig(str(dense), root / "p40", "magnitude", 0.4), verbose=False)
     out = root / "bench.json"
     argv = ["bench", dense, root / "p40", "--batch-sizes", "1,2", "--repeats", "1", "--warmup", "0",
             "--text-len", "6", "--caption-tokens", "3", "--threads", "1", "--out", out]  # fmt: skip

@@ -12,7 +12,7 @@ import ukmp
 from eval_tiny_model import tiny_model_dir
 from ukmp.cli import main
 from ukmp.data.world_writer import write_split
-from ukmp.methods import MethodScores
+from ukmp.method_scores import MethodScores
 from ukmp.scoring.token_selection import DEFAULT_THRESHOLD, PAPER_THRESHOLD
 
 

@@ -65,7 +65,7 @@ def test_compare_runs_every_method_writes_table_plot_artifacts_and_resumes(data,
         (["--recover", "lora", "--recover-ratios", "0.3"], "not one of --ratios"),
         (["--num-samples", "0"], "--num-samples must be at least 1"),
         (["--methods", "ukmp:q2"], "must be in (0, 1]"),
-        (["--methods", "flap:q0.3"], "only ukmp takes a variant"),
+        (["--methods", "flap:q0.3"], "flap takes no variant"),
         (["--seeds", "0"], "--seeds must be at least 1"),
     ],
 )

@@ -18,7 +18,8 @@ from ukmp.artifact import load_model, load_pruned
 from ukmp.cli import main
 from ukmp.data.calibration import calibration_batches, load_calibration_samples
 from ukmp.data.world_writer import write_split
-from ukmp.pipeline import load_processor, prune_model
+from ukmp.processors import load_processor
+from ukmp.pruning import PruneConfig, prune
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("recover")
     data = write_split("train", 10, root / "data")
     pruned = root / "pruned"
-    prune_model(str(tiny_model_dir()), pruned, method="magnitude", ratio=0.3, verbose=False)
+    prune(PruneConfig(str(tiny_model_dir()), pruned, "magnitude", 0.3), verbose=False)
     return {"data": data, "pruned": pruned, "root": root}
 
 

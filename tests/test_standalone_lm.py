@@ -17,6 +17,8 @@ from ukmp.cli import main
 from ukmp.data.text import text_windows
 from ukmp.evaluation.perplexity import evaluate_perplexity
 from ukmp.groups import PruningPlan
+from ukmp.processors import load_processor
+from ukmp.pruning import PruneConfig, prune
 from ukmp.surgery import apply_plan_as_masks, apply_plan_physically
 
 
@@ -125,10 +127,8 @@ def test_recover_a_pruned_lm_on_text(lm_dir: Path, corpus: Path, tmp_path: Path,
 
 
 def test_a_preloaded_model_gives_the_same_plan(lm_dir: Path, tmp_path: Path) -> None:
-    from ukmp.pipeline import load_processor, prune_model
-
-    prune_model(str(lm_dir), tmp_path / "a", method="magnitude", ratio=0.3, verbose=False)
+    prune(PruneConfig(str(lm_dir), tmp_path / "a", "magnitude", 0.3), verbose=False)
     preloaded = (load_model(lm_dir), load_processor(str(lm_dir)))
-    prune_model(str(lm_dir), tmp_path / "b", method="magnitude", ratio=0.3, verbose=False, preloaded=preloaded)
+    prune(PruneConfig(str(lm_dir), tmp_path / "b", "magnitude", 0.3), verbose=False, preloaded=preloaded)
     a, b = (json.loads((tmp_path / n / "pruning.json").read_text()) for n in "ab")
     assert a["groups"] == b["groups"] and a["base_model"]["sha256"] == b["base_model"]["sha256"]

@@ -25,9 +25,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
-import tempfile
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,9 +32,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from ukmp.atomic import atomic_folder
 from ukmp.errors import UserError
 from ukmp.groups import PruningPlan
-from ukmp.output_guard import check_output, remove_stale_temporaries, temporary_prefix
+from ukmp.output_guard import check_output
 from ukmp.preflight import looks_local
 
 FORMAT_VERSION = 1
@@ -95,22 +93,8 @@ def atomic_directory(
     """
     out = Path(out_dir)
     check_output_dir(out, overwrite=overwrite, markers=markers)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(out)
-    tmp = Path(tempfile.mkdtemp(prefix=temporary_prefix(out), dir=out.parent))
-    try:
+    with atomic_folder(out) as tmp:
         yield tmp
-        os.chmod(tmp, 0o755)
-        if out.exists() or out.is_symlink():
-            old = out.parent / f"{temporary_prefix(out, 'old')}{uuid.uuid4().hex[:8]}"
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old) if old.is_dir() and not old.is_symlink() else old.unlink()
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def check_output_dir(

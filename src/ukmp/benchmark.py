@@ -60,6 +60,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ukmp.atomic import write_text_atomic
 from ukmp.errors import UserError
 from ukmp.groups import PrunableGroup, PruningPlan
 
@@ -186,7 +187,7 @@ def load_saved_scores(artifact: Path) -> dict[str, torch.Tensor] | None:
     file = artifact / "scores.safetensors"
     if not file.is_file():
         return None
-    from ukmp.methods import MethodScores
+    from ukmp.method_scores import MethodScores
 
     return MethodScores.load(file).scores
 
@@ -709,19 +710,6 @@ def write_bench(results: Mapping[str, Any], path: str | Path) -> tuple[Path, Pat
     md_path = path.with_suffix(".md")
     write_text_atomic(md_path, bench_markdown(results))
     return json_path, md_path
-
-
-def write_text_atomic(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 # ----------------------------------------------------------------------------------------- markdown

@@ -31,9 +31,7 @@ isolates the pruning criterion from the recovery method.
 
 from __future__ import annotations
 
-import copy
 import json
-import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -43,9 +41,21 @@ from typing import Any
 import torch
 
 from ukmp.artifact import resolve_model_ref
+from ukmp.atomic import write_json_atomic
+from ukmp.compare_report import write_results
+from ukmp.data.index import resolve_data_dir
 from ukmp.errors import UserError
+from ukmp.evaluation.harness import evaluate
+from ukmp.evaluation.model_loading import load_model_and_processor
+from ukmp.method_scores import MethodScores, check_scores_match
 from ukmp.output_guard import check_output
-from ukmp.preflight import check_calibration_data, check_model_source, check_processor_matches
+from ukmp.plan_search import PlanSearchOptions
+from ukmp.preflight import check_calibration_data
+from ukmp.pruning import PruneConfig, load_dense, prune_scored, score
+from ukmp.recovery.distill import MERGED_DIR, RecoveryConfig, run_recovery
+from ukmp.scorers.base import MethodOptions, Scorer
+from ukmp.scorers.registry import VARIANT_SEPARATOR, get_scorer
+from ukmp.scoring.calibration_pass import CalibrationPass
 
 RECOVERY_MODES = ("none", "lora", "lpd")
 DEFAULT_METHODS = (
@@ -59,7 +69,6 @@ DEFAULT_METHODS = (
     "magnitude",
     "random",
 )
-RESULTS_FORMAT = "ukmp-compare/1"
 
 
 @dataclass
@@ -88,19 +97,19 @@ class CompareConfig:
     recover_samples: int | None = 2000
     recover_batch_size: int = 8
     progress: bool = True
-    baseline_options: Any = None
+    method_options: MethodOptions = field(default_factory=MethodOptions)
+    plan_search: PlanSearchOptions = field(default_factory=PlanSearchOptions)
+    plan_search_data: str | None = None
     extra: dict = field(default_factory=dict)
 
     def validate(self) -> None:
-        from ukmp.methods import METHODS
-
         if not self.methods:
             raise UserError("--methods is empty; name at least one method.")
-        unknown = [m for m in self.methods if base_method(m) not in METHODS]
-        if unknown:
-            raise UserError(f"unknown method {unknown[0]!r} in --methods; choose from {', '.join(METHODS)}.")
         for m in self.methods:
-            variant_threshold(m)  # a bad variant fails now, with its sentence
+            try:
+                self.scorer(m)  # an unknown method or a bad variant fails now, with its sentence
+            except UserError as exc:
+                raise UserError(f"{exc} (in --methods)") from None
         if len(set(self.methods)) != len(self.methods):
             raise UserError("--methods names a method twice; list each method once.")
         if not self.ratios:
@@ -127,6 +136,11 @@ class CompareConfig:
             raise UserError(f"--seeds must be at least 1, got {self.seeds}.")
         if self.of not in ("all", "prunable"):
             raise UserError(f"--of must be 'all' or 'prunable', got {self.of!r}.")
+        self.plan_search.validate()
+
+    def scorer(self, method: str) -> Scorer:
+        """The registered scorer ``method`` names, with this run's method options."""
+        return get_scorer(method, self.method_options)
 
 
 def parse_list(text: str, what: str) -> list[str]:
@@ -146,49 +160,15 @@ def parse_ratios(text: str, what: str = "--ratios") -> tuple[float, ...]:
     return tuple(out)
 
 
-VARIANT_SEPARATOR = ":"
-
-
-def base_method(method: str) -> str:
-    """'ukmp' for 'ukmp:q0.34'; a plain method name unchanged."""
-    return method.split(VARIANT_SEPARATOR, 1)[0]
-
-
-def variant_threshold(method: str) -> float | str | None:
-    """The selection threshold a UKMP variant names ('ukmp:q0.34' -> 'q0.34', 'ukmp:paper' -> 0.4), None for a
-    plain method."""
-    from ukmp.scoring.presets import PRESETS
-    from ukmp.scoring.token_selection import parse_threshold
-
-    if VARIANT_SEPARATOR not in method:
-        return None
-    base, spec = method.split(VARIANT_SEPARATOR, 1)
-    if base != "ukmp":
-        raise UserError(f"only ukmp takes a variant (ukmp:q0.34, ukmp:1.0, ukmp:paper); {method!r} does not.")
-    if spec in PRESETS:
-        return PRESETS[spec].threshold
-    try:
-        return parse_threshold(spec).option
-    except ValueError as exc:
-        raise UserError(f"{method!r} in --methods: {exc}") from None
-
-
 def artifact_name(method: str, ratio: float) -> str:
     return f"{method.replace(VARIANT_SEPARATOR, '-')}-{round(ratio * 100):02d}"
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
 
 
 def recovery_kind(method: str, mode: str) -> str | None:
     """'lpd', 'lora' or None for this method under the run's recovery mode."""
     if mode == "none":
         return None
-    return "lpd" if mode == "lpd" and base_method(method) == "ukmp" else "lora"
+    return "lpd" if mode == "lpd" and get_scorer(method).recovery == "lpd" else "lora"
 
 
 #: what a compare run folder holds (one of them marks a folder `--overwrite` may replace)
@@ -215,11 +195,12 @@ class CompareRun:
         self.out.mkdir(parents=True, exist_ok=True)
         self.rows: list[dict[str, Any]] = []
         self.dense_eval: dict[str, Any] | None = None
+        self.plan_search_data: Path | None = None
         self._loaded = False
         self.started = time.time()
         if shared is not None:
             shared._load()
-            for name in ("ref", "model", "adapter", "groups", "processor", "checksum", "counts", "basis", "calib_dir"):
+            for name in ("ref", "dense", "calib_dir", "plan_search_data"):
                 setattr(self, name, getattr(shared, name))
             self._calibration = None
             self._loaded = True
@@ -232,45 +213,36 @@ class CompareRun:
     # -------------------------------------------------------------------------------- model, data
 
     def _load(self) -> None:
+        """Resolve the calibration data and load the dense model once (through the prune path's loader)."""
         if self._loaded:
             return
-        from ukmp.accounting import parameter_counts, prunable_parameters
-        from ukmp.adapters import find_adapter
-        from ukmp.artifact import load_model, resolve_model_ref, state_dict_sha256
-        from ukmp.data.index import resolve_data_dir
-        from ukmp.pipeline import load_processor
-
         c = self.config
-        self.ref = resolve_model_ref(c.model)
-        check_model_source(self.ref)
         self.calib_dir = resolve_data_dir(c.calib, c.calib_split, 2 * c.num_samples, flag="--calib")
         check_calibration_data(self.calib_dir, c.calib_split)
-        self.model = load_model(self.ref).float().eval()
-        if getattr(self.model, "ukmp_manifest", None) is not None:
-            raise UserError(f"{c.model} is already a pruned model; compare methods on its dense base model.")
-        self.adapter = find_adapter(self.model)
-        self.groups = self.adapter.groups(self.model)
-        self.processor = load_processor(self.ref)
-        if self.processor is None:
+        if c.plan_search.enabled:
+            self.plan_search_data = resolve_data_dir(c.calib, c.plan_search.split, flag="--calib")
+        try:
+            self.dense = load_dense(self.prune_config(c.methods[0], c.ratios[0], self.out))
+        except UserError as exc:
+            if "already a pruned model" in str(exc):
+                raise UserError(
+                    f"{c.model} is already a pruned model; compare methods on its dense base model."
+                ) from None
+            raise
+        if self.dense.processor is None:
             raise UserError(f"{c.model} has no processor files (image processor + tokenizer) to read data with.")
-        check_processor_matches(self.model, self.processor, c.model)
-        self.checksum = state_dict_sha256(self.model)
-        self.counts = parameter_counts(self.model, self.adapter)
-        self.basis = self.counts["total"] if c.of == "all" else prunable_parameters(self.groups)
+        self.ref = self.dense.ref
         self._calibration = None
         self._loaded = True
 
-    def calibration(self):
-        """The shared calibration pass, declared with the needs of every baseline still to score."""
-        from ukmp.baselines import BASELINES, calibration_needs
-        from ukmp.scoring.calibration_pass import CalibrationPass
-
+    def calibration(self) -> CalibrationPass:
+        """The shared calibration pass, declared with the needs of every method still to score."""
         if self._calibration is None:
             c = self.config
             self._calibration = CalibrationPass(
-                self.model,
-                self.processor,
-                self.groups,
+                self.dense.model,
+                self.dense.processor,
+                self.dense.groups,
                 self.calib_dir,
                 c.calib_split,
                 num_samples=c.num_samples,
@@ -279,108 +251,67 @@ class CompareRun:
                 progress=c.progress,
             )
             for method in c.methods:
-                if method in BASELINES and not self._scores_file(method).is_file():
-                    self._calibration.require(*calibration_needs(method, c.baseline_options))
+                if not self._scores_file(method).is_file():
+                    self._calibration.require(*c.scorer(method).calibration_needs())
         return self._calibration
+
+    def prune_config(self, method: str, ratio: float, out: Path) -> PruneConfig:
+        """The `ukmp prune` configuration of one artifact of this run."""
+        c = self.config
+        return PruneConfig(
+            model=c.model,
+            out=out,
+            method=method,
+            ratio=ratio,
+            of=c.of,
+            seed=c.seed,
+            calib=self.calib_dir,
+            calib_split=c.calib_split,
+            num_samples=c.num_samples,
+            batch_size=c.batch_size,
+            options=c.method_options,
+            plan_search=c.plan_search,
+            plan_search_data=self.plan_search_data,
+            base_model_name=c.model,
+            progress=c.progress,
+        )
 
     # ------------------------------------------------------------------------------------ scoring
 
     def _scores_file(self, method: str) -> Path:
         return self.out / "scores" / f"{method}.safetensors"
 
-    def scores(self, method: str):
-        from ukmp.baselines import BASELINES, baseline_scores
-        from ukmp.methods import MethodScores, check_scores_match, simple_scores, ukmi_method_scores
-        from ukmp.scoring.ukmi import UKMIOptions
-
+    def scores(self, method: str) -> MethodScores:
+        """``method``'s scores, computed once per run (through the shared calibration pass) and cached."""
         file = self._scores_file(method)
-        threshold = variant_threshold(method)
-        options = UKMIOptions() if threshold is None else UKMIOptions(threshold=threshold)
+        scorer = self.config.scorer(method)
         if file.is_file():
             scored = MethodScores.load(file)
-            check_scores_match(scored.scores, self.groups)
-            cached = (scored.stats.get("options") or {}).get("threshold")
-            if base_method(method) == "ukmp" and cached is not None and cached != options.threshold:
-                raise UserError(
-                    f"{self.out} holds {method} scores made with threshold {cached}, but {method} now means "
-                    f"threshold {options.threshold}; give a new --out or pass --overwrite."
-                )
+            check_scores_match(scored.scores, self._groups())
+            scorer.check_reusable(scored, self.out)
             return scored
         self._load()
-        c = self.config
-        torch.manual_seed(c.seed)
-        if base_method(method) == "ukmp":
-            scored = ukmi_method_scores(
-                self.model,
-                self.processor,
-                self.groups,
-                calib_dir=self.calib_dir,
-                split=c.calib_split,
-                num_samples=c.num_samples,
-                batch_size=c.batch_size,
-                options=options,
-                seed=c.seed,
-            )
-            scored.method = method
-            passes = [v for v in scored.stats.values() if isinstance(v, dict) and "seconds" in v]
-            scored.stats["scoring"] = {
-                "seconds": sum(p["seconds"] for p in passes),
-                "peak_memory_mb": max((p.get("peak_memory_mb", 0.0) for p in passes), default=0.0),
-            }
-        elif method in BASELINES:
-            scored = baseline_scores(method, self.calibration(), c.baseline_options)
-        else:
-            scored = simple_scores(method, self.model, self.groups, c.seed)
+        config = self.prune_config(method, self.config.ratios[0], self.out)
+        shared = self.calibration() if scorer.calibration_needs() else None
+        scored = score(config, self.dense, scorer, shared_pass=shared)
         file.parent.mkdir(parents=True, exist_ok=True)
         scored.save(file)
         return scored
 
+    def _groups(self) -> list:
+        self._load()
+        return self.dense.groups
+
     # ------------------------------------------------------------------------------------ pruning
 
-    def prune(self, method: str, ratio: float, scored) -> Path:
-        """The artifact of ``method`` at ``ratio`` (pruned now unless already in OUT)."""
-        from ukmp.artifact import save_pruned
-        from ukmp.baselines import block_scores_of, compensation_before_surgery, plannable_groups, planning_ratio
-        from ukmp.methods import DEFAULT_SCHEDULE, plan_from_scores
-        from ukmp.scoring.flap import add_to_biases
-        from ukmp.surgery import apply_plan_physically
-
+    def prune(self, method: str, ratio: float, scored: MethodScores) -> Path:
+        """The artifact of ``method`` at ``ratio`` (pruned now, on a copy of the dense model, unless already in OUT)."""
         folder = self.out / "artifacts" / artifact_name(method, ratio)
         if (folder / "pruning.json").is_file():
             return folder
         self._load()
-        schedule = DEFAULT_SCHEDULE[base_method(method)]
-        result = plan_from_scores(
-            scored.scores,
-            plannable_groups(scored, self.groups),
-            schedule=schedule,
-            target_ratio=planning_ratio(scored, self.model, self.groups, ratio, self.basis),
-            basis_params=self.basis,
-            block_scores=block_scores_of(scored),
-        )
-        model = copy.deepcopy(self.model)
-        deltas = compensation_before_surgery(scored, model, self.groups, result.plan)
-        apply_plan_physically(model, result.plan, self.adapter)
-        add_to_biases(model, deltas)
-        options = {"ratio": ratio, "of": self.config.of, "schedule": schedule, "compare_run": True}
-        for key in ("calibration", "options", "approximation"):
-            if key in scored.stats:
-                options[key] = scored.stats[key]
-        save_pruned(
-            model,
-            result.plan,
-            folder,
-            processor=self.processor,
-            base_model_ref=self.config.model,
-            base_checksum=self.checksum,
-            method=base_method(method),
-            options=options,
-            seed=self.config.seed,
-            target_ratio=ratio,
-            ratio_basis=self.config.of,
-            overwrite=True,
-            extra={"scoring": scored.stats},
-        )
+        config = self.prune_config(method, ratio, folder)
+        prune_scored(config, self.dense.copy(), self.config.scorer(method), scored, overwrite=True)
         return folder
 
     # --------------------------------------------------------------------------------- evaluation
@@ -391,9 +322,6 @@ class CompareRun:
         `label` is the results file's "model" field (default `name`); the dense model's names its
         reference too, so that `ukmp report` on the run folder recognises it as the base model.
         """
-        from ukmp.evaluation.harness import evaluate
-        from ukmp.evaluation.model_loading import load_model_and_processor
-
         file = self.out / "evals" / f"{name}.json"
         if file.is_file():
             return json.loads(file.read_text())
@@ -426,8 +354,6 @@ class CompareRun:
 
     def recover(self, method: str, ratio: float, artifact: Path) -> Path | None:
         """Recover ``artifact`` (plain LoRA or LPD) and return the merged artifact."""
-        from ukmp.recovery.distill import MERGED_DIR, RecoveryConfig, run_recovery
-
         kind = recovery_kind(method, self.config.recover)
         if kind is None:
             return None
@@ -456,8 +382,6 @@ class CompareRun:
     # ------------------------------------------------------------------------------------ the run
 
     def run(self) -> dict[str, Any]:
-        from ukmp.compare_report import write_results
-
         c = self.config
         self.say(f"ukmp compare: {len(c.methods)} methods x {len(c.ratios)} ratios on {c.model}; results in {self.out}")
         self._load()

@@ -8,11 +8,14 @@ comparison that hides its losses helps nobody choose a method.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
+from ukmp.atomic import write_if_drawn, write_json_atomic, write_text_atomic
 from ukmp.reporting import RECOVERED_SERIES, headline_metrics, quality_figure
+from ukmp.scorers.registry import is_proposed
+
+RESULTS_FORMAT = "ukmp-compare/1"
 
 PLOT = "quality_vs_ratio.png"
 
@@ -23,7 +26,6 @@ def _metrics(row_eval: dict[str, Any] | None) -> dict[str, float]:
 
 def results_data(run) -> dict[str, Any]:
     """The JSON record: settings, the dense model's metrics and one entry per (method, ratio)."""
-    from ukmp.compare import RESULTS_FORMAT
 
     c = run.config
     rows = []
@@ -52,7 +54,10 @@ def results_data(run) -> dict[str, Any]:
             "recover": c.recover,
             "seed": c.seed,
         },
-        "dense": {"metrics": _metrics(run.dense_eval), "params": getattr(run, "counts", {}).get("total")},
+        "dense": {
+            "metrics": _metrics(run.dense_eval),
+            "params": run.dense.counts["total"] if getattr(run, "dense", None) else None,
+        },
         "rows": rows,
         "command": c.extra.get("command"),
     }
@@ -133,6 +138,7 @@ def results_markdown(data: dict[str, Any]) -> str:
 
 
 def _winners(rows: list[dict[str, Any]], metrics: list[str], key: str, stage: str) -> list[str]:
+    """Per ratio and metric: the best method, and whether the proposed method (each variant run) is it."""
     out = []
     for ratio in sorted({r["target_ratio"] for r in rows}):
         for metric in metrics:
@@ -141,15 +147,17 @@ def _winners(rows: list[dict[str, Any]], metrics: list[str], key: str, stage: st
             if not scored:
                 continue
             best_value, best = max(scored)
-            ukmp = next((v for v, m in scored if m == "ukmp"), None)
-            if ukmp is None:
-                verdict = "UKMP not run"
-            elif ukmp == best_value:
-                ties = sorted(m for v, m in scored if v == best_value and m != "ukmp")
-                verdict = f"UKMP ties with {', '.join(ties)}" if ties else "UKMP wins"
-                best = "ukmp"
-            else:
-                verdict = f"UKMP does NOT win ({_fmt(ukmp)}, {_fmt(best_value - ukmp, 3)} behind)"
+            proposed = [(v, m) for v, m in scored if is_proposed(m)]
+            verdicts = []
+            for value, name in proposed:
+                if value == best_value:
+                    ties = sorted(m for v, m in scored if v == best_value and m != name and not is_proposed(m))
+                    verdicts.append(f"{name} ties with {', '.join(ties)}" if ties else f"{name} wins")
+                else:
+                    verdicts.append(f"{name} does NOT win ({_fmt(value)}, {_fmt(best_value - value, 3)} behind)")
+            if len(proposed) == 1 and proposed[0][0] == best_value:
+                best = proposed[0][1]
+            verdict = "; ".join(verdicts) or "UKMP not run"
             out.append(f"- {stage}, ratio {ratio:g}, {metric}: best {best} ({_fmt(best_value)}); {verdict}.")
     return out
 
@@ -173,23 +181,13 @@ def quality_points(data: dict[str, Any]) -> dict[str, list[tuple[float, dict[str
     return {k: sorted(v, key=lambda p: p[0]) for k, v in points.items()}
 
 
-def _replace(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_results(run) -> list[Path]:
     """results.json, results.md and (with two points or more) the plot, all atomically."""
-    import json
-
     out = Path(run.out)
     data = results_data(run)
-    _replace(out / "results.json", json.dumps(data, indent=1) + "\n")
-    _replace(out / "results.md", results_markdown(data))
+    write_json_atomic(out / "results.json", data)
+    write_text_atomic(out / "results.md", results_markdown(data))
     files = [out / "results.md", out / "results.json"]
-    tmp = out / f".tmp-{PLOT}"
-    if quality_figure(quality_points(data), tmp):
-        os.replace(tmp, out / PLOT)
+    if write_if_drawn(out / PLOT, lambda tmp: quality_figure(quality_points(data), tmp)):
         files.append(out / PLOT)
     return files

@@ -10,13 +10,14 @@ and another method, paired by seed, as holds / does not hold / within noise (`uk
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
-from ukmp.compare import CompareConfig, CompareRun, base_method, check_compare_output, write_json_atomic
+from ukmp.atomic import write_if_drawn, write_json_atomic, write_text_atomic
+from ukmp.compare import CompareConfig, CompareRun, check_compare_output
 from ukmp.compare_report import results_data
+from ukmp.scorers.registry import is_proposed
 from ukmp.seed_stats import paired_ordering, spread
 
 SEEDS_FORMAT = "ukmp-compare-seeds/1"
@@ -80,10 +81,10 @@ def orderings(cells: list[dict[str, Any]], key: str = "metrics") -> list[dict[st
     for ratio in sorted({c["target_ratio"] for c in cells}):
         at = [c for c in cells if c["target_ratio"] == ratio and key in c]
         for a in at:
-            if base_method(a["method"]) != "ukmp":
+            if not is_proposed(a["method"]):
                 continue
             for b in at:
-                if b is a or (base_method(b["method"]) == "ukmp" and b["method"] < a["method"]):
+                if b is a or (is_proposed(b["method"]) and b["method"] < a["method"]):
                     continue  # each pair of UKMP methods once
                 common = sorted(set(a["seeds"]) & set(b["seeds"]))
                 for metric in a[key]:
@@ -182,13 +183,9 @@ def write_seed_results(config: CompareConfig, per_seed: list[dict[str, Any]]) ->
         "command": config.extra.get("command"),
     }
     write_json_atomic(out / "results.json", data)
-    tmp = out / ".results.md.tmp"
-    tmp.write_text(seeds_markdown(config, data))
-    os.replace(tmp, out / "results.md")
+    write_text_atomic(out / "results.md", seeds_markdown(config, data))
     files = [out / "results.md", out / "results.json"]
-    plot_tmp = out / f".tmp-{PLOT}"
-    if spread_figure(per_seed[0]["dense"]["metrics"], cells, plot_tmp):
-        os.replace(plot_tmp, out / PLOT)
+    if write_if_drawn(out / PLOT, lambda tmp: spread_figure(per_seed[0]["dense"]["metrics"], cells, tmp)):
         files.append(out / PLOT)
     return files
 

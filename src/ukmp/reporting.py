@@ -31,13 +31,14 @@ import os
 import re
 import shutil
 import tempfile
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ukmp.atomic import replace_folder
 from ukmp.errors import UserError
+from ukmp.output_guard import temporary_prefix
 
 EVAL_FORMAT_PREFIX = "ukmp-eval/"
 COMPONENT_TITLES = {
@@ -478,7 +479,7 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     out = Path(out) if out is not None else run.root / "report"
     _check_out(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=temporary_prefix(out), dir=out.parent))
     try:
         (tmp / "figures").mkdir()
         figures: dict[str, str] = {}
@@ -493,14 +494,7 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
             if bench_figure(bench, tmp / name):
                 figures[f"bench-{i}"] = name
         (tmp / "report.md").write_text(report_markdown(run, figures))
-        os.chmod(tmp, 0o755)
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+        replace_folder(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

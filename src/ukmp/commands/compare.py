@@ -13,13 +13,17 @@ import shlex
 from pathlib import Path
 
 from ukmp.commands.help_format import HelpFormatter
+from ukmp.compare import DEFAULT_METHODS, RECOVERY_MODES, CompareConfig, parse_list, parse_ratios
+from ukmp.compare_seeds import run_compare
 from ukmp.data.index import default_calib_split
 from ukmp.errors import UserError
+from ukmp.plan_search import PlanSearchOptions
+from ukmp.scorers.base import MethodOptions
+from ukmp.scoring.ecoflap_sp import ECoFLaPOptions
+from ukmp.scoring.llm_pruner import LLMPrunerOptions
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from ukmp.compare import DEFAULT_METHODS, RECOVERY_MODES
-
     parser = subparsers.add_parser(
         "compare",
         help="prune with several methods at several ratios, evaluate, and tabulate/plot the results",
@@ -70,21 +74,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--skip-layers", choices=("llm-pruner", "none"), default="llm-pruner", help="LLM-Pruner's skipped layers"
     )
     parser.add_argument("--block-score", choices=("zeroth", "first"), default="zeroth", help="ECoFLaP block score")
+    parser.add_argument(
+        "--plan-search",
+        type=int,
+        default=1,
+        metavar="K",
+        help="beyond the paper: each method keeps the best of K plans by answer loss on QA pairs of --calib; 1 = off",
+    )
+    parser.add_argument("--plan-search-split", default="train", help="split of --calib whose QA pairs choose the plan")
+    parser.add_argument("--plan-search-samples", type=int, default=256, help="QA pairs that choose the plan")
     parser.add_argument("--overwrite", action="store_true", help="start afresh instead of reusing OUT")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ukmp.baselines import BaselineOptions
-    from ukmp.compare import CompareConfig, parse_list, parse_ratios
-    from ukmp.compare_seeds import run_compare
-    from ukmp.scoring.ecoflap_sp import ECoFLaPOptions
-    from ukmp.scoring.llm_pruner import LLMPrunerOptions
-
     if args.model is None or not str(args.model).strip():
         raise UserError("MODEL is empty; give a model directory, hub id or zoo name.")
-    options = BaselineOptions(
+    options = MethodOptions(
         llm_pruner=LLMPrunerOptions(taylor=args.taylor, skip=args.skip_layers),
         ecoflap=ECoFLaPOptions(block_score=args.block_score),
     )
@@ -111,7 +118,10 @@ def run(args: argparse.Namespace) -> int:
         recover_samples=args.recover_samples,
         recover_batch_size=args.recover_batch_size,
         progress=not args.no_progress,
-        baseline_options=options,
+        method_options=options,
+        plan_search=PlanSearchOptions(
+            candidates=args.plan_search, samples=args.plan_search_samples, split=args.plan_search_split
+        ),
         extra={"command": _command_line(args)},
     )
     run_compare(config, overwrite=args.overwrite)
@@ -129,4 +139,7 @@ def _command_line(args: argparse.Namespace) -> str:
         parts += ["--seeds", str(args.seeds)]
     if args.recover_ratios:
         parts += ["--recover-ratios", args.recover_ratios]
+    if args.plan_search > 1:
+        parts += ["--plan-search", str(args.plan_search), "--plan-search-split", args.plan_search_split]
+        parts += ["--plan-search-samples", str(args.plan_search_samples)]
     return " ".join(shlex.quote(p) for p in parts)

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
+from ukmp.atomic import replace_folder
 from ukmp.commands.help_format import HelpFormatter
 from ukmp.data.index import SHAPES_CALIB_SPLIT
 from ukmp.errors import UserError
@@ -48,7 +48,8 @@ DEMO_MARKERS = ("report.md", "dense_results.json", "pruned_results.json")
 
 def run(args: argparse.Namespace) -> int:
     from ukmp.data.index import resolve_data_dir
-    from ukmp.pipeline import evaluate_model, prune_model
+    from ukmp.evaluation.model_loading import evaluate_model
+    from ukmp.pruning import PruneConfig, prune
     from ukmp.zoo import resolve_model_name
 
     check_ratio(args.ratio)
@@ -73,23 +74,22 @@ def run(args: argparse.Namespace) -> int:
         _dump(tmp / "dense_results.json", dense)
         artifact = tmp / f"{name}-ukmp-{round(args.ratio * 100)}"
         print(f"[2/3] pruning {args.ratio:.0%} of all parameters with UKMP")
-        prune_summary = prune_model(
-            str(model_dir),
-            artifact,
+        config = PruneConfig(
+            model=str(model_dir),
+            out=artifact,
             method="ukmp",
             ratio=args.ratio,
             calib=calib,
             calib_split=SHAPES_CALIB_SPLIT,
             num_samples=args.num_samples,
         )
+        prune_summary = prune(config)
         print("[3/3] evaluating the pruned model (reloaded from its artifact)")
         pruned = evaluate_model(str(artifact), val, limit=args.limit, name=artifact.name)
         _dump(tmp / "pruned_results.json", pruned)
         report = _report(name, dense, pruned, prune_summary, artifact.name, time.time() - started, args)
         (tmp / "report.md").write_text(report)
-        if args.out.exists():
-            shutil.rmtree(args.out)
-        os.replace(tmp, args.out)
+        replace_folder(tmp, args.out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(report)

@@ -13,18 +13,22 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ukmp.baselines import BASELINES, BaselineOptions
 from ukmp.commands.help_format import HelpFormatter
+from ukmp.data.index import default_calib_split, resolve_data_dir
+from ukmp.data.text import is_text_data
 from ukmp.errors import UserError
-from ukmp.methods import METHODS, SCHEDULES
+from ukmp.iterative_planning import IterativeOptions
 from ukmp.plan_search import PlanSearchOptions
 from ukmp.preflight import check_ratio
+from ukmp.pruning import PruneConfig, prune
+from ukmp.schedules import SCHEDULES
+from ukmp.scorers.base import MethodOptions
+from ukmp.scorers.registry import get_scorer, scorer_names
 from ukmp.scoring.ecoflap_sp import ECoFLaPOptions
 from ukmp.scoring.llm_pruner import LLMPrunerOptions
 from ukmp.scoring.presets import DEFAULT_PRESET, PRESETS
-
-#: methods that read calibration data (the others are data-free)
-CALIBRATED = ("ukmp", *BASELINES)
+from ukmp.scoring.token_selection import parse_threshold
+from ukmp.scoring.ukmi import UKMIOptions
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=HelpFormatter,
     )
     parser.add_argument("model", metavar="MODEL", help="model directory, hub id or zoo name")
-    parser.add_argument("--method", choices=METHODS, required=True, help="importance criterion")
+    parser.add_argument("--method", choices=scorer_names(), required=True, help="importance criterion")
     parser.add_argument("--ratio", type=float, required=True, help="fraction of parameters to remove, in (0, 1)")
     parser.add_argument("--out", type=Path, required=True, help="output directory of the pruned model")
     parser.add_argument("--seed", type=int, default=0, help="seed of the scorer and the calibration sampling")
@@ -133,12 +137,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ukmp.data.index import default_calib_split, resolve_data_dir
-    from ukmp.data.text import is_text_data
-    from ukmp.iterative_planning import IterativeOptions
-    from ukmp.pipeline import prune_model
-    from ukmp.scoring.ukmi import UKMIOptions
-
     check_ratio(args.ratio)
     if args.num_samples < 1:
         raise UserError(f"--num-samples must be at least 1, got {args.num_samples}.")
@@ -161,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
     iterative.validate()
     calib = None
     args.calib_split = args.calib_split or default_calib_split(args.calib)
-    if args.method in CALIBRATED and args.scores is None:
+    if get_scorer(args.method).calibrated and args.scores is None:
         if args.calib is None:
             raise UserError(f"--method {args.method} needs calibration data: pass --calib DIR (or --calib shapes).")
         text = is_text_data(args.calib)
@@ -181,9 +179,14 @@ def run(args: argparse.Namespace) -> int:
             raise UserError("--plan-search reads question-answer pairs: pass --calib with an image-text data folder.")
         search_data = resolve_data_dir(args.calib, search.split, flag="--calib")
     print(f"ukmp prune: {args.model}, method {args.method}, ratio {args.ratio:g} of {args.of} parameters")
-    prune_model(
-        args.model,
-        args.out,
+    options = MethodOptions(
+        ukmi=ukmi_options,
+        llm_pruner=LLMPrunerOptions(taylor=args.taylor, skip=args.skip_layers),
+        ecoflap=ECoFLaPOptions(block_score=args.block_score),
+    )
+    config = PruneConfig(
+        model=args.model,
+        out=args.out,
         method=args.method,
         ratio=args.ratio,
         of=args.of,
@@ -196,24 +199,18 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         seq_len=args.seq_len,
         gguf_file=args.gguf_file,
-        ukmi_options=ukmi_options,
-        iterative_options=iterative,
+        options=options,
+        iterative=iterative,
         scores_file=args.scores,
-        overwrite=args.overwrite,
         plan_search=search,
         plan_search_data=search_data,
-        baseline_options=BaselineOptions(
-            llm_pruner=LLMPrunerOptions(taylor=args.taylor, skip=args.skip_layers),
-            ecoflap=ECoFLaPOptions(block_score=args.block_score),
-        ),
     )
+    prune(config, overwrite=args.overwrite)
     return 0
 
 
 def _threshold_value(text: str) -> float | str:
     """`--threshold` as UKMIOptions holds it: a float for T, the string 'q<F>' for a fraction."""
-    from ukmp.scoring.token_selection import parse_threshold
-
     try:
         return parse_threshold(text).option
     except ValueError as exc:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ukmp.atomic import write_json_atomic
 from ukmp.data.alt_text import ALT_TEXT_SPLIT, alt_text_captions
 from ukmp.data.shapes_world import SPLIT_SEEDS, captions, make_scene, questions, render
 from ukmp.errors import UserError
@@ -172,6 +173,4 @@ def _update_index(out: Path, split: str, n: int) -> None:
     if index_path.exists():
         index = json.loads(index_path.read_text())
     index["splits"][split] = {"num_images": n, **split_files(split)}
-    tmp = index_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(index, indent=2))
-    os.replace(tmp, index_path)
+    write_json_atomic(index_path, index, indent=2)

@@ -14,19 +14,16 @@ costs 5N^2 decoder passes for N images, so without a limit it uses the first
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ukmp.atomic import write_json_atomic
 from ukmp.data.index import available_tasks, load_task, portable_path, resolve_data_dir
 from ukmp.data.reading import check_on_error
 from ukmp.errors import UserError
 from ukmp.evaluation.generation import CAPTION_SETTINGS, VQA_SETTINGS, GenerationSettings
-from ukmp.output_guard import remove_stale_temporaries, temporary_prefix
 
 TASKS = ("caption", "vqa", "gqa", "retrieval")
 DEFAULT_RETRIEVAL_IMAGES = 50
@@ -174,19 +171,7 @@ def _environment(model) -> dict[str, Any]:
 
 def write_results(results: dict[str, Any], path: str | Path) -> Path:
     """Write `results` as JSON to `path` atomically: a temp file in the same folder, then a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(path)
-    fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(path), dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(results, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_json_atomic(path, results, indent=2)
 
 
 def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:

@@ -13,6 +13,7 @@ import importlib
 from pathlib import Path
 
 from ukmp.errors import UserError
+from ukmp.evaluation.harness import evaluate
 from ukmp.preflight import looks_local
 
 
@@ -95,3 +96,29 @@ def _processor_or_tokenizer(path: str, auto_processor):
         from transformers import AutoTokenizer
 
         return AutoTokenizer.from_pretrained(path)
+
+
+def evaluate_model(
+    model_ref: str,
+    data_dir: str | Path,
+    *,
+    split: str = "val",
+    tasks: tuple[str, ...] = ("all",),
+    limit: int | None = None,
+    name: str | None = None,
+    batch_size: int = 64,
+    progress: bool = True,
+) -> dict:
+    """Load a dense model or a pruned artifact and run the evaluation harness on it."""
+    model, processor, _ = load_model_and_processor(model_ref, device="cpu")
+    return evaluate(
+        model,
+        processor,
+        data_dir,
+        split,
+        tasks,
+        limit,
+        batch_size,
+        model_name=name or model_ref,
+        progress=progress,
+    )

@@ -15,16 +15,15 @@ The data order is a pure function of (sub-phase, step), so nothing about the dat
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ukmp.atomic import replace_folder
 from ukmp.errors import UserError
-from ukmp.output_guard import remove_stale_temporaries, temporary_prefix
+from ukmp.output_guard import remove_stale_temporaries
 
 FORMAT = "ukmp-recovery-checkpoint/1"
 STATE = "state.json"
@@ -111,13 +110,7 @@ def write_checkpoint(
         (tmp / STATE).write_text(json.dumps(record, indent=1) + "\n")
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        if folder.exists():
-            old = folder.parent / f"{temporary_prefix(folder, 'old')}{uuid.uuid4().hex[:8]}"
-            os.replace(folder, old)
-            os.replace(tmp, folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, folder)
+        replace_folder(tmp, folder)
     accelerator.wait_for_everyone()
 
 

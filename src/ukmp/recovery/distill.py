@@ -44,6 +44,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ukmp.atomic import write_json_atomic
 from ukmp.data.recovery_mix import mix_vqa
 from ukmp.errors import UserError
 from ukmp.output_guard import check_output
@@ -302,7 +303,7 @@ def _load_models(config: RecoveryConfig):
 def _load_processor(pruned_ref: str, teacher_ref: str, *, text: bool = False):
     """The image-text processor, or for text data any tokenizer (the pruned artifact carries its base's)."""
     from ukmp.artifact import resolve_model_ref
-    from ukmp.pipeline import load_processor
+    from ukmp.processors import load_processor
 
     for ref in (pruned_ref, resolve_model_ref(teacher_ref)):
         processor = load_processor(ref)
@@ -378,12 +379,6 @@ def _local_batch(processor, samples: list, accelerator, encoder_decoder: bool):
     local = [samples[i] for i in mine]
     batch = next(calibration_batches(processor, local, len(local), encoder_decoder=encoder_decoder))
     return {k: v.to(accelerator.device) for k, v in batch.items()}, len(local)
-
-
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
 
 
 def plot_history(history: list[dict[str, Any]], file: Path) -> None:
@@ -691,8 +686,8 @@ def run_recovery(
         tmp = out / f".{ADAPTER_FILE}.tmp"
         save_file(adapter_state_dict(student), str(tmp), metadata={"format": ADAPTER_FORMAT, "producer": "ukmp"})
         os.replace(tmp, out / ADAPTER_FILE)
-        _write_json(out / ADAPTER_CONFIG, info)
-        _write_json(out / HISTORY_FILE, history)
+        write_json_atomic(out / ADAPTER_CONFIG, info)
+        write_json_atomic(out / HISTORY_FILE, history)
         if history:
             plot_history(history, out / CURVE_FILE)
         processor.save_pretrained(out)

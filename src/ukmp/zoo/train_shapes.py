@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ukmp.atomic import replace_folder
 from ukmp.data.shapes_world import (
     CELL_NAMES,
     COLOURS,
@@ -401,9 +402,7 @@ def train_shapes_model(
         os.chmod(tmp, 0o755)  # mkdtemp makes the folder private; a shipped model must be readable
         for file in tmp.iterdir():
             os.chmod(file, 0o644)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        replace_folder(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out

@@ -1,0 +1,331 @@
+"""The one prune path: load -> score -> plan -> finalize (slice) -> save, driven by a ``PruneConfig``.
+
+`ukmp prune`, `ukmp compare`, the demo, the benchmarks and the results scripts all prune through
+these functions, so a figure in `results/` and a user's command run exactly the same code. The
+config is also what the manifest records (``PruneConfig.manifest_options``), so an artifact says
+how it was made in the terms the user typed.
+
+The steps are separate functions because a comparison loads the dense model once and scores each
+method once, then plans and slices many copies (``prune_scored``); ``prune`` does all of it for
+one model.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ukmp.accounting import parameter_counts, prunable_parameters
+from ukmp.adapters import find_adapter
+from ukmp.adapters.base import ModelAdapter
+from ukmp.artifact import (
+    base_reference,
+    check_output_dir,
+    load_model,
+    resolve_model_ref,
+    save_pruned,
+    state_dict_sha256,
+)
+from ukmp.data.calibration import TextCalibrationSource, text_source
+from ukmp.data.index import portable_path
+from ukmp.errors import UserError
+from ukmp.groups import PrunableGroup
+from ukmp.iterative_planning import IterativeOptions
+from ukmp.method_scores import MethodScores, check_scores_match
+from ukmp.plan_search import PlanSearchOptions, search_plan, selection_batches
+from ukmp.planning import PlanResult
+from ukmp.preflight import check_calibration_data, check_model_source, check_processor_matches, check_ratio
+from ukmp.processors import load_processor
+from ukmp.schedules import plan_from_scores
+from ukmp.scorers.base import MethodOptions, Scorer, ScoringInputs
+from ukmp.scorers.registry import base_method, get_scorer
+from ukmp.scoring.calibration_pass import CalibrationPass
+from ukmp.surgery import apply_plan_physically
+
+
+@dataclass
+class PruneConfig:
+    """Everything that decides a pruned model (the flags of `ukmp prune`).
+
+    ``calib`` is a data folder (image-text pairs) or, for a language model, a text / JSONL file
+    cut into ``seq_len``-token prefix-LM windows. ``gguf_file`` names the GGUF file inside the
+    folder ``model`` (a ``.gguf`` path needs no name). ``method`` may carry a variant
+    (``ukmp:1.0``). ``plan_search`` with more than one candidate chooses among perturbed plans by
+    the answer loss on question-answer pairs of ``plan_search_data`` (beyond the paper).
+    """
+
+    model: str
+    out: str | Path
+    method: str
+    ratio: float
+    of: str = "all"
+    components: list[str] | None = None
+    seed: int = 0
+    schedule: str | None = None
+    calib: Any = None
+    calib_split: str = "train"
+    num_samples: int = 1000
+    batch_size: int = 8
+    seq_len: int | None = None
+    gguf_file: str | None = None
+    options: MethodOptions = field(default_factory=MethodOptions)
+    iterative: IterativeOptions | None = None
+    scores_file: str | Path | None = None
+    plan_search: PlanSearchOptions = field(default_factory=PlanSearchOptions)
+    plan_search_data: str | Path | None = None
+    base_model_name: str | None = None
+    progress: bool = True
+
+    def validate(self) -> None:
+        check_ratio(self.ratio)
+        if self.of not in ("all", "prunable"):
+            raise UserError(f"--of must be 'all' or 'prunable', got {self.of!r}.")
+        if self.num_samples < 1:
+            raise UserError(f"--num-samples must be at least 1, got {self.num_samples}.")
+        self.plan_search.validate()
+        if self.plan_search.enabled and self.plan_search_data is None:
+            raise UserError("--plan-search needs a data folder with question-answer pairs: pass --calib DIR.")
+
+    def scorer(self) -> Scorer:
+        return get_scorer(self.method, self.options)
+
+    def manifest_options(self, scorer: Scorer, scored: MethodScores, components: list[str]) -> dict[str, Any]:
+        """The manifest's ``method.options``: the config as it decided this model."""
+        schedule = self.schedule or scorer.schedule
+        options: dict[str, Any] = {"ratio": self.ratio, "of": self.of, "components": components, "schedule": schedule}
+        if scorer.variant is not None:
+            options["variant"] = scorer.variant
+        options.update(scorer.manifest_options(scored))
+        if "calibration" in scored.stats:
+            options["calibration"] = scored.stats["calibration"]
+        if "approximation" in scored.stats:
+            options["approximation"] = scored.stats["approximation"]
+        text = text_source(self.calib) if self.calib is not None else None
+        if text is not None and self.scores_file is None:
+            options["calibration_text"] = {
+                "file": str(text.path),
+                "seq_len": self.seq_len or text.seq_len,
+                "form": "prefix-LM windows",
+            }
+        if schedule == "iterative":
+            options["iterative"] = asdict(self.iterative or IterativeOptions())
+        if self.scores_file is not None:
+            options["scores_file"] = str(self.scores_file)
+        return options
+
+
+@dataclass
+class DenseModel:
+    """A loaded dense model with what every step needs of it, computed once."""
+
+    ref: str
+    model: nn.Module
+    processor: Any
+    adapter: ModelAdapter
+    groups: list[PrunableGroup]
+    checksum: str
+    counts: dict[str, int]
+    basis: int
+
+    def copy(self) -> DenseModel:
+        """A copy whose model can be sliced while this one stays dense."""
+        return DenseModel(**{**self.__dict__, "model": copy.deepcopy(self.model)})
+
+
+def load_dense(config: PruneConfig, *, preloaded: tuple[Any, Any] | None = None) -> DenseModel:
+    """Load ``config.model`` (or take ``preloaded`` = (model, processor), sliced later: pass a copy)."""
+    ref = resolve_model_ref(config.model)
+    if preloaded is None:
+        check_model_source(ref, config.gguf_file)
+    model = (preloaded[0] if preloaded is not None else load_model(ref, gguf_file=config.gguf_file)).float().eval()
+    if getattr(model, "ukmp_manifest", None) is not None:
+        raise UserError(f"{config.model} is already a pruned model; prune its dense base model instead.")
+    adapter = find_adapter(model)
+    groups = adapter.groups(model, config.components)
+    if not groups:
+        raise UserError(f"{config.model} has no prunable groups in the chosen components.")
+    processor = preloaded[1] if preloaded is not None else load_processor(ref, config.gguf_file)
+    check_processor_matches(model, processor, str(ref))
+    counts = parameter_counts(model, adapter)
+    basis = counts["total"] if config.of == "all" else prunable_parameters(groups)
+    return DenseModel(str(ref), model, processor, adapter, groups, state_dict_sha256(model), counts, basis)
+
+
+def calibration_source(config: PruneConfig, processor: Any) -> Any:
+    """``config.calib`` as the scorers read it: a text file is cut with this model's tokenizer."""
+    source = text_source(config.calib) if config.calib is not None else None
+    if source is None:
+        return config.calib
+    return TextCalibrationSource(source.path, config.seq_len or source.seq_len, tokenizer=processor)
+
+
+def score(
+    config: PruneConfig, dense: DenseModel, scorer: Scorer, shared_pass: CalibrationPass | None = None
+) -> MethodScores:
+    """The scores ``config`` asks for: read from ``config.scores_file``, or computed by ``scorer``."""
+    if config.scores_file is not None:
+        scored = MethodScores.load(config.scores_file)
+        check_scores_match(scored.scores, dense.groups)
+        if base_method(scored.method) != scorer.name:  # a compare variant ("ukmp:1.0") is the same scorer
+            raise UserError(
+                f"{config.scores_file} holds {scored.method} scores, not {scorer.name}; "
+                f"pass --method {base_method(scored.method)}."
+            )
+        return scored
+    torch.manual_seed(config.seed)
+    inputs = ScoringInputs(
+        dense.model,
+        dense.processor,
+        dense.groups,
+        calibration_source(config, dense.processor),
+        config.calib_split,
+        num_samples=config.num_samples,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        progress=config.progress,
+        shared_pass=shared_pass,
+    )
+    return scorer.score(inputs)
+
+
+def plan(
+    config: PruneConfig, dense: DenseModel, scorer: Scorer, scored: MethodScores
+) -> tuple[PlanResult, dict[str, Any] | None]:
+    """The method's plan at ``config.ratio`` (searched among perturbed plans if asked); and the search trace."""
+    groups = scorer.plannable_groups(scored, dense.groups)
+    target_ratio = scorer.planning_ratio(scored, dense.model, dense.groups, config.ratio, dense.basis)
+    block_scores = scorer.block_scores(scored)
+
+    def make_plan(scores):
+        return plan_from_scores(
+            scores,
+            groups,
+            schedule=config.schedule or scorer.schedule,
+            target_ratio=target_ratio,
+            basis_params=dense.basis,
+            iterative_options=config.iterative,
+            block_scores=block_scores,
+        )
+
+    if not config.plan_search.enabled:
+        return make_plan(scored.scores), None
+    batches = selection_batches(dense.processor, dense.model, config.plan_search_data, config.plan_search, config.seed)
+    result, trace = search_plan(
+        dense.model,
+        groups,
+        scored.scores,
+        make_plan,
+        batches,
+        config.plan_search,
+        seed=config.seed,
+        progress=config.progress,
+    )
+    return result, {**trace, "data": portable_path(config.plan_search_data)}
+
+
+def prune_scored(
+    config: PruneConfig,
+    dense: DenseModel,
+    scorer: Scorer,
+    scored: MethodScores,
+    *,
+    overwrite: bool = False,
+    scores_in_artifact: bool = True,
+) -> dict[str, Any]:
+    """Plan, slice ``dense.model`` in place and save it to ``config.out``; returns a summary."""
+    result, trace = plan(config, dense, scorer, scored)
+    model = dense.model
+    scorer.finalize(
+        model, dense.groups, result.plan, scored, lambda: apply_plan_physically(model, result.plan, dense.adapter)
+    )
+    after = parameter_counts(model, dense.adapter)
+    options = config.manifest_options(scorer, scored, config.components or list(dense.adapter.default_components))
+    if trace is not None:
+        options["plan_search"] = trace
+    save_pruned(
+        model,
+        result.plan,
+        config.out,
+        processor=dense.processor,
+        # a GGUF inside a folder is named by its own path, so the teacher of `ukmp recover` resolves to it
+        base_model_ref=config.base_model_name or base_reference(config.model, config.gguf_file),
+        base_revision=getattr(model.config, "_commit_hash", None),
+        base_checksum=dense.checksum,
+        method=scorer.name,
+        options=options,
+        seed=config.seed,
+        target_ratio=config.ratio,
+        ratio_basis=config.of,
+        overwrite=overwrite,
+        extra={"scoring": scored.stats},
+        extra_files={"scores.safetensors": scored.save} if scores_in_artifact else None,
+    )
+    stats = scored.stats
+    summary = {
+        "method": scorer.label,
+        "schedule": options["schedule"],
+        "target_ratio": config.ratio,
+        "achieved_ratio": result.achieved_ratio,
+        "params_before": dense.counts["total"],
+        "params_after": after["total"],
+        "counts_before": dense.counts,
+        "counts_after": after,
+        "scoring_seconds": stats.get("scoring", {}).get("seconds", 0.0)
+        + stats.get("shared_calibration", {}).get("seconds", 0.0),
+        "out": str(config.out),
+    }
+    if "gradient_pass" in stats:
+        summary["backpropagated_tokens"] = stats["gradient_pass"]["backpropagated_tokens"]
+    return summary
+
+
+def prune(
+    config: PruneConfig, *, overwrite: bool = False, verbose: bool = True, preloaded: tuple[Any, Any] | None = None
+) -> dict[str, Any]:
+    """Score (or read saved scores), plan, slice and save one model; returns a summary.
+
+    ``preloaded`` is (dense model, processor) already loaded from ``config.model``, for a script
+    that prunes one model many times (a GGUF takes tens of seconds to dequantise); the model is
+    sliced in place, so pass a copy.
+    """
+    config.validate()
+    scorer = config.scorer()
+    # seconds of checks before minutes of loading and scoring: the output, the model's files, the data
+    out = Path(config.out)
+    check_output_dir(
+        out, overwrite=overwrite, inputs=(resolve_model_ref(config.model), config.calib, config.scores_file)
+    )
+    if scorer.calibrated and config.scores_file is None and config.calib is None:
+        raise UserError(f"--method {scorer.name} needs calibration data: pass --calib DIR (or --calib shapes).")
+    if config.calib is not None and text_source(config.calib) is None:
+        check_calibration_data(Path(config.calib), config.calib_split)
+    dense = load_dense(config, preloaded=preloaded)
+    scored = score(config, dense, scorer)
+    summary = prune_scored(config, dense, scorer, scored, overwrite=overwrite)
+    if verbose:
+        print_summary(summary, config, dense.basis, out)
+    return summary
+
+
+def print_summary(summary: dict[str, Any], config: PruneConfig, basis: int, out: Path) -> None:
+    """What was removed, per component, and where the model went."""
+    before, after = summary["counts_before"], summary["counts_after"]
+    removed = before["total"] - after["total"]  # counted on the saved model (FLAP's added biases included)
+    of_all = f"{removed:,} of {before['total']:,} parameters removed"
+    if config.of == "all":
+        print(f"target {config.ratio:g} of all parameters -> achieved {removed / before['total']:.4f} ({of_all})")
+    else:
+        print(
+            f"target {config.ratio:g} of prunable parameters -> achieved {removed / basis:.4f} "
+            f"({of_all}; {removed / before['total']:.4f} of all)"
+        )
+    width = max(len(k) for k in before)
+    for key in before:
+        print(f"  {key:<{width}}  {before[key]:>14,} -> {after[key]:>14,}")
+    files = sorted(p.name for p in out.iterdir())
+    print(f"wrote {out.resolve()} ({', '.join(files)}); load it with ukmp.load_pruned")

@@ -1,0 +1,211 @@
+"""The scorer interface: everything the prune path needs to know about a method, in one object.
+
+A method is a scorer (how important is each unit?) plus the few places where a method departs
+from "plan by the scores, slice, save": its default schedule, the groups it leaves dense, the
+ratio it must plan for, and what it does to the model around the surgery (FLAP's bias
+compensation). Each of those is a method of ``Scorer`` with a neutral default, so the prune path
+(`ukmp.pruning`) never asks which method it runs, and adding a method is one file that subclasses
+``Scorer`` and registers it (`ukmp.scorers.registry`).
+
+The split follows Torch-Pruning's importance / pruner division: scorers compute numbers, the
+schedules in `ukmp.schedules` turn numbers into plans, `ukmp.surgery` slices.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from torch import nn
+
+from ukmp.data.index import portable_path
+from ukmp.errors import UserError
+from ukmp.groups import PrunableGroup, PruningPlan
+from ukmp.method_scores import MethodScores
+from ukmp.scoring.calibration_pass import CalibrationPass
+from ukmp.scoring.ecoflap_sp import ECoFLaPOptions
+from ukmp.scoring.llm_pruner import LLMPrunerOptions
+from ukmp.scoring.ukmi import UKMIOptions, peak_memory_mb
+
+
+@dataclass
+class MethodOptions:
+    """The switches of every scorer; each scorer reads its own field (defaults: each method's own)."""
+
+    ukmi: UKMIOptions = field(default_factory=UKMIOptions)
+    llm_pruner: LLMPrunerOptions = field(default_factory=LLMPrunerOptions)
+    ecoflap: ECoFLaPOptions = field(default_factory=ECoFLaPOptions)
+
+    def validate(self) -> None:
+        self.ukmi.validate()
+        self.llm_pruner.validate()
+        self.ecoflap.validate()
+
+
+@dataclass
+class ScoringInputs:
+    """The dense model and the calibration data one scoring run reads.
+
+    ``calib`` is a data folder or a text source (`data.calibration.TextCalibrationSource`).
+    Baselines share one calibration pass (`shared_pass`): a run that scores several methods
+    declares the union of their needs first, so activations and gradients are computed once.
+    """
+
+    model: nn.Module
+    processor: Any
+    groups: list[PrunableGroup]
+    calib: Any = None
+    split: str = "train"
+    num_samples: int = 1000
+    batch_size: int = 8
+    seed: int = 0
+    progress: bool = True
+    shared_pass: CalibrationPass | None = None
+
+    def calibration_pass(self) -> CalibrationPass:
+        """The shared pass over the calibration samples (created on first use)."""
+        if self.shared_pass is None:
+            self.shared_pass = CalibrationPass(
+                self.model,
+                self.processor,
+                self.groups,
+                self.calib,
+                self.split,
+                num_samples=self.num_samples,
+                batch_size=self.batch_size,
+                seed=self.seed,
+                progress=self.progress,
+            )
+        return self.shared_pass
+
+    def calibration_record(self) -> dict[str, Any]:
+        """What the manifest says about the calibration data the scores came from."""
+        return {
+            "data": portable_path(self.calib),
+            "split": self.split,
+            "num_samples": self.num_samples,
+            "batch_size": self.batch_size,
+            "seed": self.seed,
+        }
+
+
+class Scorer:
+    """One pruning method. Subclasses set the class attributes and implement ``compute``.
+
+    ``variant`` is the text after ``:`` in a method name (``ukmp:1.0``); only scorers that
+    override ``configure_variant`` accept one.
+    """
+
+    #: the name users type (`--method`); unique in the registry
+    name: ClassVar[str] = ""
+    #: the schedule the method's paper plans with (`ukmp.schedules.SCHEDULES`)
+    schedule: ClassVar[str] = "global"
+    #: whether it reads calibration data (the data-free ones do not)
+    calibrated: ClassVar[bool] = True
+    #: set where our implementation approximates the published method; recorded in every manifest
+    approximation: ClassVar[str | None] = None
+    #: what the paper's protocol recovers this method's model with: "lpd" or plain "lora"
+    recovery: ClassVar[str] = "lora"
+    #: the method the paper proposes; reports compare it against the others
+    proposed: ClassVar[bool] = False
+
+    def __init__(self, options: MethodOptions | None = None, variant: str | None = None) -> None:
+        self.options = options or MethodOptions()
+        self.variant = variant
+        if variant is not None:
+            self.configure_variant(variant)
+
+    @property
+    def label(self) -> str:
+        """The method name with its variant (``ukmp:1.0``): what scores files and tables are named by."""
+        return self.name if self.variant is None else f"{self.name}:{self.variant}"
+
+    def configure_variant(self, variant: str) -> None:
+        raise UserError(f"{self.name} takes no variant; {self.name}:{variant} is not a method.")
+
+    # ----------------------------------------------------------------------------------- scoring
+
+    def calibration_needs(self) -> set[str]:
+        """What this scorer reads from the shared calibration pass ('activations', 'gradients', 'fisher')."""
+        return set()
+
+    def compute(self, inputs: ScoringInputs) -> MethodScores:
+        """Per-unit scores of every group of ``inputs.groups`` (stats and factors as the method has them)."""
+        raise NotImplementedError
+
+    def score(self, inputs: ScoringInputs) -> MethodScores:
+        """``compute``, timed, with the calibration and approximation recorded in the stats.
+
+        The time of shared calibration passes this scorer relied on is recorded apart from its own,
+        so a comparison can charge each method what it would cost alone.
+        """
+        if self.calibrated and inputs.calib is None:
+            raise UserError(f"--method {self.name} needs calibration data: pass --calib DIR (or --calib shapes).")
+        shared = inputs.shared_pass
+        passes_before = len(shared.passes) if shared is not None else 0
+        started = time.time()
+        scored = self.compute(inputs)
+        elapsed = time.time() - started
+        scored.method = self.label
+        stats = scored.stats
+        shared = inputs.shared_pass
+        needs = self.calibration_needs()
+        if shared is not None and needs:
+            ran_now = shared.passes[passes_before:]
+            used = [p for p in shared.passes if needs & set(p["computes"])]
+            elapsed -= sum(p["seconds"] for p in ran_now)
+            stats["shared_calibration"] = {
+                "seconds": sum(p["seconds"] for p in used),
+                "passes": used,
+                "needs": sorted(needs),
+            }
+        stats.setdefault("scoring", {"seconds": elapsed, "peak_memory_mb": peak_memory_mb()})
+        if self.calibrated:
+            stats.setdefault("calibration", inputs.calibration_record())
+        if self.approximation:
+            stats["approximation"] = self.approximation
+        return scored
+
+    def check_reusable(self, scored: MethodScores, where: str | Path) -> None:
+        """Refuse saved scores that this configuration would not have produced (default: any are fine)."""
+
+    # ---------------------------------------------------------------------------------- planning
+
+    def plannable_groups(self, scored: MethodScores, groups: list[PrunableGroup]) -> list[PrunableGroup]:
+        """The groups the method may prune (default: all)."""
+        return list(groups)
+
+    def planning_ratio(
+        self, scored: MethodScores, model: nn.Module, groups: list[PrunableGroup], ratio: float, basis: int
+    ) -> float:
+        """The ratio to plan for so that the saved model meets ``ratio`` (default: ``ratio``)."""
+        return ratio
+
+    def block_scores(self, scored: MethodScores) -> dict[str, float] | None:
+        """Per-group block scores for the allocated schedule (default: none)."""
+        return None
+
+    # -------------------------------------------------------------------------------- finalising
+
+    def finalize(
+        self,
+        model: nn.Module,
+        groups: list[PrunableGroup],
+        plan: PruningPlan,
+        scored: MethodScores,
+        slice_model: Callable[[], None],
+    ) -> None:
+        """Slice the model (``slice_model()``), doing whatever the method does around the surgery.
+
+        The default only slices; FLAP computes its bias compensation from the dense weights first
+        and adds it to the sliced model after.
+        """
+        slice_model()
+
+    def manifest_options(self, scored: MethodScores) -> dict[str, Any]:
+        """The method's own options, as the manifest records them."""
+        options = scored.stats.get("options")
+        return {self.name: options} if options else {}

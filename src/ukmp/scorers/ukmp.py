@@ -1,0 +1,88 @@
+"""UKMP's unified knowledge maintenance importance (UKMI), planned by the iterative modality-normalised schedule.
+
+Variants name a token-selection threshold, so a comparison can run several settings side by side:
+``ukmp:1.0`` (no selection), ``ukmp:q0.34`` (the least-fitted 34% of each sample's tokens),
+``ukmp:paper`` (the paper's preset, T = 0.4).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from ukmp.data.calibration import calibration_batches, load_calibration_samples, take_disjoint
+from ukmp.errors import UserError
+from ukmp.evaluation.generation import is_encoder_decoder
+from ukmp.method_scores import MethodScores
+from ukmp.scorers.base import Scorer, ScoringInputs
+from ukmp.scoring.presets import PRESETS
+from ukmp.scoring.token_selection import parse_threshold
+from ukmp.scoring.ukmi import ukmi_scores
+
+
+class UKMPScorer(Scorer):
+    """UKMI from ``num_samples`` entropy samples and ``num_samples`` other gradient samples."""
+
+    name = "ukmp"
+    schedule = "iterative"
+    recovery = "lpd"
+    proposed = True
+
+    def configure_variant(self, variant: str) -> None:
+        if variant in PRESETS:
+            threshold = PRESETS[variant].threshold
+        else:
+            try:
+                threshold = parse_threshold(variant).option
+            except ValueError as exc:
+                raise UserError(f"{self.name}:{variant}: {exc}") from None
+        self.options = dataclasses.replace(
+            self.options, ukmi=dataclasses.replace(self.options.ukmi, threshold=threshold)
+        )
+
+    def compute(self, inputs: ScoringInputs) -> MethodScores:
+        options = self.options.ukmi
+        options.validate()
+        if inputs.num_samples <= 0:
+            raise UserError(f"--num-samples must be positive, got {inputs.num_samples}.")
+        if inputs.batch_size <= 0:
+            raise UserError(f"--batch-size must be positive, got {inputs.batch_size}.")
+        if inputs.processor is None:
+            raise UserError("UKMI needs the model's processor (image processor + tokenizer) to read calibration data.")
+        n = inputs.num_samples
+        samples = load_calibration_samples(inputs.calib, inputs.split, seed=inputs.seed, pool=2 * n)
+        needs_entropy = options.entropy != "off"
+        entropy_samples, gradient_samples = take_disjoint(samples, [n if needs_entropy else 0, n])
+        enc_dec = is_encoder_decoder(inputs.model)
+        n_batches = -(-n // inputs.batch_size)
+
+        def batches(chosen):
+            return calibration_batches(inputs.processor, chosen, inputs.batch_size, encoder_decoder=enc_dec)
+
+        result = ukmi_scores(
+            inputs.model,
+            inputs.groups,
+            batches(entropy_samples) if needs_entropy else None,
+            batches(gradient_samples),
+            options,
+            entropy_total=n_batches,
+            gradient_total=n_batches,
+        )
+        factors = {"taylor": result.taylor}
+        if result.entropy:
+            factors["entropy"] = result.entropy
+        return MethodScores(self.name, result.scores, dict(result.stats), factors)
+
+    def check_reusable(self, scored: MethodScores, where: str | Path) -> None:
+        """Saved scores made with another threshold are not this variant's."""
+        cached = (scored.stats.get("options") or {}).get("threshold")
+        wanted = self.options.ukmi.threshold
+        if cached is not None and cached != wanted:
+            raise UserError(
+                f"{where} holds {self.label} scores made with threshold {cached}, but {self.label} now means "
+                f"threshold {wanted}; give a new --out or pass --overwrite."
+            )
+
+    def manifest_options(self, scored: MethodScores) -> dict[str, Any]:
+        return {"ukmi": scored.stats.get("options", {})}
