@@ -66,3 +66,56 @@ def tiny_model_dir() -> Path:
         atexit.register(shutil.rmtree, folder, ignore_errors=True)
         _CACHE["dir"] = build_tiny_blip2(folder)
     return _CACHE["dir"]
+
+
+def build_tiny_instructblip(out_dir: Path, lm: str = "t5", seed: int = 0) -> Path:
+    """A tiny random InstructBLIP (T5, or Llama as in InstructBLIP-Vicuna) + its processor, saved like a hub folder.
+
+    Its Q-Former also reads the instruction, through a tokenizer of its own (`qformer_tokenizer`).
+    """
+    from transformers import InstructBlipConfig, InstructBlipForConditionalGeneration, InstructBlipProcessor
+
+    from ukmp.data.world_tokenizer import EOS_ID, IMAGE_ID, PAD_ID
+
+    tokenizer = as_transformers_tokenizer(train_word_tokenizer(world_texts()))
+    qformer_tokenizer = as_transformers_tokenizer(train_word_tokenizer(world_texts()))
+    image_processor = BlipImageProcessor(
+        size={"height": 64, "width": 64}, image_mean=[0.5] * 3, image_std=[0.5] * 3, do_rescale=True
+    )
+    processor = InstructBlipProcessor(image_processor, tokenizer, qformer_tokenizer, num_query_tokens=NUM_QUERY_TOKENS)
+    blip2 = shapes_blip2_t5_config(len(tokenizer), vision_layers=1, lm_layers=1).to_dict()
+    vision = {**blip2["vision_config"], "patch_size": 8}
+    qformer = {**blip2["qformer_config"], "vocab_size": len(qformer_tokenizer), "max_position_embeddings": 128}
+    qformer["num_hidden_layers"] = 1
+    if lm == "t5":
+        text = blip2["text_config"]
+    else:
+        text = dict(
+            model_type="llama",
+            vocab_size=len(tokenizer),
+            hidden_size=128,
+            intermediate_size=256,
+            num_hidden_layers=1,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=256,
+            pad_token_id=PAD_ID,
+            bos_token_id=EOS_ID,
+            eos_token_id=EOS_ID,
+        )
+    config = InstructBlipConfig(
+        vision_config=vision,
+        qformer_config=qformer,
+        text_config=text,
+        num_query_tokens=NUM_QUERY_TOKENS,
+        image_token_index=IMAGE_ID,
+    )
+    torch.manual_seed(seed)
+    model = InstructBlipForConditionalGeneration(config).eval()
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if param.dim() >= 2 and "layernorm" not in name and "layer_norm" not in name:
+                param.normal_(0.0, 0.08)
+    model.save_pretrained(out_dir)
+    processor.save_pretrained(out_dir)
+    return Path(out_dir)

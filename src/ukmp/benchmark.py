@@ -202,11 +202,11 @@ def is_language_model(model: nn.Module) -> bool:
 
 
 def check_supported(model: nn.Module, ref: str) -> None:
-    from transformers import Blip2ForConditionalGeneration
+    from ukmp.adapters import is_vision_language_model
 
-    if not isinstance(model, Blip2ForConditionalGeneration) and not is_language_model(model):
+    if not is_vision_language_model(model) and not is_language_model(model):
         raise UserError(
-            "ukmp bench measures BLIP-2 models (Blip2ForConditionalGeneration) and decoder-only language models; "
+            "ukmp bench measures BLIP-2 / InstructBLIP models and decoder-only language models; "
             f"{ref} is {type(model).__name__}."
         )
 
@@ -317,6 +317,7 @@ def bench_inputs(model: nn.Module, batch: int, options: BenchOptions) -> tuple[d
         "pixel_values": forward["pixel_values"],
         "input_ids": forward["input_ids"][:, :n],
         "attention_mask": forward["attention_mask"][:, :n],
+        **{k: v for k, v in forward.items() if k.startswith("qformer_")},  # InstructBLIP's instruction
     }
     return forward, generate
 
@@ -328,8 +329,10 @@ def _to(inputs: Mapping[str, torch.Tensor], device: torch.device, dtype: torch.d
 def operations(model: nn.Module, forward: Mapping, generate: Mapping, caption_tokens: int) -> dict[str, Callable]:
     """The measured operations as zero-argument callables (a language model has no ``encode``)."""
 
+    qformer = {k: v for k, v in forward.items() if k.startswith("qformer_")}  # InstructBLIP's instruction
+
     def encode():
-        return model.get_image_features(pixel_values=forward["pixel_values"], return_dict=True).pooler_output
+        return model.get_image_features(pixel_values=forward["pixel_values"], return_dict=True, **qformer).pooler_output
 
     def full_forward():
         return model(**forward).logits

@@ -12,7 +12,7 @@ from torch import nn
 from ukmp.adapters.base import ModelAdapter, Part
 from ukmp.errors import UserError
 
-__all__ = ["ModelAdapter", "Part", "find_adapter", "SUPPORTED", "supported_config"]
+__all__ = ["ModelAdapter", "Part", "find_adapter", "SUPPORTED", "supported_config", "is_vision_language_model"]
 
 SUPPORTED = (
     "Blip2ForConditionalGeneration and InstructBlipForConditionalGeneration (with T5, OPT or Llama), "
@@ -41,6 +41,13 @@ def supported_config(config: dict) -> str | None:
     if model_type in (*LANGUAGE_MODEL_TYPES, "blip_2_vision_model", "instructblip_vision_model"):
         return None
     return f"ukmp has no adapter for {name} (model_type {model_type!r}); supported: {SUPPORTED}."
+
+
+def is_vision_language_model(model: nn.Module) -> bool:
+    """A BLIP-2-style model: vision tower -> Q-Former -> language model (BLIP-2 or InstructBLIP)."""
+    from transformers import Blip2ForConditionalGeneration, InstructBlipForConditionalGeneration
+
+    return isinstance(model, Blip2ForConditionalGeneration | InstructBlipForConditionalGeneration)
 
 
 def _describe(model: nn.Module) -> str:

@@ -133,9 +133,19 @@ def calibration_batches(
                 "input_ids": enc.input_ids,
                 "attention_mask": enc.attention_mask,
                 "labels": labels,
+                **qformer_inputs(processor, [s.text_input for s in chunk]),
             }
         else:
             yield _decoder_only_batch(processor, images, chunk)
+
+
+def qformer_inputs(processor, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
+    """InstructBLIP's Q-Former reads the instruction too, through its own tokenizer; {} for other models."""
+    qformer_tokenizer = getattr(processor, "qformer_tokenizer", None)
+    if qformer_tokenizer is None:
+        return {}
+    encoded = qformer_tokenizer(list(prompts), return_tensors="pt", padding=True)
+    return {"qformer_input_ids": encoded.input_ids, "qformer_attention_mask": encoded.attention_mask}
 
 
 def _decoder_only_batch(processor, images: list, chunk: Sequence[PrefixLMSample]) -> dict[str, torch.Tensor]:
@@ -164,4 +174,5 @@ def _decoder_only_batch(processor, images: list, chunk: Sequence[PrefixLMSample]
         "input_ids": input_ids,
         "attention_mask": attention,
         "labels": labels,
+        **qformer_inputs(processor, [s.text_input for s in chunk]),
     }

@@ -26,6 +26,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from ukmp.data.calibration import qformer_inputs
 from ukmp.data.reading import load_image
 from ukmp.data.records import CaptionRecord, VQARecord
 
@@ -90,9 +91,14 @@ def processor_inputs(processor, model, images: list[Image.Image], prompts: list[
     return out
 
 
-def image_features(model, pixel_values: torch.Tensor) -> torch.Tensor:
-    """Projected Q-Former outputs, one row of `num_query_tokens` vectors per image."""
-    return model.get_image_features(pixel_values=pixel_values, return_dict=True).pooler_output
+def image_features(model, pixel_values: torch.Tensor, **qformer: torch.Tensor) -> torch.Tensor:
+    """Projected Q-Former outputs, one row of `num_query_tokens` vectors per image.
+
+    ``qformer`` holds InstructBLIP's ``qformer_input_ids`` / ``qformer_attention_mask`` (its
+    Q-Former reads the instruction too); BLIP-2 takes none.
+    """
+    qformer = {k: v for k, v in qformer.items() if v is not None}
+    return model.get_image_features(pixel_values=pixel_values, return_dict=True, **qformer).pooler_output
 
 
 def prefix_embeddings(model, input_ids: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
@@ -146,12 +152,16 @@ def generate_texts(
     with torch.inference_mode():
         for start in tqdm(starts, desc=desc, unit="batch", disable=not progress):
             paths = list(image_paths[start : start + batch_size])
-            distinct = list(dict.fromkeys(paths))
+            batch_prompts = list(prompts[start : start + batch_size])
+            qformer = {k: v.to(device) for k, v in qformer_inputs(processor, batch_prompts).items()}
+            # InstructBLIP's features depend on the prompt: one row per (image, prompt), not per image
+            distinct = paths if qformer else list(dict.fromkeys(paths))
             pixels = processor.image_processor([load_image(p) for p in distinct], return_tensors="pt")
-            features = image_features(model, pixels["pixel_values"].to(device=device, dtype=dtype))
-            row = {p: i for i, p in enumerate(distinct)}
-            features = features[torch.tensor([row[p] for p in paths], device=features.device)]
-            inputs = prompt_inputs(processor, model, list(prompts[start : start + batch_size]))
+            features = image_features(model, pixels["pixel_values"].to(device=device, dtype=dtype), **qformer)
+            if not qformer:
+                row = {p: i for i, p in enumerate(distinct)}
+                features = features[torch.tensor([row[p] for p in paths], device=features.device)]
+            inputs = prompt_inputs(processor, model, batch_prompts)
             lm_inputs = {
                 "inputs_embeds": prefix_embeddings(model, inputs["input_ids"], features),
                 "attention_mask": inputs["attention_mask"],

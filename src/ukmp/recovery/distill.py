@@ -263,8 +263,7 @@ def phase_loss(
 
 def _load_models(config: RecoveryConfig):
     """(student, teacher, manifest, teacher reference); both in float32, eval mode, on the CPU."""
-    from transformers import Blip2ForConditionalGeneration
-
+    from ukmp.adapters import is_vision_language_model
     from ukmp.artifact import is_pruned_artifact, load_model, load_pruned, resolve_model_ref, state_dict_sha256
 
     pruned_ref = resolve_model_ref(config.pruned)
@@ -273,9 +272,9 @@ def _load_models(config: RecoveryConfig):
     student = load_pruned(pruned_ref).float()
     manifest = student.ukmp_manifest
     standalone_lm = not hasattr(student.config, "vision_config") and not student.config.is_encoder_decoder
-    if not isinstance(student, Blip2ForConditionalGeneration) and not standalone_lm:
+    if not is_vision_language_model(student) and not standalone_lm:
         raise UserError(
-            f"ukmp recover trains BLIP-2 models and decoder-only language models; {config.pruned} is "
+            f"ukmp recover trains BLIP-2 / InstructBLIP models and decoder-only language models; {config.pruned} is "
             f"{type(student).__name__}."
         )
     base = manifest.get("base_model") or {}
