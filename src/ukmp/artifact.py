@@ -111,11 +111,43 @@ def check_output_dir(
 # -------------------------------------------------------------------------------------------- save
 
 
-def _main_dtype(model: nn.Module) -> str:
+def main_dtype(model: nn.Module) -> str:
+    """The dtype holding most of the model's parameters, as a name ('bfloat16')."""
     sizes: dict[torch.dtype, int] = {}
     for p in model.parameters():
         sizes[p.dtype] = sizes.get(p.dtype, 0) + p.numel()
     return str(max(sizes, key=sizes.get)).removeprefix("torch.") if sizes else "float32"
+
+
+def cast_to_saved_dtype(model: nn.Module, dtype: str, base_dtypes: dict[str, torch.dtype]) -> None:
+    """One cast after slicing: to ``dtype``, or with "auto" each parameter back to the base's dtype.
+
+    A bf16 checkpoint so gives a bf16 artifact of half the float32 size. A parameter the base did
+    not have (a bias FLAP's compensation created) takes the dtype of its module's weight; one whose
+    name the base does not know at all (a tied weight saved under its other name) the base's
+    most common dtype.
+    """
+    if dtype != "auto":
+        model.to(getattr(torch, dtype))
+        return
+    counts: dict[torch.dtype, int] = {}
+    for value in base_dtypes.values():
+        counts[value] = counts.get(value, 0) + 1
+    fallback = max(counts, key=counts.get) if counts else torch.float32
+    for name, param in model.named_parameters():
+        owner = name.rsplit(".", 1)[0]
+        target = base_dtypes.get(name) or base_dtypes.get(f"{owner}.weight") or fallback
+        if param.dtype != target:
+            param.data = param.data.to(target)
+
+
+def weight_dtypes(path: str | os.PathLike) -> dict[str, torch.dtype]:
+    """Each tensor's dtype in a safetensors file, read from its header (no weights are loaded)."""
+    from safetensors import safe_open
+
+    names = {"F64": torch.float64, "F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16}
+    with safe_open(str(path), "pt") as fh:
+        return {k: names.get(fh.get_slice(k).get_dtype(), torch.float32) for k in fh.keys()}
 
 
 def save_pruned(
@@ -201,7 +233,7 @@ def save_pruned(
             "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             "architecture": type(model).__name__,
             "attn_implementation": getattr(model.config, "_attn_implementation", None),
-            "dtype": _main_dtype(model),
+            "dtype": main_dtype(model),
             "base_model": {
                 "reference": base_model_ref,
                 "revision": base_revision,

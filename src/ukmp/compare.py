@@ -100,6 +100,7 @@ class CompareConfig:
     method_options: MethodOptions = field(default_factory=MethodOptions)
     plan_search: PlanSearchOptions = field(default_factory=PlanSearchOptions)
     plan_search_data: str | None = None
+    dtype: str = "auto"
     extra: dict = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -274,6 +275,7 @@ class CompareRun:
             plan_search_data=self.plan_search_data,
             base_model_name=c.model,
             progress=c.progress,
+            dtype=c.dtype,
         )
 
     # ------------------------------------------------------------------------------------ scoring

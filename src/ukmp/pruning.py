@@ -25,6 +25,7 @@ from ukmp.adapters import find_adapter
 from ukmp.adapters.base import ModelAdapter
 from ukmp.artifact import (
     base_reference,
+    cast_to_saved_dtype,
     check_output_dir,
     load_model,
     resolve_model_ref,
@@ -46,6 +47,9 @@ from ukmp.scorers.base import MethodOptions, Scorer, ScoringInputs
 from ukmp.scorers.registry import base_method, get_scorer
 from ukmp.scoring.calibration_pass import CalibrationPass
 from ukmp.surgery import apply_plan_physically
+
+#: what an artifact's weights may be saved as; "auto" keeps the base model's dtype
+SAVED_DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 @dataclass
@@ -80,9 +84,12 @@ class PruneConfig:
     plan_search_data: str | Path | None = None
     base_model_name: str | None = None
     progress: bool = True
+    dtype: str = "auto"
 
     def validate(self) -> None:
         check_ratio(self.ratio)
+        if self.dtype not in SAVED_DTYPES:
+            raise UserError(f"--dtype must be one of {', '.join(SAVED_DTYPES)}, got {self.dtype!r}.")
         if self.of not in ("all", "prunable"):
             raise UserError(f"--of must be 'all' or 'prunable', got {self.of!r}.")
         if self.num_samples < 1:
@@ -131,6 +138,9 @@ class DenseModel:
     checksum: str
     counts: dict[str, int]
     basis: int
+    #: each parameter's dtype as the base was loaded (a T5 keeps `wo` in float32 inside a float16
+    #: checkpoint); scoring and slicing run in float32, the artifact goes back to these
+    param_dtypes: dict[str, torch.dtype] = field(default_factory=dict)
 
     def copy(self) -> DenseModel:
         """A copy whose model can be sliced while this one stays dense."""
@@ -142,7 +152,9 @@ def load_dense(config: PruneConfig, *, preloaded: tuple[Any, Any] | None = None)
     ref = resolve_model_ref(config.model)
     if preloaded is None:
         check_model_source(ref, config.gguf_file)
-    model = (preloaded[0] if preloaded is not None else load_model(ref, gguf_file=config.gguf_file)).float().eval()
+    model = preloaded[0] if preloaded is not None else load_model(ref, gguf_file=config.gguf_file)
+    param_dtypes = {name: p.dtype for name, p in model.named_parameters()}
+    model = model.float().eval()
     if getattr(model, "ukmp_manifest", None) is not None:
         raise UserError(f"{config.model} is already a pruned model; prune its dense base model instead.")
     adapter = find_adapter(model)
@@ -153,7 +165,8 @@ def load_dense(config: PruneConfig, *, preloaded: tuple[Any, Any] | None = None)
     check_processor_matches(model, processor, str(ref))
     counts = parameter_counts(model, adapter)
     basis = counts["total"] if config.of == "all" else prunable_parameters(groups)
-    return DenseModel(str(ref), model, processor, adapter, groups, state_dict_sha256(model), counts, basis)
+    checksum = state_dict_sha256(model)
+    return DenseModel(str(ref), model, processor, adapter, groups, checksum, counts, basis, param_dtypes)
 
 
 def calibration_source(config: PruneConfig, processor: Any) -> Any:
@@ -243,6 +256,7 @@ def prune_scored(
     scorer.finalize(
         model, dense.groups, result.plan, scored, lambda: apply_plan_physically(model, result.plan, dense.adapter)
     )
+    cast_to_saved_dtype(model, config.dtype, dense.param_dtypes)
     after = parameter_counts(model, dense.adapter)
     options = config.manifest_options(scorer, scored, config.components or list(dense.adapter.default_components))
     if trace is not None:

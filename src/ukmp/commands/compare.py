@@ -18,6 +18,7 @@ from ukmp.compare_seeds import run_compare
 from ukmp.data.index import default_calib_split
 from ukmp.errors import UserError
 from ukmp.plan_search import PlanSearchOptions
+from ukmp.pruning import SAVED_DTYPES
 from ukmp.scorers.base import MethodOptions
 from ukmp.scoring.ecoflap_sp import ECoFLaPOptions
 from ukmp.scoring.llm_pruner import LLMPrunerOptions
@@ -83,6 +84,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--plan-search-split", default="train", help="split of --calib whose QA pairs choose the plan")
     parser.add_argument("--plan-search-samples", type=int, default=256, help="QA pairs that choose the plan")
+    parser.add_argument(
+        "--dtype",
+        choices=SAVED_DTYPES,
+        default="auto",
+        help="dtype of the saved artifacts; auto keeps the base model's (scoring always runs in float32)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="start afresh instead of reusing OUT")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.set_defaults(func=run)
@@ -119,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
         recover_batch_size=args.recover_batch_size,
         progress=not args.no_progress,
         method_options=options,
+        dtype=args.dtype,
         plan_search=PlanSearchOptions(
             candidates=args.plan_search, samples=args.plan_search_samples, split=args.plan_search_split
         ),
@@ -139,6 +147,8 @@ def _command_line(args: argparse.Namespace) -> str:
         parts += ["--seeds", str(args.seeds)]
     if args.recover_ratios:
         parts += ["--recover-ratios", args.recover_ratios]
+    if args.dtype != "auto":
+        parts += ["--dtype", args.dtype]
     if args.plan_search > 1:
         parts += ["--plan-search", str(args.plan_search), "--plan-search-split", args.plan_search_split]
         parts += ["--plan-search-samples", str(args.plan_search_samples)]

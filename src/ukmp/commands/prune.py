@@ -20,7 +20,7 @@ from ukmp.errors import UserError
 from ukmp.iterative_planning import IterativeOptions
 from ukmp.plan_search import PlanSearchOptions
 from ukmp.preflight import check_ratio
-from ukmp.pruning import PruneConfig, prune
+from ukmp.pruning import SAVED_DTYPES, PruneConfig, prune
 from ukmp.schedules import SCHEDULES
 from ukmp.scorers.base import MethodOptions
 from ukmp.scorers.registry import get_scorer, scorer_names
@@ -63,6 +63,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--scores", type=Path, default=None, help="re-plan from a scores.safetensors of an earlier run")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     parser.add_argument("--gguf-file", default=None, help="the GGUF file inside the MODEL folder to load")
+    parser.add_argument(
+        "--dtype",
+        choices=SAVED_DTYPES,
+        default="auto",
+        help="dtype of the saved weights; auto keeps the base model's (scoring always runs in float32)",
+    )
     ukmi = parser.add_argument_group("UKMP (docs/method-notes.md)")
     ukmi.add_argument(
         "--calib", default=None, help="calibration data folder (ukmp_data.json), 'shapes', or a .txt/.jsonl text file"
@@ -204,6 +210,7 @@ def run(args: argparse.Namespace) -> int:
         scores_file=args.scores,
         plan_search=search,
         plan_search_data=search_data,
+        dtype=args.dtype,
     )
     prune(config, overwrite=args.overwrite)
     return 0

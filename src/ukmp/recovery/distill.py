@@ -703,11 +703,12 @@ def run_recovery(
 
 def _save_merged(student: nn.Module, manifest: dict[str, Any], processor, folder: Path, recovery: dict) -> None:
     """Fold the adapter into plain Linears and save a normal pruned artifact whose manifest records it."""
-    from ukmp.artifact import save_pruned
+    from ukmp.artifact import WEIGHTS, cast_to_saved_dtype, save_pruned, weight_dtypes
 
-    merge_recall_lora(student)
-    student.eval().cpu()
+    merge_recall_lora(student)  # in float32: a bf16 student would lose updates smaller than its rounding step
     source = Path(recovery["adapter"]["pruned_model"])
+    student.eval().cpu()
+    cast_to_saved_dtype(student, "auto", weight_dtypes(source / WEIGHTS))  # then one cast, to the artifact's dtypes
     extra_files = {}
     if (source / "scores.safetensors").is_file():
         extra_files["scores.safetensors"] = lambda dst: shutil.copyfile(source / "scores.safetensors", dst)
