@@ -105,7 +105,8 @@ def render(summary: dict, methods: list[str], args: argparse.Namespace) -> str:
         "# Plan search at 50% over calibration draws",
         "",
         f"Command: `python3 scripts/plan_search_study.py --from {args.source} --methods {args.methods} "
-        f"--candidates {args.candidates}` (every step in `commands.json` with its wall time).",
+        f"--candidates {args.candidates} --samples {args.samples} --results {args.results}` "
+        "(every step in `commands.json` with its wall time).",
         "",
         f"{n} calibration draws; per draw and method the plan of the compare run (plain) against the best of "
         f"{args.candidates} plans by the answer loss on {args.samples} of the world's train question-answer "
