@@ -11,7 +11,8 @@ import torch
 
 import ukmp
 from tiny_lm import tiny_llama, tiny_tokenizer, write_corpus
-from ukmp.artifact import file_sha256, load_model
+from ukmp.artifact import load_model
+from ukmp.checksums import file_sha256
 from ukmp.cli import main
 from ukmp.errors import UserError
 from ukmp.gguf_models import find_gguf

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from ukmp.version import __version__
 
 __all__ = ["__version__", "save_pruned", "load_pruned"]
 
 
 def __getattr__(name: str) -> Any:
     if name in ("save_pruned", "load_pruned"):
-        from ukmp import artifact
+        import ukmp.artifact as artifact
 
         return getattr(artifact, name)
     raise AttributeError(f"module 'ukmp' has no attribute {name!r}")

@@ -33,10 +33,13 @@ import torch
 from torch import nn
 
 from ukmp.atomic import atomic_folder
+from ukmp.checksums import file_sha256
 from ukmp.errors import UserError
 from ukmp.groups import PruningPlan
 from ukmp.output_guard import check_output
 from ukmp.preflight import looks_local
+from ukmp.recovery.recovered import load_recovered
+from ukmp.version import __version__
 
 FORMAT_VERSION = 1
 MANIFEST = "pruning.json"
@@ -70,14 +73,6 @@ def artifact_sha256(weights_sha256: str, groups: Mapping[str, Any], added_biases
     """One checksum over the weights and the plan that says which rows they are: an edited plan fails it."""
     plan = json.dumps({"groups": groups, "added_biases": sorted(added_biases)}, sort_keys=True)
     return hashlib.sha256(f"{weights_sha256}\n{plan}".encode()).hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # ------------------------------------------------------------------------------------- atomic writes
@@ -185,7 +180,6 @@ def save_pruned(
     """
     from safetensors.torch import save_model
 
-    from ukmp import __version__
     from ukmp.accounting import parameter_counts
     from ukmp.adapters import find_adapter
 
@@ -293,8 +287,6 @@ def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
         raise UserError(f"{file} is not a ukmp manifest (expected a JSON object).")
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
-        from ukmp import __version__
-
         raise UserError(
             f"{file} has format version {version!r}, but ukmp {__version__} reads version "
             f"{FORMAT_VERSION}; use the ukmp version that wrote it or re-create the artifact."
@@ -440,15 +432,11 @@ def resolve_model_ref(name: str) -> str:
     if Path(name).expanduser().exists():
         return str(Path(name).expanduser())
     try:
-        from ukmp import zoo
+        from ukmp.zoo import resolve_model_name
     except ImportError:
         return name
-    resolve = getattr(zoo, "resolve_model_name", None)
-    if callable(resolve):
-        resolved = resolve(name)
-        if resolved:
-            return str(resolved)
-    return name
+    resolved = resolve_model_name(name)
+    return str(resolved) if resolved else name
 
 
 def base_reference(model_ref: str, gguf_file: str | None = None) -> str:
@@ -482,9 +470,8 @@ def load_model(
     if gguf is not None:
         model = load_gguf_model(*gguf)
     elif path.is_dir() and (path / "adapter_config.json").is_file() and not is_pruned_artifact(path):
-        from ukmp.recovery.distill import load_recovered  # an unmerged `ukmp recover` output
-
-        model = load_recovered(path, device=device)
+        # an unmerged `ukmp recover` output
+        model = load_recovered(path, load_pruned=load_pruned, load_teacher=load_model, device=device)
     elif path.is_dir():
         model = load_pruned(path, device=device) if is_pruned_artifact(path) else _load_dense(ref, local=True)
     elif path.exists():

@@ -63,6 +63,7 @@ from tqdm.auto import tqdm
 from ukmp.atomic import write_text_atomic
 from ukmp.errors import UserError
 from ukmp.groups import PrunableGroup, PruningPlan
+from ukmp.version import __version__
 
 BENCH_FORMAT = "ukmp-bench/1"
 OPERATIONS = ("encode", "forward", "generate")
@@ -537,8 +538,6 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 def _environment(options: BenchOptions) -> dict[str, Any]:
     import transformers
-
-    from ukmp import __version__
 
     device = torch.device(options.device)
     env: dict[str, Any] = {

@@ -11,8 +11,8 @@ import argparse
 import importlib
 import sys
 
-from ukmp import __version__
 from ukmp.errors import UserError
+from ukmp.version import __version__
 
 # Modules under ukmp.commands, in the order they appear in `ukmp --help`.
 COMMAND_MODULES = [

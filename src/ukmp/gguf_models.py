@@ -26,6 +26,7 @@ from typing import Any
 from torch import nn
 
 from ukmp.adapters import GGUF_ARCHITECTURES
+from ukmp.checksums import file_sha256
 from ukmp.errors import UserError
 
 SUFFIX = ".gguf"
@@ -61,8 +62,6 @@ def require_gguf() -> None:
 def gguf_origin(file: Path) -> dict[str, Any]:
     """What the manifest records about a GGUF base: file, checksum, quantisation type, tensor types."""
     import gguf
-
-    from ukmp.artifact import file_sha256
 
     reader = gguf.GGUFReader(str(file))
     info: dict[str, Any] = {

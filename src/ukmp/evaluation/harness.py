@@ -24,6 +24,7 @@ from ukmp.data.index import available_tasks, load_task, portable_path, resolve_d
 from ukmp.data.reading import check_on_error
 from ukmp.errors import UserError
 from ukmp.evaluation.generation import CAPTION_SETTINGS, VQA_SETTINGS, GenerationSettings
+from ukmp.version import __version__
 
 TASKS = ("caption", "vqa", "gqa", "retrieval")
 DEFAULT_RETRIEVAL_IMAGES = 50
@@ -153,8 +154,6 @@ def evaluate(
 def _environment(model) -> dict[str, Any]:
     import torch
     import transformers
-
-    from ukmp import __version__
 
     param = next(model.parameters())
     return {

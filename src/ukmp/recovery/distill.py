@@ -31,7 +31,6 @@ ends with the same weights as one that never stopped (same seed, same number of 
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -62,10 +61,8 @@ from ukmp.recovery.recall_lora import (
     merge_recall_lora,
     recall_layers,
 )
+from ukmp.recovery.recovered import ADAPTER_CONFIG, ADAPTER_FILE, ADAPTER_FORMAT
 
-ADAPTER_FORMAT = "ukmp-recall-lora/1"
-ADAPTER_FILE = "adapter.safetensors"
-ADAPTER_CONFIG = "adapter_config.json"
 HISTORY_FILE = "history.json"
 CURVE_FILE = "loss_curve.png"
 MERGED_DIR = "merged"
@@ -310,28 +307,6 @@ def _load_processor(pruned_ref: str, teacher_ref: str, *, text: bool = False):
             return processor
     need = "a tokenizer" if text else "processor files (image processor + tokenizer)"
     raise UserError(f"neither {pruned_ref} nor {teacher_ref} has {need}.")
-
-
-def load_recovered(folder: str | os.PathLike, *, device: str | torch.device | None = None) -> nn.Module:
-    """Rebuild an unmerged recovered model from its folder: pruned model + teacher + saved adapter."""
-    from safetensors.torch import load_file
-
-    from ukmp.artifact import load_model, load_pruned
-
-    root = Path(folder)
-    info = json.loads((root / ADAPTER_CONFIG).read_text())
-    if info.get("format") != ADAPTER_FORMAT:
-        raise UserError(f"{root / ADAPTER_CONFIG} is not a ukmp recall-LoRA adapter config.")
-    student = load_pruned(info["pruned_model"]).float()
-    teacher = load_model(info["teacher"]).float()
-    options = RecallLoRAOptions(**info["options"])
-    attach_recall_lora(student, teacher, student.ukmp_plan, options, seed=0)
-    del teacher
-    load_adapter_state_dict(student, load_file(str(root / ADAPTER_FILE)))
-    student.ukmp_recovery = info
-    if device is not None:
-        student.to(device)
-    return student.eval()
 
 
 # ------------------------------------------------------------------------------------ the training
