@@ -43,6 +43,11 @@ def build_tiny_blip2(out_dir: Path, seed: int = 0) -> Path:
     # patches it would be a fifth of this one-layer model, and 50% of all parameters could not be removed
     config.vision_config.patch_size = 8
     model = Blip2ForConditionalGeneration(config).eval()
+    return _spread_and_save(model, processor, out_dir)
+
+
+def _spread_and_save(model, processor, out_dir: Path) -> Path:
+    """Re-draw the weights with a visible spread (see the module docstring) and save model + processor."""
     with torch.no_grad():
         for name, param in model.named_parameters():
             if param.dim() >= 2 and "layernorm" not in name and "layer_norm" not in name:
@@ -112,10 +117,4 @@ def build_tiny_instructblip(out_dir: Path, lm: str = "t5", seed: int = 0) -> Pat
     )
     torch.manual_seed(seed)
     model = InstructBlipForConditionalGeneration(config).eval()
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if param.dim() >= 2 and "layernorm" not in name and "layer_norm" not in name:
-                param.normal_(0.0, 0.08)
-    model.save_pretrained(out_dir)
-    processor.save_pretrained(out_dir)
-    return Path(out_dir)
+    return _spread_and_save(model, processor, out_dir)

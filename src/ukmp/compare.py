@@ -53,7 +53,7 @@ from ukmp.plan_search import PlanSearchOptions
 from ukmp.preflight import check_calibration_data
 from ukmp.pruning import PruneConfig, load_dense, prune_scored, score
 from ukmp.recovery.distill import MERGED_DIR, RecoveryConfig, run_recovery
-from ukmp.scorers.base import MethodOptions, Scorer
+from ukmp.scorers.base import MethodOptions, Scorer, ScoringInputs
 from ukmp.scorers.registry import VARIANT_SEPARATOR, get_scorer
 from ukmp.scoring.calibration_pass import CalibrationPass
 
@@ -240,7 +240,7 @@ class CompareRun:
         """The shared calibration pass, declared with the needs of every method still to score."""
         if self._calibration is None:
             c = self.config
-            self._calibration = CalibrationPass(
+            inputs = ScoringInputs(
                 self.dense.model,
                 self.dense.processor,
                 self.dense.groups,
@@ -251,6 +251,7 @@ class CompareRun:
                 seed=c.seed,
                 progress=c.progress,
             )
+            self._calibration = inputs.calibration_pass()
             for method in c.methods:
                 if not self._scores_file(method).is_file():
                     self._calibration.require(*c.scorer(method).calibration_needs())

@@ -13,12 +13,11 @@ import shlex
 from pathlib import Path
 
 from ukmp.commands.help_format import HelpFormatter
+from ukmp.commands.shared_options import add_dtype_argument, add_plan_search_arguments, plan_search_options
 from ukmp.compare import DEFAULT_METHODS, RECOVERY_MODES, CompareConfig, parse_list, parse_ratios
 from ukmp.compare_seeds import run_compare
 from ukmp.data.index import default_calib_split
 from ukmp.errors import UserError
-from ukmp.plan_search import PlanSearchOptions
-from ukmp.pruning import SAVED_DTYPES
 from ukmp.scorers.base import MethodOptions
 from ukmp.scoring.ecoflap_sp import ECoFLaPOptions
 from ukmp.scoring.llm_pruner import LLMPrunerOptions
@@ -75,21 +74,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--skip-layers", choices=("llm-pruner", "none"), default="llm-pruner", help="LLM-Pruner's skipped layers"
     )
     parser.add_argument("--block-score", choices=("zeroth", "first"), default="zeroth", help="ECoFLaP block score")
-    parser.add_argument(
-        "--plan-search",
-        type=int,
-        default=1,
-        metavar="K",
-        help="beyond the paper: each method keeps the best of K plans by answer loss on QA pairs of --calib; 1 = off",
-    )
-    parser.add_argument("--plan-search-split", default="train", help="split of --calib whose QA pairs choose the plan")
-    parser.add_argument("--plan-search-samples", type=int, default=256, help="QA pairs that choose the plan")
-    parser.add_argument(
-        "--dtype",
-        choices=SAVED_DTYPES,
-        default="auto",
-        help="dtype of the saved artifacts; auto keeps the base model's (scoring always runs in float32)",
-    )
+    search = parser.add_argument_group("plan search, beyond the paper (every method searched alike)")
+    add_plan_search_arguments(search)
+    add_dtype_argument(parser)
     parser.add_argument("--overwrite", action="store_true", help="start afresh instead of reusing OUT")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.set_defaults(func=run)
@@ -127,9 +114,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         method_options=options,
         dtype=args.dtype,
-        plan_search=PlanSearchOptions(
-            candidates=args.plan_search, samples=args.plan_search_samples, split=args.plan_search_split
-        ),
+        plan_search=plan_search_options(args),
         extra={"command": _command_line(args)},
     )
     run_compare(config, overwrite=args.overwrite)

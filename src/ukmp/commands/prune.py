@@ -14,13 +14,13 @@ import argparse
 from pathlib import Path
 
 from ukmp.commands.help_format import HelpFormatter
+from ukmp.commands.shared_options import add_dtype_argument, add_plan_search_arguments, plan_search_options
 from ukmp.data.index import default_calib_split, resolve_data_dir
 from ukmp.data.text import is_text_data
 from ukmp.errors import UserError
 from ukmp.iterative_planning import IterativeOptions
-from ukmp.plan_search import PlanSearchOptions
 from ukmp.preflight import check_ratio
-from ukmp.pruning import SAVED_DTYPES, PruneConfig, prune
+from ukmp.pruning import PruneConfig, prune
 from ukmp.schedules import SCHEDULES
 from ukmp.scorers.base import MethodOptions
 from ukmp.scorers.registry import get_scorer, scorer_names
@@ -63,12 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--scores", type=Path, default=None, help="re-plan from a scores.safetensors of an earlier run")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     parser.add_argument("--gguf-file", default=None, help="the GGUF file inside the MODEL folder to load")
-    parser.add_argument(
-        "--dtype",
-        choices=SAVED_DTYPES,
-        default="auto",
-        help="dtype of the saved weights; auto keeps the base model's (scoring always runs in float32)",
-    )
+    add_dtype_argument(parser)
     ukmi = parser.add_argument_group("UKMP (docs/method-notes.md)")
     ukmi.add_argument(
         "--calib", default=None, help="calibration data folder (ukmp_data.json), 'shapes', or a .txt/.jsonl text file"
@@ -125,20 +120,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     search = parser.add_argument_group(
         "plan search, beyond the paper (src/ukmp/plan_search.py; reads question-answer pairs of --calib)"
     )
-    search.add_argument(
-        "--plan-search",
-        type=int,
-        default=1,
-        metavar="K",
-        help="try K plans (the scores' own and K-1 perturbed) and keep the one with the lowest answer loss; 1 = off",
-    )
-    search.add_argument("--plan-search-split", default="train", help="split of --calib whose VQA pairs choose the plan")
-    search.add_argument(
-        "--plan-search-samples", type=int, default=256, help="question-answer pairs that choose the plan"
-    )
-    search.add_argument(
-        "--plan-search-spread", type=float, default=0.25, help="log-normal spread of the score perturbations"
-    )
+    add_plan_search_arguments(search)
     parser.set_defaults(func=run)
 
 
@@ -172,13 +154,7 @@ def run(args: argparse.Namespace) -> int:
         calib = (
             args.calib if text else resolve_data_dir(args.calib, args.calib_split, 2 * args.num_samples, flag="--calib")
         )
-    search = PlanSearchOptions(
-        candidates=args.plan_search,
-        spread=args.plan_search_spread,
-        samples=args.plan_search_samples,
-        split=args.plan_search_split,
-    )
-    search.validate()
+    search = plan_search_options(args)
     search_data = None
     if search.enabled:
         if args.calib is None or is_text_data(args.calib):

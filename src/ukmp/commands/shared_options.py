@@ -1,0 +1,48 @@
+"""Flags that `ukmp prune` and `ukmp compare` both take, defined once so they read and behave alike."""
+
+from __future__ import annotations
+
+import argparse
+
+from ukmp.plan_search import PlanSearchOptions
+from ukmp.pruning import SAVED_DTYPES
+
+
+def add_plan_search_arguments(parser: argparse._ActionsContainer) -> None:
+    """--plan-search K and how it chooses (beyond the paper; src/ukmp/plan_search.py)."""
+    parser.add_argument(
+        "--plan-search",
+        type=int,
+        default=1,
+        metavar="K",
+        help="try K plans (the scores' own and K-1 perturbed) and keep the one with the lowest answer loss; 1 = off",
+    )
+    parser.add_argument("--plan-search-split", default="train", help="split of --calib whose VQA pairs choose the plan")
+    parser.add_argument(
+        "--plan-search-samples", type=int, default=256, help="question-answer pairs that choose the plan"
+    )
+    parser.add_argument(
+        "--plan-search-spread", type=float, default=0.25, help="log-normal spread of the score perturbations"
+    )
+
+
+def plan_search_options(args: argparse.Namespace) -> PlanSearchOptions:
+    """The parsed plan-search flags, checked."""
+    options = PlanSearchOptions(
+        candidates=args.plan_search,
+        spread=args.plan_search_spread,
+        samples=args.plan_search_samples,
+        split=args.plan_search_split,
+    )
+    options.validate()
+    return options
+
+
+def add_dtype_argument(parser: argparse._ActionsContainer) -> None:
+    """--dtype of the saved weights."""
+    parser.add_argument(
+        "--dtype",
+        choices=SAVED_DTYPES,
+        default="auto",
+        help="dtype of the saved weights; auto keeps the base model's (scoring always runs in float32)",
+    )
