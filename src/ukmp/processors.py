@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from transformers import AutoProcessor, AutoTokenizer
-
 from ukmp.gguf_models import find_gguf, load_gguf_tokenizer
 
 
@@ -32,6 +30,10 @@ def load_processor(ref: str, gguf_file: str | None = None):
         )
         if not any((path / n).exists() for n in names):
             return None
+    # imported here, not at the top: transformers' processing stack takes seconds to import, and
+    # every `ukmp` command (even `--help`) imports this module through the prune path
+    from transformers import AutoProcessor, AutoTokenizer
+
     for loader in (AutoProcessor, AutoTokenizer):
         try:
             return loader.from_pretrained(ref)
