@@ -22,24 +22,34 @@ from typing import Any
 from ukmp.output_guard import remove_stale_temporaries, temporary_prefix
 
 
-@contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary file name beside ``path``; it becomes ``path`` if the block completes.
+def _temporary_beside(path: Path) -> Path:
+    """An empty temporary file beside ``path``, named so a later run can tell a dead writer's leftovers.
 
-    The temporary keeps ``path``'s suffix, so writers that choose a format by suffix (matplotlib)
-    write the right one.
+    It keeps ``path``'s suffix, so writers that choose a format by suffix (matplotlib) write the
+    right one. Leftovers of killed writers of ``path`` are removed first.
     """
-    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)
     fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(path), suffix=path.suffix, dir=path.parent)
     os.close(fd)
+    return Path(tmp)
+
+
+def _publish(tmp: Path, path: Path) -> None:
+    os.chmod(tmp, 0o644)  # mkstemp makes the file private; results and models are for reading
+    os.replace(tmp, path)
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary file name beside ``path``; it becomes ``path`` if the block completes."""
+    path = Path(path)
+    tmp = _temporary_beside(path)
     try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes the file private; results and models are for reading
-        os.replace(tmp, path)
+        yield tmp
+        _publish(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -49,17 +59,14 @@ def write_if_drawn(path: str | os.PathLike, draw: Callable[[Path], bool]) -> boo
     For figures that need at least two points: nothing drawn leaves ``path`` as it was.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(path), suffix=path.suffix, dir=path.parent)
-    os.close(fd)
+    tmp = _temporary_beside(path)
     try:
-        drawn = bool(draw(Path(tmp)))
+        drawn = bool(draw(tmp))
         if drawn:
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
+            _publish(tmp, path)
         return drawn
     finally:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:

@@ -201,7 +201,7 @@ class CompareRun:
         self.started = time.time()
         if shared is not None:
             shared._load()
-            for name in ("ref", "dense", "calib_dir", "plan_search_data"):
+            for name in ("dense", "calib_dir", "plan_search_data"):
                 setattr(self, name, getattr(shared, name))
             self._calibration = None
             self._loaded = True
@@ -222,17 +222,9 @@ class CompareRun:
         check_calibration_data(self.calib_dir, c.calib_split)
         if c.plan_search.enabled:
             self.plan_search_data = resolve_data_dir(c.calib, c.plan_search.split, flag="--calib")
-        try:
-            self.dense = load_dense(self.prune_config(c.methods[0], c.ratios[0], self.out))
-        except UserError as exc:
-            if "already a pruned model" in str(exc):
-                raise UserError(
-                    f"{c.model} is already a pruned model; compare methods on its dense base model."
-                ) from None
-            raise
+        self.dense = load_dense(self.prune_config(c.methods[0], c.ratios[0], self.out))
         if self.dense.processor is None:
             raise UserError(f"{c.model} has no processor files (image processor + tokenizer) to read data with.")
-        self.ref = self.dense.ref
         self._calibration = None
         self._loaded = True
 
@@ -288,22 +280,18 @@ class CompareRun:
         """``method``'s scores, computed once per run (through the shared calibration pass) and cached."""
         file = self._scores_file(method)
         scorer = self.config.scorer(method)
+        self._load()
         if file.is_file():
             scored = MethodScores.load(file)
-            check_scores_match(scored.scores, self._groups())
+            check_scores_match(scored.scores, self.dense.groups)
             scorer.check_reusable(scored, self.out)
             return scored
-        self._load()
         config = self.prune_config(method, self.config.ratios[0], self.out)
         shared = self.calibration() if scorer.calibration_needs() else None
         scored = score(config, self.dense, scorer, shared_pass=shared)
         file.parent.mkdir(parents=True, exist_ok=True)
         scored.save(file)
         return scored
-
-    def _groups(self) -> list:
-        self._load()
-        return self.dense.groups
 
     # ------------------------------------------------------------------------------------ pruning
 
@@ -389,7 +377,7 @@ class CompareRun:
         self.say(f"ukmp compare: {len(c.methods)} methods x {len(c.ratios)} ratios on {c.model}; results in {self.out}")
         self._load()
         self.say("[dense] evaluating the dense model")
-        self.dense_eval = self.evaluate(self.ref, "dense", label=f"dense ({self.config.model})")
+        self.dense_eval = self.evaluate(self.dense.ref, "dense", label=f"dense ({self.config.model})")
         recover_at = set(c.recover_ratios if c.recover_ratios is not None else c.ratios)
         for i, method in enumerate(c.methods, 1):
             self.say(f"[{i}/{len(c.methods)}] {method}: scoring")

@@ -156,7 +156,7 @@ def load_dense(config: PruneConfig, *, preloaded: tuple[Any, Any] | None = None)
     param_dtypes = {name: p.dtype for name, p in model.named_parameters()}
     model = model.float().eval()
     if getattr(model, "ukmp_manifest", None) is not None:
-        raise UserError(f"{config.model} is already a pruned model; prune its dense base model instead.")
+        raise UserError(f"{config.model} is already a pruned model; give its dense base model instead.")
     adapter = find_adapter(model)
     groups = adapter.groups(model, config.components)
     if not groups:
@@ -248,7 +248,6 @@ def prune_scored(
     scored: MethodScores,
     *,
     overwrite: bool = False,
-    scores_in_artifact: bool = True,
 ) -> dict[str, Any]:
     """Plan, slice ``dense.model`` in place and save it to ``config.out``; returns a summary."""
     result, trace = plan(config, dense, scorer, scored)
@@ -277,7 +276,7 @@ def prune_scored(
         ratio_basis=config.of,
         overwrite=overwrite,
         extra={"scoring": scored.stats},
-        extra_files={"scores.safetensors": scored.save} if scores_in_artifact else None,
+        extra_files={"scores.safetensors": scored.save},
     )
     stats = scored.stats
     summary = {
