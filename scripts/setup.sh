@@ -10,5 +10,5 @@ if ! "$PY" -c "import torch" >/dev/null 2>&1; then
     echo "ukmp setup: no torch found, installing torch==2.13.0"
     "$PY" -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
 fi
-"$PY" -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+"$PY" -m pip install --quiet --disable-pip-version-check -e ".[dev,gguf]"
 echo "ukmp setup: done ($("$PY" -c 'import torch, transformers, ukmp; print("ukmp", ukmp.__version__, "torch", torch.__version__, "transformers", transformers.__version__)'))"

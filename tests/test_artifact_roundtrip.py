@@ -121,3 +121,32 @@ def test_missing_paths_and_unreachable_hub_ids_are_one_sentence(tmp_path):
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf"))
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env).stdout
     assert out.startswith("UserError some-org/not-a-model-ukmp-test does not exist locally and could not be fetched")
+
+
+def test_load_pruned_builds_the_base_on_the_meta_device(tmp_path, monkeypatch):
+    """The dense base is never materialised: it is built empty and only the saved tensors become real."""
+    import ukmp.artifact as artifact_module
+
+    built_on: list[torch.device] = []
+    real_model_class = artifact_module._model_class
+
+    def spying_model_class(config, fallback=None):
+        cls = real_model_class(config, fallback)
+
+        class Spy(cls):
+            @classmethod
+            def _from_config(klass, *args, **kwargs):
+                model = cls._from_config(*args, **kwargs)
+                built_on.append(next(model.parameters()).device)
+                return model
+
+        return Spy
+
+    monkeypatch.setattr(artifact_module, "_model_class", spying_model_class)
+    model, checksum = pruned("t5")
+    save_pruned(model, None, tmp_path / "t5", base_model_ref="tiny", base_checksum=checksum, method="test",
+                options={}, seed=0, target_ratio=0.5)  # fmt: skip
+    loaded = artifact_module.load_pruned(tmp_path / "t5")
+    assert built_on == [torch.device("meta")]
+    assert all(p.device.type == "cpu" for p in loaded.parameters())
+    assert all(b.device.type == "cpu" for b in loaded.buffers())

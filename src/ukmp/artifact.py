@@ -40,6 +40,7 @@ from ukmp.output_guard import check_output
 from ukmp.preflight import looks_local
 from ukmp.recovery.recovered import load_recovered
 from ukmp.version import __version__
+from ukmp.weight_loading import empty_model, load_into_empty, tensor_sizes
 
 FORMAT_VERSION = 1
 MANIFEST = "pruning.json"
@@ -294,21 +295,14 @@ def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
     return manifest
 
 
-def _read_weights(file: Path, expected_sha: str | None) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
+def _check_weights_file(file: Path, expected_sha: str | None) -> None:
     if not file.is_file():
         raise UserError(f"{file} is missing; the artifact is incomplete, re-create it with ukmp prune.")
-    try:
-        tensors = load_file(str(file))
-    except Exception as exc:  # safetensors raises its own error type for bad headers / short files
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UserError(f"{file} is truncated or corrupt ({reason}); re-create the artifact.") from None
+    tensor_sizes(file)  # a truncated or corrupt header fails here, before any model is built
     if expected_sha and file_sha256(file) != expected_sha:
         raise UserError(
             f"{file} does not match the checksum in {MANIFEST} (corrupted or modified); re-create the artifact."
         )
-    return tensors
 
 
 def _check_plan_checksum(manifest: Mapping[str, Any], weights_sha: str | None, root: Path) -> None:
@@ -325,39 +319,6 @@ def _check_plan_checksum(manifest: Mapping[str, Any], weights_sha: str | None, r
             f"the plan in {root / MANIFEST} does not match the checksum saved with the weights (the kept units "
             "were edited); restore the file or re-create the artifact."
         )
-
-
-@torch.no_grad()
-def _assign_weights(model: nn.Module, tensors: dict[str, torch.Tensor], root: Path) -> None:
-    """Load ``tensors`` strictly, keeping their exact dtypes; tied tensors are loaded once."""
-    state = model.state_dict(keep_vars=True)
-    aliases: dict[int, list[str]] = {}
-    for name, tensor in state.items():
-        aliases.setdefault(id(tensor), []).append(name)
-    unexpected = sorted(set(tensors) - set(state))
-    if unexpected:
-        raise UserError(
-            f"{MANIFEST} in {root} does not match {WEIGHTS}: the weights contain {unexpected[0]}, "
-            "which the manifest's model does not have."
-        )
-    for names in aliases.values():
-        present = [n for n in names if n in tensors]
-        if not present:
-            raise UserError(f"{WEIGHTS} in {root} lacks the tensor {names[0]}; re-create the artifact.")
-        source = tensors[present[0]]
-        target = state[names[0]]
-        for n in present:
-            if tensors[n].shape != target.shape:
-                raise UserError(
-                    f"{MANIFEST} in {root} does not match {WEIGHTS}: {n} has shape "
-                    f"{list(tensors[n].shape)} in the weights but {list(target.shape)} in the "
-                    "manifest's model."
-                )
-        # clone: tensors read from the file may sit at unaligned offsets, and CPU matmul kernels can
-        # round differently on unaligned memory; fresh allocations make outputs bit-identical.
-        target.data = source.to(target.device, copy=True)
-        for n in present:
-            del tensors[n]  # release the file's copy as we go: peak memory stays ~1x the model
 
 
 def _add_biases(model: nn.Module, names: list[str], root: Path) -> None:
@@ -387,7 +348,12 @@ def _model_class(config: Any, fallback: str | None = None) -> type:
 
 
 def load_pruned(path: str | os.PathLike, *, device: str | torch.device | None = None) -> nn.Module:
-    """Rebuild a pruned model in a fresh process, bit-identical to the one saved; eval mode."""
+    """Rebuild a pruned model in a fresh process, bit-identical to the one saved; eval mode.
+
+    The dense architecture is built on the meta device (no memory, no random init), sliced by the
+    manifest's plan, and the saved tensors become its parameters: peak memory is about one copy of
+    the pruned weights, never the dense model's.
+    """
     from transformers import AutoConfig
 
     from ukmp.surgery import apply_plan_physically
@@ -397,13 +363,15 @@ def load_pruned(path: str | os.PathLike, *, device: str | torch.device | None = 
     if not (root / CONFIG).is_file():
         raise UserError(f"{root} has no {CONFIG}; the artifact is incomplete, re-create it with ukmp prune.")
     weights_sha = (manifest.get("weights") or {}).get("sha256")
-    tensors = _read_weights(root / WEIGHTS, weights_sha)
+    _check_weights_file(root / WEIGHTS, weights_sha)
     _check_plan_checksum(manifest, weights_sha, root)
     config = AutoConfig.from_pretrained(str(root))
     kwargs: dict[str, Any] = {}
     if manifest.get("attn_implementation"):
         kwargs["attn_implementation"] = manifest["attn_implementation"]
-    model = _model_class(config, manifest.get("architecture"))._from_config(config, **kwargs)
+    with empty_model():
+        model = _model_class(config, manifest.get("architecture"))._from_config(config, **kwargs)
+    model.tie_weights()  # transformers skips tying on the meta device; the saved model was tied
     try:
         plan = PruningPlan.from_dict(manifest["groups"])
     except (KeyError, TypeError, ValueError, AttributeError):
@@ -413,7 +381,7 @@ def load_pruned(path: str | os.PathLike, *, device: str | torch.device | None = 
     except UserError as exc:
         raise UserError(f"{MANIFEST} in {root} does not match its {CONFIG}: {exc}") from None
     _add_biases(model, manifest.get("added_biases") or [], root)
-    _assign_weights(model, tensors, root)
+    load_into_empty(model, root / WEIGHTS, root, manifest_name=MANIFEST, weights_name=WEIGHTS)
     model.ukmp_manifest = manifest
     if device is not None:
         model.to(device)
