@@ -52,19 +52,30 @@ CHECKSUM_METHOD = "sha256 over the sorted state dict: name, dtype, shape, raw by
 # ----------------------------------------------------------------------------------------- checksums
 
 
-def state_dict_sha256(model_or_state: nn.Module | Mapping[str, torch.Tensor]) -> str:
+def state_dict_sha256(model_or_state: nn.Module | Mapping[str, torch.Tensor], *, as_float32: bool = False) -> str:
     """A checksum of weights that does not depend on file layout (shards, formats, tying order).
 
     Compute it on the dense model *before* pruning and pass it to ``save_pruned`` so a manifest
-    can later be checked against the base model it claims to come from.
+    can later be checked against the base model it claims to come from. Manifests record it of
+    the float32 model (how recovery loads the teacher); ``as_float32`` gives that value from a
+    model kept in a smaller dtype, converting one tensor at a time instead of the whole model.
     """
     state = model_or_state.state_dict() if isinstance(model_or_state, nn.Module) else model_or_state
     digest = hashlib.sha256()
     for name in sorted(state):
         tensor = state[name].detach().cpu().contiguous()
-        digest.update(f"{name}|{str(tensor.dtype).removeprefix('torch.')}|{list(tensor.shape)}|".encode())
-        digest.update(memoryview(tensor.reshape(-1).view(torch.uint8).numpy()))
+        upcast = as_float32 and tensor.is_floating_point()
+        dtype = torch.float32 if upcast else tensor.dtype
+        digest.update(f"{name}|{str(dtype).removeprefix('torch.')}|{list(tensor.shape)}|".encode())
+        flat = tensor.reshape(-1)
+        step = _HASH_CHUNK if upcast else max(flat.numel(), 1)
+        for start in range(0, flat.numel(), step):  # upcast a slice at a time: the bytes are the same
+            part = flat[start : start + step]
+            digest.update(memoryview((part.float() if upcast else part).view(torch.uint8).numpy()))
     return digest.hexdigest()
+
+
+_HASH_CHUNK = 4 * 2**20  # elements upcast at once by state_dict_sha256(as_float32=True)
 
 
 ARTIFACT_CHECKSUM_COVERS = "sha256 of the weights file's sha256, then the plan (groups, added_biases) as sorted JSON"

@@ -222,7 +222,7 @@ class CompareRun:
         check_calibration_data(self.calib_dir, c.calib_split)
         if c.plan_search.enabled:
             self.plan_search_data = resolve_data_dir(c.calib, c.plan_search.split, flag="--calib")
-        self.dense = load_dense(self.prune_config(c.methods[0], c.ratios[0], self.out))
+        self.dense = load_dense(self.prune_config(c.methods[0], c.ratios[0], self.out), float32=True)
         if self.dense.processor is None:
             raise UserError(f"{c.model} has no processor files (image processor + tokenizer) to read data with.")
         self._calibration = None

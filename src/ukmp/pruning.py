@@ -147,14 +147,24 @@ class DenseModel:
         return DenseModel(**{**self.__dict__, "model": copy.deepcopy(self.model)})
 
 
-def load_dense(config: PruneConfig, *, preloaded: tuple[Any, Any] | None = None) -> DenseModel:
-    """Load ``config.model`` (or take ``preloaded`` = (model, processor), sliced later: pass a copy)."""
+def load_dense(
+    config: PruneConfig, *, preloaded: tuple[Any, Any] | None = None, float32: bool | None = None
+) -> DenseModel:
+    """Load ``config.model`` (or take ``preloaded`` = (model, processor), sliced later: pass a copy).
+
+    The model runs in float32 when it will be run at all (``float32``; by default when the method
+    reads calibration data or a plan search evaluates candidates). A data-free method keeps the
+    base dtype: its scores are the same (an L1 norm of exact upcasts) and a bf16 model then costs
+    one copy of its weights instead of two.
+    """
     ref = resolve_model_ref(config.model)
     if preloaded is None:
         check_model_source(ref, config.gguf_file)
     model = preloaded[0] if preloaded is not None else load_model(ref, gguf_file=config.gguf_file)
     param_dtypes = {name: p.dtype for name, p in model.named_parameters()}
-    model = model.float().eval()
+    if float32 is None:
+        float32 = config.scorer().calibrated or config.plan_search.enabled
+    model = (model.float() if float32 else model).eval()
     if getattr(model, "ukmp_manifest", None) is not None:
         raise UserError(f"{config.model} is already a pruned model; give its dense base model instead.")
     adapter = find_adapter(model)
@@ -165,7 +175,7 @@ def load_dense(config: PruneConfig, *, preloaded: tuple[Any, Any] | None = None)
     check_processor_matches(model, processor, str(ref))
     counts = parameter_counts(model, adapter)
     basis = counts["total"] if config.of == "all" else prunable_parameters(groups)
-    checksum = state_dict_sha256(model)
+    checksum = state_dict_sha256(model, as_float32=True)
     return DenseModel(str(ref), model, processor, adapter, groups, checksum, counts, basis, param_dtypes)
 
 

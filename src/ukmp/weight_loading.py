@@ -5,16 +5,19 @@ costs the dense model's memory and minutes of CPU before a single saved weight i
 model is built empty (``empty_model``: parameters on the meta device, small buffers real), sliced
 structurally, and each saved tensor then becomes the parameter itself.
 
-The file is memory-mapped by safetensors and read in chunks of about ``CHUNK_BYTES``; the mapping
-is reopened per chunk so the file pages already copied are released, and peak memory stays close
-to one copy of the weights. Each tensor is copied once into fresh (aligned) memory rather than kept
-as a view of the mapping: CPU matmul kernels may round differently on unaligned memory, and a
-reloaded model must give bit-identical outputs.
+Each tensor is read from the file straight into fresh memory of its own (``os.preadv`` at the
+offset the file's header gives; safetensors validates the file and gives each tensor's dtype and
+shape). Not through a memory mapping: its pages would stay resident beside the parameters and
+double the peak; and not into safetensors' own read buffers: those sit at unaligned addresses,
+CPU matmul kernels may round differently there, and a reloaded model must give bit-identical
+outputs. The peak is so one copy of the weights.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,8 +28,6 @@ from torch import nn
 
 from ukmp.errors import UserError
 
-CHUNK_BYTES = 64 * 2**20
-
 
 @contextlib.contextmanager
 def empty_model() -> Iterator[None]:
@@ -35,9 +36,9 @@ def empty_model() -> Iterator[None]:
         yield
 
 
-def _open(file: Path):
+def _open(file: Path, backend: str = "mmap"):
     try:
-        return safe_open(str(file), framework="pt")
+        return safe_open(str(file), framework="pt", backend=backend)
     except Exception as exc:  # safetensors raises its own error type for bad headers / short files
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UserError(f"{file} is truncated or corrupt ({reason}); re-create the artifact.") from None
@@ -49,19 +50,36 @@ def tensor_sizes(file: Path) -> dict[str, int]:
         return {name: handle.get_tensor(name).nbytes for name in handle.keys()}
 
 
-def read_in_chunks(file: Path, names: list[str], chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[str, torch.Tensor]]:
-    """Yield ``(name, tensor)`` for ``names`` in order, each an owned copy of the file's bytes."""
-    sizes = tensor_sizes(file)
-    start = 0
-    while start < len(names):
-        end, total = start, 0
-        while end < len(names) and (end == start or total + sizes[names[end]] <= chunk_bytes):
-            total += sizes[names[end]]
-            end += 1
-        with _open(file) as handle:
-            for name in names[start:end]:
-                yield name, handle.get_tensor(name).clone()
-        start = end
+def _data_offsets(file: Path) -> dict[str, tuple[int, int]]:
+    """Absolute [start, end) byte range of each tensor: an 8-byte header length, the JSON header, the data."""
+    with open(file, "rb") as handle:
+        length = int.from_bytes(handle.read(8), "little")
+        header = json.loads(handle.read(length))
+    return {
+        name: (8 + length + entry["data_offsets"][0], 8 + length + entry["data_offsets"][1])
+        for name, entry in header.items()
+        if name != "__metadata__"
+    }
+
+
+def read_tensors(file: Path, names: list[str]) -> Iterator[tuple[str, torch.Tensor]]:
+    """Yield ``(name, tensor)`` for ``names`` in order, each read into aligned memory of its own."""
+    offsets = _data_offsets(file)
+    with _open(file) as handle, open(file, "rb", buffering=0) as raw:
+        for name in names:
+            described = handle.get_tensor(name)  # a view of the mapping; its data is never touched
+            tensor = torch.empty(described.shape, dtype=described.dtype)
+            start, end = offsets[name]
+            if end - start != tensor.nbytes:
+                raise UserError(f"{file} is corrupt ({name}'s byte range does not fit its shape); re-create it.")
+            buffer = memoryview(tensor.reshape(-1).view(torch.uint8).numpy())
+            done = 0
+            while done < len(buffer):
+                got = os.preadv(raw.fileno(), [buffer[done:]], start + done)
+                if got <= 0:
+                    raise UserError(f"{file} is truncated; re-create the artifact.")
+                done += got
+            yield name, tensor
 
 
 def _set_tensor(model: nn.Module, name: str, value: torch.Tensor | nn.Parameter) -> None:
@@ -98,7 +116,7 @@ def load_into_empty(model: nn.Module, file: Path, root: Path, *, manifest_name: 
         if not present:
             raise UserError(f"{weights_name} in {root} lacks the tensor {names[0]}; re-create the artifact.")
         first_of[present[0]] = names
-    for name, tensor in read_in_chunks(file, list(first_of)):
+    for name, tensor in read_tensors(file, list(first_of)):
         names = first_of[name]
         target = state[names[0]]
         if tensor.shape != target.shape:
