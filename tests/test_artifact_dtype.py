@@ -93,3 +93,15 @@ def test_merging_a_recovery_adapter_keeps_the_artifact_dtypes(bases, tmp_path: P
     argv = ["recover", str(pruned), "--data", str(data), "--split", "train", "--max-samples", "4", "--batch-size", "2"]
     assert main([*argv, "--merge", "--out", str(tmp_path / "r"), "--no-progress"]) == 0
     assert weight_dtypes(tmp_path / "r" / "merged" / WEIGHTS) == weight_dtypes(pruned / WEIGHTS)
+
+
+def test_float32_checksum_of_a_bf16_model_equals_the_checksum_of_its_float32_copy(monkeypatch):
+    """Manifests record the checksum of the float32 base; computing it a slice at a time must not change it."""
+    import ukmp.artifact as artifact_module
+    from ukmp.artifact import state_dict_sha256
+
+    monkeypatch.setattr(artifact_module, "_HASH_CHUNK", 7)  # many slices, one partial
+    state = {"w": torch.randn(5, 3).bfloat16(), "ids": torch.arange(4), "empty": torch.zeros(0, 2).half()}
+    upcast = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    assert state_dict_sha256(state, as_float32=True) == state_dict_sha256(upcast)
+    assert state_dict_sha256(state) != state_dict_sha256(upcast)
