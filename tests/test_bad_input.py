@@ -178,7 +178,7 @@ def missing_gguf(w: World, tmp: Path):
 def unsupported_gguf(w: World, tmp: Path):
     from tiny_gguf import write_gguf_with_architecture
 
-    file = write_gguf_with_architecture(tmp / "gemma.gguf", "gemma3")
+    file = write_gguf_with_architecture(tmp / "falcon.gguf", "falcon")
     return _prune(file, tmp / "out"), [file], tmp / "out"
 
 
@@ -376,7 +376,7 @@ CASES = [
     Case("local-looking model path that does not exist", local_looking_missing_model, "does not exist"),
     Case("relative model path under a missing folder", relative_missing_model, "does not exist"),
     Case("a .gguf path that does not exist", missing_gguf, "does not exist"),
-    Case("GGUF of an unsupported architecture", unsupported_gguf, "architecture 'gemma3'"),
+    Case("GGUF of an unsupported architecture", unsupported_gguf, "architecture 'falcon'"),
     Case("a .gguf file that is not GGUF", not_a_gguf, "not a readable GGUF file"),
     Case("--ratio given as a percentage", ratio_as_percentage, "--ratio 0.5"),
     Case("non-UTF-8 captions", non_utf8_captions, "encoding"),
@@ -455,7 +455,7 @@ def test_the_table_is_long_enough() -> None:
 def test_gguf_header_helper_writes_what_it_says(tmp_path: Path) -> None:
     from tiny_gguf import write_gguf_with_architecture
 
-    file = write_gguf_with_architecture(tmp_path / "g.gguf", "gemma3")
+    file = write_gguf_with_architecture(tmp_path / "g.gguf", "falcon")
     magic, version = struct.unpack("<4sI", file.read_bytes()[:8])
     assert magic == b"GGUF" and version == 3
 

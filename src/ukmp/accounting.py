@@ -76,35 +76,5 @@ def forward_flops(model: nn.Module, inputs: Mapping[str, Any]) -> int:
 
 
 def example_inputs(model: nn.Module, *, batch: int = 1, text_len: int = 16) -> dict[str, torch.Tensor]:
-    """A deterministic synthetic input of realistic shape, for FLOP counts and smoke checks.
-
-    BLIP-2 / InstructBLIP: one image at the configured resolution, ``num_query_tokens`` image
-    tokens followed by ``text_len`` text tokens (and ``text_len`` decoder tokens for T5);
-    InstructBLIP also gets the Q-Former text. Language models: ``text_len`` tokens.
-    """
-    gen = torch.Generator().manual_seed(0)
-    config = model.config
-    device = next(model.parameters()).device
-    text_config = getattr(config, "text_config", config)
-    vocab = text_config.vocab_size
-    ids = torch.randint(4, max(vocab - 1, 5), (batch, text_len), generator=gen)
-    if hasattr(config, "vision_config") and hasattr(config, "num_query_tokens"):
-        size = config.vision_config.image_size
-        dtype = next(model.vision_model.parameters()).dtype
-        image_token = getattr(config, "image_token_id", None) or getattr(config, "image_token_index", None)
-        ids = ids.masked_fill(ids == image_token, 4)
-        inputs: dict[str, torch.Tensor] = {
-            "pixel_values": torch.randn(batch, 3, size, size, generator=gen).to(dtype),
-            "input_ids": torch.cat([torch.full((batch, config.num_query_tokens), image_token), ids], dim=1),
-        }
-        inputs["attention_mask"] = torch.ones_like(inputs["input_ids"])
-        if getattr(config, "qformer_config", None) is not None and "InstructBlip" in type(model).__name__:
-            inputs["qformer_input_ids"] = ids.clamp(max=config.qformer_config.vocab_size - 1)
-            inputs["qformer_attention_mask"] = torch.ones_like(ids)
-        if not config.use_decoder_only_language_model:
-            inputs["decoder_input_ids"] = ids.clone()
-    else:
-        inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
-        if getattr(config, "is_encoder_decoder", False):
-            inputs["decoder_input_ids"] = ids.clone()
-    return {k: v.to(device) for k, v in inputs.items()}
+    """A deterministic synthetic input of realistic shape, for FLOP counts and smoke checks (from the adapter)."""
+    return find_adapter(model).example_inputs(model, batch=batch, text_len=text_len)

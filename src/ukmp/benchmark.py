@@ -60,6 +60,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ukmp.adapters import find_adapter, is_vision_language_model
 from ukmp.atomic import write_text_atomic
 from ukmp.errors import UserError
 from ukmp.groups import PrunableGroup, PruningPlan
@@ -203,7 +204,6 @@ def is_language_model(model: nn.Module) -> bool:
 
 
 def check_supported(model: nn.Module, ref: str) -> None:
-    from ukmp.adapters import is_vision_language_model
 
     if not is_vision_language_model(model) and not is_language_model(model):
         raise UserError(
@@ -240,7 +240,6 @@ def build_from_recipe(recipe: Mapping[str, Any]) -> nn.Module:
 
 def load_variants(model_ref: str, pruned_refs: Sequence[str], options: BenchOptions) -> list[Variant]:
     """Dense, then per artifact: pruned, masked reference, rounded variant (float32, on the CPU)."""
-    from ukmp.adapters import find_adapter
     from ukmp.artifact import is_pruned_artifact, load_model, read_manifest, resolve_model_ref, state_dict_sha256
     from ukmp.surgery import apply_plan_as_masks, apply_plan_physically
 
@@ -353,18 +352,8 @@ def operations(model: nn.Module, forward: Mapping, generate: Mapping, caption_to
 
 
 def component_paths(model: nn.Module) -> dict[str, str]:
-    """Component -> module path whose FLOPs (children included) count for it."""
-    if is_language_model(model):
-        return {"lm": "model", "lm_head": "lm_head"} if hasattr(model, "lm_head") else {"lm": "model"}
-    paths = {"vision": "vision_model", "qformer": "qformer", "projection": "language_projection"}
-    lm = model.language_model
-    if hasattr(lm, "encoder") and hasattr(lm, "decoder"):
-        paths["lm_encoder"] = "language_model.encoder"
-        paths["lm_decoder"] = "language_model.decoder"
-    else:
-        paths["lm"] = "language_model.model"
-    paths["lm_head"] = "language_model.lm_head"
-    return paths
+    """Component -> module path whose FLOPs (children included) count for it (from the adapter)."""
+    return find_adapter(model).component_paths()
 
 
 def count_flops(model: nn.Module, fn: Callable[[], Any]) -> dict[str, int]:
@@ -411,7 +400,6 @@ def spread(values: Sequence[float]) -> dict[str, Any]:
 def measure_static(variants: Sequence[Variant], options: BenchOptions, progress: bool = True) -> None:
     """Parameters per bucket and FLOPs per image of each operation (batch 1), into ``variant.extra``."""
     from ukmp.accounting import parameter_counts
-    from ukmp.adapters import find_adapter
 
     device, dtype = torch.device(options.device), DTYPES[options.dtype]
     forward, generate = bench_inputs(variants[0].model, 1, options)

@@ -26,6 +26,7 @@ from typing import Any
 from torch import nn
 
 from ukmp.adapters import GGUF_ARCHITECTURES
+from ukmp.adapters.registry import language_model_labels
 from ukmp.checksums import file_sha256
 from ukmp.errors import UserError
 
@@ -105,7 +106,7 @@ def check_gguf_header(file: Path) -> None:
     if architecture not in GGUF_ARCHITECTURES:
         raise UserError(
             f"{file} holds a model of architecture {architecture!r}, which ukmp cannot prune; supported GGUF "
-            f"architectures: {', '.join(GGUF_ARCHITECTURES)} (Llama, SmolLM2 and their relatives)."
+            f"architectures: {', '.join(GGUF_ARCHITECTURES)} ({language_model_labels()} and their relatives)."
         )
 
 

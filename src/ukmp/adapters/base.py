@@ -11,8 +11,9 @@ surgery, accounting) talks to the adapter, never to module names directly.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
+import torch
 from torch import nn
 
 from ukmp.errors import UserError
@@ -96,6 +97,14 @@ class Part(ABC):
         """Fix the attributes forward/generate read after ``group`` was sliced (default: none)."""
         return None
 
+    @abstractmethod
+    def block_path(self, group: PrunableGroup) -> str:
+        """Module path of the transformer block that holds ``group`` (recovery taps block outputs)."""
+
+    @abstractmethod
+    def module_paths(self) -> dict[str, str]:
+        """Accounting bucket -> module path whose FLOPs (children included) count for it."""
+
 
 class ModelAdapter:
     """Groups, accounting buckets and post-slice fixes for one whole model.
@@ -114,10 +123,14 @@ class ModelAdapter:
         *,
         default_components: tuple[str, ...] | None = None,
         extra_buckets: dict[str, str] | None = None,
+        extra_paths: dict[str, str] | None = None,
+        inputs: InputsBuilder | None = None,
     ) -> None:
         self.architecture = type(model).__name__
         self.parts = parts
         self.extra_buckets = extra_buckets or {}
+        self.extra_paths = extra_paths or {}
+        self._inputs = inputs or language_model_inputs
         all_components = tuple(c for p in parts for c in p.components)
         self.available_components = all_components
         self.default_components = default_components if default_components is not None else all_components
@@ -160,3 +173,40 @@ class ModelAdapter:
         if best is None:
             return "other"
         return best.param_component(name[len(best.prefix) :])
+
+    def block_paths(self, model: nn.Module, components: Iterable[str]) -> dict[str, list[str]]:
+        """Component -> module path of each of its transformer blocks, in depth order."""
+        wanted = set(components)
+        found: dict[str, dict[int, str]] = {}
+        for group in self.all_groups(model):
+            if group.component in wanted:
+                found.setdefault(group.component, {})[group.layer] = self.part_of(group).block_path(group)
+        return {c: [blocks[i] for i in sorted(blocks)] for c, blocks in found.items()}
+
+    def component_paths(self) -> dict[str, str]:
+        """Accounting bucket -> module path, for per-component FLOP counts."""
+        paths: dict[str, str] = {}
+        for part in self.parts:
+            paths.update(part.module_paths())
+        paths.update(self.extra_paths)
+        return paths
+
+    def example_inputs(self, model: nn.Module, *, batch: int = 1, text_len: int = 16) -> dict[str, torch.Tensor]:
+        """A deterministic synthetic input of realistic shape (FLOP counts, benchmarks, smoke checks)."""
+        gen = torch.Generator().manual_seed(0)
+        text_config = getattr(model.config, "text_config", model.config)
+        ids = torch.randint(4, max(text_config.vocab_size - 1, 5), (batch, text_len), generator=gen)
+        device = next(model.parameters()).device
+        return {k: v.to(device) for k, v in self._inputs(model, ids, gen).items()}
+
+
+#: builds a model's example inputs from random text ids (batch, text_len) and a seeded generator
+InputsBuilder = Callable[[nn.Module, torch.Tensor, torch.Generator], dict[str, torch.Tensor]]
+
+
+def language_model_inputs(model: nn.Module, ids: torch.Tensor, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """A language model reads ``ids`` (an encoder-decoder also as its decoder tokens)."""
+    inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    if getattr(model.config, "is_encoder_decoder", False):
+        inputs["decoder_input_ids"] = ids.clone()
+    return inputs

@@ -59,6 +59,12 @@ class BlipVisionPart(Part):
     def param_component(self, rel_name: str) -> str:
         return "vision"
 
+    def block_path(self, group: PrunableGroup) -> str:
+        return self.path(f"encoder.layers.{group.layer}")
+
+    def module_paths(self) -> dict[str, str]:
+        return {"vision": self.prefix.rstrip(".")}
+
     def after_slice(self, model: nn.Module, group: PrunableGroup, kept: list[int]) -> None:
         if group.kind != "attention":
             return

@@ -80,6 +80,15 @@ class LlamaPart(Part):
     def param_component(self, rel_name: str) -> str:
         return "lm_embeddings" if rel_name.startswith(_EMBEDDINGS) else "lm"
 
+    def block_path(self, group: PrunableGroup) -> str:
+        return self._layer(group.layer)
+
+    def module_paths(self) -> dict[str, str]:
+        paths = {"lm": self.path(self.body) if self.body else self.prefix.rstrip(".")}
+        if hasattr(self.root, "lm_head"):
+            paths["lm_head"] = self.path("lm_head")
+        return paths
+
     def after_slice(self, model: nn.Module, group: PrunableGroup, kept: list[int]) -> None:
         module = get_module(model, group.owner)
         if group.kind == "attention":

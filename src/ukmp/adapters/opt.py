@@ -66,6 +66,15 @@ class OPTPart(Part):
         inner = rel_name[len(self.decoder) + 1 :] if rel_name.startswith(self.decoder + ".") else rel_name
         return "lm_embeddings" if inner.startswith(_EMBEDDINGS) else "lm"
 
+    def block_path(self, group: PrunableGroup) -> str:
+        return self.path(f"{self.decoder}.layers.{group.layer}")
+
+    def module_paths(self) -> dict[str, str]:
+        paths = {"lm": self.path(self.decoder.rsplit(".", 1)[0]) if "." in self.decoder else self.path(self.decoder)}
+        if hasattr(self.root, "lm_head"):
+            paths["lm_head"] = self.path("lm_head")
+        return paths
+
     def after_slice(self, model: nn.Module, group: PrunableGroup, kept: list[int]) -> None:
         if group.kind == "attention":
             get_module(model, group.owner).num_heads = len(kept)

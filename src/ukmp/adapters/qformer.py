@@ -64,6 +64,12 @@ class QFormerPart(Part):
     def param_component(self, rel_name: str) -> str:
         return "qformer"
 
+    def block_path(self, group: PrunableGroup) -> str:
+        return self.path(f"encoder.layer.{group.layer}")
+
+    def module_paths(self) -> dict[str, str]:
+        return {"qformer": self.prefix.rstrip(".")}
+
     def after_slice(self, model: nn.Module, group: PrunableGroup, kept: list[int]) -> None:
         if group.kind == "attention":
             module = get_module(model, group.owner)

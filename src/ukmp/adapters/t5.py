@@ -78,6 +78,18 @@ class T5Part(Part):
             return "lm_decoder"
         return "lm_other"
 
+    def block_path(self, group: PrunableGroup) -> str:
+        stack = "encoder" if group.component == "lm_encoder" else "decoder"
+        return self.path(f"{stack}.block.{group.layer}")
+
+    def module_paths(self) -> dict[str, str]:
+        paths = {"lm_encoder": self.path("encoder")}
+        if getattr(self.root, "decoder", None) is not None:
+            paths["lm_decoder"] = self.path("decoder")
+        if hasattr(self.root, "lm_head"):
+            paths["lm_head"] = self.path("lm_head")
+        return paths
+
     def after_slice(self, model: nn.Module, group: PrunableGroup, kept: list[int]) -> None:
         if group.kind == "attention":
             make_pruned_t5_attention(get_module(model, group.owner), kept)

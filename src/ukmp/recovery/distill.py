@@ -43,6 +43,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ukmp.adapters import find_adapter, is_vision_language_model
 from ukmp.atomic import write_json_atomic
 from ukmp.data.recovery_mix import mix_vqa
 from ukmp.errors import UserError
@@ -151,20 +152,7 @@ class _StopForward(Exception):
 
 def block_paths(model: nn.Module) -> dict[str, list[str]]:
     """Component -> module path of each transformer block, in depth order (vision and LM stacks)."""
-    import re
-
-    from ukmp.adapters import find_adapter
-
-    adapter = find_adapter(model)
-    found: dict[str, dict[int, str]] = {}
-    for group in adapter.all_groups(model):
-        if group.component not in BETAS:
-            continue
-        match = re.match(r"^(.*?\.(?:layers|block|h)\.\d+)(?:\.|$)", group.owner)
-        if match is None:
-            raise UserError(f"cannot find the block that holds {group.owner}; the architecture is not supported.")
-        found.setdefault(group.component, {})[group.layer] = match.group(1)
-    return {c: [blocks[i] for i in sorted(blocks)] for c, blocks in found.items()}
+    return find_adapter(model).block_paths(model, BETAS)
 
 
 class FeatureTaps:
@@ -260,7 +248,6 @@ def phase_loss(
 
 def _load_models(config: RecoveryConfig):
     """(student, teacher, manifest, teacher reference); both in float32, eval mode, on the CPU."""
-    from ukmp.adapters import is_vision_language_model
     from ukmp.artifact import is_pruned_artifact, load_model, load_pruned, resolve_model_ref, state_dict_sha256
 
     pruned_ref = resolve_model_ref(config.pruned)
