@@ -62,6 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--scores", type=Path, default=None, help="re-plan from a scores.safetensors of an earlier run")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.add_argument("--gguf-file", default=None, help="the GGUF file inside the MODEL folder to load")
     add_dtype_argument(parser)
     ukmi = parser.add_argument_group("UKMP (docs/method-notes.md)")
@@ -187,6 +188,7 @@ def run(args: argparse.Namespace) -> int:
         plan_search=search,
         plan_search_data=search_data,
         dtype=args.dtype,
+        progress=not args.no_progress,
     )
     prune(config, overwrite=args.overwrite)
     return 0

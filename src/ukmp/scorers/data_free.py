@@ -15,7 +15,9 @@ class MagnitudeScorer(Scorer):
     calibrated = False
 
     def compute(self, inputs: ScoringInputs) -> MethodScores:
-        return MethodScores(self.name, magnitude_scores(inputs.model, inputs.groups, seed=inputs.seed))
+        return MethodScores(
+            self.name, magnitude_scores(inputs.model, inputs.groups, seed=inputs.seed, progress=inputs.progress)
+        )
 
 
 class RandomScorer(Scorer):

@@ -68,6 +68,7 @@ class UKMPScorer(Scorer):
             options,
             entropy_total=n_batches,
             gradient_total=n_batches,
+            progress=inputs.progress,
         )
         factors = {"taylor": result.taylor}
         if result.entropy:

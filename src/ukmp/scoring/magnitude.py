@@ -31,7 +31,9 @@ def unit_l1(model: nn.Module, group: PrunableGroup) -> torch.Tensor:
     return total
 
 
-def magnitude_scores(model: nn.Module, groups: list[PrunableGroup], *, seed: int = 0) -> dict[str, torch.Tensor]:
+def magnitude_scores(
+    model: nn.Module, groups: list[PrunableGroup], *, seed: int = 0, progress: bool = True
+) -> dict[str, torch.Tensor]:
     """L1 score per unit for every group; ``seed`` is unused (deterministic by construction)."""
-    bar = tqdm(groups, desc="magnitude scores", unit="group", disable=None)
+    bar = tqdm(groups, desc="magnitude scores", unit="group", disable=None if progress else True)
     return {g.name: unit_l1(model, g) for g in bar}

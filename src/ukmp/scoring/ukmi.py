@@ -120,6 +120,7 @@ def accumulate_gradients(
     options: UKMIOptions,
     *,
     total: int | None = None,
+    progress: bool = True,
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict]:
     """G = Σ_n ∂L_n/∂W (and F = Σ_n (∂L_n/∂W)² when needed) for every member Linear's weight."""
     modules = _member_modules(model, groups)
@@ -142,7 +143,7 @@ def accumulate_gradients(
     tokens = {"selected": 0, "valid": 0, "samples": 0}
     started = time.time()
     try:
-        for batch in tqdm(batches, total=total, desc="UKMI gradients", unit="batch"):
+        for batch in tqdm(batches, total=total, desc="UKMI gradients", unit="batch", disable=not progress):
             # Fisher needs per-sample gradients; the first-order sum does not, and one backward of the
             # summed per-sample losses gives exactly Σ_n ∂L_n/∂W.
             pieces = _split_samples(batch) if need_fisher else [batch]
@@ -229,6 +230,7 @@ def accumulate_entropy(
     options: UKMIOptions,
     *,
     total: int | None = None,
+    progress: bool = True,
 ) -> tuple[dict[str, torch.Tensor], dict]:
     """Row entropies of every producer Linear of the entropy-receiving groups, streamed.
 
@@ -252,7 +254,7 @@ def accumulate_entropy(
     samples = 0
     try:
         with torch.no_grad():
-            for batch in tqdm(batches, total=total, desc="UKMI entropy", unit="batch"):
+            for batch in tqdm(batches, total=total, desc="UKMI entropy", unit="batch", disable=not progress):
                 for piece in _split_samples(batch):
                     piece = _strip_padding(piece, decoder_only=decoder_only)
                     model(**piece)
@@ -310,6 +312,7 @@ def ukmi_scores(
     *,
     entropy_total: int | None = None,
     gradient_total: int | None = None,
+    progress: bool = True,
 ) -> UKMIScores:
     """UKMI unit scores for `groups` of `model` (dense) from two disjoint sets of calibration batches."""
     options = options or UKMIOptions()
@@ -323,11 +326,11 @@ def ukmi_scores(
         if entropy_batches is None:
             raise ValueError("entropy injection needs entropy_batches (or options.entropy='off')")
         row_entropy, stats["entropy_pass"] = accumulate_entropy(
-            model, entropy_groups, entropy_batches, options, total=entropy_total
+            model, entropy_groups, entropy_batches, options, total=entropy_total, progress=progress
         )
         entropy = entropy_unit_scores(entropy_groups, row_entropy)
     grads, fisher, stats["gradient_pass"] = accumulate_gradients(
-        model, groups, gradient_batches, options, total=gradient_total
+        model, groups, gradient_batches, options, total=gradient_total, progress=progress
     )
     taylor = taylor_unit_scores(model, groups, grads, fisher, options.taylor)
     scores = {name: taylor[name] * entropy[name] if name in entropy else taylor[name].clone() for name in taylor}
