@@ -40,7 +40,11 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from ukmp.atomic import write_json_atomic, write_text_atomic  # noqa: E402
 
-IMPORTS = "import time, torch, transformers, ukmp, ukmp.artifact, ukmp.pruning\nfrom transformers import Blip2ForConditionalGeneration\nSTART = time.perf_counter()\n"
+IMPORTS = (
+    "import time, torch, transformers, ukmp, ukmp.artifact, ukmp.pruning\n"
+    "from transformers import Blip2ForConditionalGeneration\n"
+    "START = time.perf_counter()\n"
+)
 #: what a timed snippet prints last: its own seconds after the imports (interpreter start-up excluded)
 REPORT = "\nprint('ELAPSED', time.perf_counter() - START)\n"
 
