@@ -34,6 +34,7 @@ from ukmp.artifact import (
 )
 from ukmp.data.calibration import TextCalibrationSource, text_source
 from ukmp.data.index import portable_path
+from ukmp.distributed import ONE_PROCESS, World, current_world
 from ukmp.errors import UserError
 from ukmp.groups import PrunableGroup
 from ukmp.iterative_planning import IterativeOptions
@@ -188,9 +189,17 @@ def calibration_source(config: PruneConfig, processor: Any) -> Any:
 
 
 def score(
-    config: PruneConfig, dense: DenseModel, scorer: Scorer, shared_pass: CalibrationPass | None = None
+    config: PruneConfig,
+    dense: DenseModel,
+    scorer: Scorer,
+    shared_pass: CalibrationPass | None = None,
+    world: World = ONE_PROCESS,
 ) -> MethodScores:
-    """The scores ``config`` asks for: read from ``config.scores_file``, or computed by ``scorer``."""
+    """The scores ``config`` asks for: read from ``config.scores_file``, or computed by ``scorer``.
+
+    Under ``accelerate launch`` (``world``) a scorer that splits its samples scores this process's
+    share and adds the sums up, so every process returns the one-process scores.
+    """
     if config.scores_file is not None:
         scored = MethodScores.load(config.scores_file)
         check_scores_match(scored.scores, dense.groups)
@@ -212,6 +221,7 @@ def score(
         seed=config.seed,
         progress=config.progress,
         shared_pass=shared_pass,
+        world=world,
     )
     return scorer.score(inputs)
 
@@ -327,8 +337,16 @@ def prune(
         raise UserError(f"--method {scorer.name} needs calibration data: pass --calib DIR (or --calib shapes).")
     if config.calib is not None and text_source(config.calib) is None:
         check_calibration_data(Path(config.calib), config.calib_split)
+    world = current_world()
+    if world.size > 1 and scorer.calibrated and config.scores_file is None and not scorer.splits_across_processes:
+        raise UserError(
+            f"--method {scorer.name} scores in one process; only ukmp splits its calibration samples across "
+            "the processes of `accelerate launch`: run this method without it."
+        )
     dense = load_dense(config, preloaded=preloaded)
-    scored = score(config, dense, scorer)
+    scored = score(config, dense, scorer, world=world)
+    if not world.is_main:
+        return {"out": str(config.out), "process": world.rank}  # the main process plans and saves
     summary = prune_scored(config, dense, scorer, scored, overwrite=overwrite)
     if verbose:
         print_summary(summary, config, dense.basis, out)

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 from torch import nn
 
 from ukmp.data.index import portable_path
+from ukmp.distributed import ONE_PROCESS, World
 from ukmp.errors import UserError
 from ukmp.groups import PrunableGroup, PruningPlan
 from ukmp.method_scores import MethodScores
@@ -64,6 +65,8 @@ class ScoringInputs:
     seed: int = 0
     progress: bool = True
     shared_pass: CalibrationPass | None = None
+    #: the processes scoring together (``accelerate launch``); a scorer that splits samples reads it
+    world: World = ONE_PROCESS
 
     def calibration_pass(self) -> CalibrationPass:
         """The shared pass over the calibration samples (created on first use)."""
@@ -111,6 +114,8 @@ class Scorer:
     recovery: ClassVar[str] = "lora"
     #: the method the paper proposes; reports compare it against the others
     proposed: ClassVar[bool] = False
+    #: whether ``compute`` splits its calibration samples across launched processes (``inputs.world``)
+    splits_across_processes: ClassVar[bool] = False
 
     def __init__(self, options: MethodOptions | None = None, variant: str | None = None) -> None:
         self.options = options or MethodOptions()

@@ -28,6 +28,7 @@ class UKMPScorer(Scorer):
     schedule = "iterative"
     recovery = "lpd"
     proposed = True
+    splits_across_processes = True
 
     def configure_variant(self, variant: str) -> None:
         if variant in PRESETS:
@@ -54,8 +55,10 @@ class UKMPScorer(Scorer):
         samples = load_calibration_samples(inputs.calib, inputs.split, seed=inputs.seed, pool=2 * n)
         needs_entropy = options.entropy != "off"
         entropy_samples, gradient_samples = take_disjoint(samples, [n if needs_entropy else 0, n])
+        world = inputs.world  # several launched processes: each scores its share, the sums are added
+        entropy_samples, gradient_samples = world.shard(entropy_samples), world.shard(gradient_samples)
         enc_dec = is_encoder_decoder(inputs.model)
-        n_batches = -(-n // inputs.batch_size)
+        n_batches = -(-len(gradient_samples) // inputs.batch_size)
 
         def batches(chosen):
             return calibration_batches(inputs.processor, chosen, inputs.batch_size, encoder_decoder=enc_dec)
@@ -66,9 +69,10 @@ class UKMPScorer(Scorer):
             batches(entropy_samples) if needs_entropy else None,
             batches(gradient_samples),
             options,
-            entropy_total=n_batches,
+            entropy_total=-(-len(entropy_samples) // inputs.batch_size),
             gradient_total=n_batches,
-            progress=inputs.progress,
+            progress=inputs.progress and world.is_main,
+            world=world,
         )
         factors = {"taylor": result.taylor}
         if result.entropy:

@@ -34,6 +34,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ukmp.adapters.base import get_module
+from ukmp.distributed import ONE_PROCESS, World
 from ukmp.evaluation.generation import is_encoder_decoder
 from ukmp.groups import PrunableGroup
 from ukmp.scoring.entropy import ANGLE_MODES, RowAngleHistogram
@@ -121,8 +122,12 @@ def accumulate_gradients(
     *,
     total: int | None = None,
     progress: bool = True,
+    world: World = ONE_PROCESS,
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict]:
-    """G = Σ_n ∂L_n/∂W (and F = Σ_n (∂L_n/∂W)² when needed) for every member Linear's weight."""
+    """G = Σ_n ∂L_n/∂W (and F = Σ_n (∂L_n/∂W)² when needed) for every member Linear's weight.
+
+    With several processes (``world``) each passes its own samples and the sums are added up.
+    """
     modules = _member_modules(model, groups)
     need_fisher = options.taylor in ("second", "mix")
     was_training = model.training
@@ -171,12 +176,15 @@ def accumulate_gradients(
         for p, flag in flags.items():
             p.requires_grad_(flag)
         model.train(was_training)
+    world.sum_([*grads.values(), *fisher.values()])
+    tokens = world.sum_counts(tokens)
     stats = {
         "seconds": time.time() - started,
         "peak_memory_mb": peak_memory_mb(),
         "backpropagated_tokens": tokens["selected"],
         "target_tokens": tokens["valid"],
         "samples": tokens["samples"],
+        "processes": world.size,
     }
     return grads, fisher, stats
 
@@ -231,8 +239,12 @@ def accumulate_entropy(
     *,
     total: int | None = None,
     progress: bool = True,
+    world: World = ONE_PROCESS,
 ) -> tuple[dict[str, torch.Tensor], dict]:
     """Row entropies of every producer Linear of the entropy-receiving groups, streamed.
+
+    With several processes (``world``) each counts its own samples into the histograms, which are
+    added up before the entropies are taken.
 
     Padding tokens would add cosines that depend on how a batch was padded, so batches are split
     into single samples here (the authors ran at batch size 1 too).
@@ -263,6 +275,8 @@ def accumulate_entropy(
         for h in hooks:
             h.remove()
         model.train(was_training)
+    world.sum_([h.counts for h in hists.values()])
+    samples = world.sum_counts({"samples": samples})["samples"]
     stats = {"seconds": time.time() - started, "peak_memory_mb": peak_memory_mb(), "samples": samples}
     return {name: h.entropy() for name, h in hists.items()}, stats
 
@@ -313,6 +327,7 @@ def ukmi_scores(
     entropy_total: int | None = None,
     gradient_total: int | None = None,
     progress: bool = True,
+    world: World = ONE_PROCESS,
 ) -> UKMIScores:
     """UKMI unit scores for `groups` of `model` (dense) from two disjoint sets of calibration batches."""
     options = options or UKMIOptions()
@@ -326,11 +341,11 @@ def ukmi_scores(
         if entropy_batches is None:
             raise ValueError("entropy injection needs entropy_batches (or options.entropy='off')")
         row_entropy, stats["entropy_pass"] = accumulate_entropy(
-            model, entropy_groups, entropy_batches, options, total=entropy_total, progress=progress
+            model, entropy_groups, entropy_batches, options, total=entropy_total, progress=progress, world=world
         )
         entropy = entropy_unit_scores(entropy_groups, row_entropy)
     grads, fisher, stats["gradient_pass"] = accumulate_gradients(
-        model, groups, gradient_batches, options, total=gradient_total, progress=progress
+        model, groups, gradient_batches, options, total=gradient_total, progress=progress, world=world
     )
     taylor = taylor_unit_scores(model, groups, grads, fisher, options.taylor)
     scores = {name: taylor[name] * entropy[name] if name in entropy else taylor[name].clone() for name in taylor}
