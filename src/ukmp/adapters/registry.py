@@ -80,6 +80,13 @@ WRAPPERS: tuple[Wrapper, ...] = (
         "InstructBLIP",
     ),
     Wrapper(
+        "ukmp.adapters.llava:llava_adapter",
+        ("LlavaForConditionalGeneration",),
+        ("llava",),
+        "LLaVA (CLIP or SigLIP vision tower)",
+        blip_style=False,
+    ),
+    Wrapper(
         "ukmp.adapters.blip2:vision_adapter",
         ("Blip2VisionModel", "InstructBlipVisionModel"),
         ("blip_2_vision_model", "instructblip_vision_model"),
@@ -140,7 +147,7 @@ def language_model_labels() -> str:
 
 def supported_summary() -> str:
     """One sentence fragment naming every model class the table supports."""
-    with_lm = " and ".join(c for w in WRAPPERS if w.has_language_model for c in w.classes)
+    with_lm = ", ".join(c for w in WRAPPERS if w.has_language_model for c in w.classes)
     alone = [c for w in WRAPPERS if not w.has_language_model for c in w.classes]
     standalone = [c for entry in LANGUAGE_MODELS for c in entry.classes if c.endswith(("ForCausalLM", "Generation"))]
     return f"{with_lm} (with a {language_model_labels()} language model), {', '.join(alone + standalone)}"

@@ -1,0 +1,60 @@
+"""LLaVA: a CLIP or SigLIP vision tower -> a projector -> a Llama / Mistral / Qwen2 language model.
+
+Vision heads and MLP channels and the language model's key/value groups and MLP channels are
+prunable; the projector is not: its input columns read the vision tower's output, which keeps its
+full width (as BLIP-2's vision output does), and its output is the language model's width.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ukmp.adapters.base import ModelAdapter
+from ukmp.adapters.clip_vision import ClipVisionPart
+from ukmp.adapters.registry import language_model_labels, language_part
+from ukmp.errors import UserError
+
+VISION_TOWERS = ("CLIPVisionModel", "SiglipVisionModel")
+
+
+def llava_adapter(model: nn.Module) -> ModelAdapter:
+    tower = model.model.vision_tower
+    if type(tower).__name__ not in VISION_TOWERS:
+        raise UserError(
+            f"ukmp has no adapter for the vision tower {type(tower).__name__} inside {type(model).__name__}; "
+            f"supported vision towers are {', '.join(VISION_TOWERS)}."
+        )
+    language = language_part(model, "model.language_model.")
+    if language is None:
+        raise UserError(
+            f"ukmp has no adapter for the language model {type(model.model.language_model).__name__} inside "
+            f"{type(model).__name__}; supported language models are {language_model_labels()}."
+        )
+    return ModelAdapter(
+        model,
+        [ClipVisionPart(model, "model.vision_tower."), language],
+        extra_buckets={"model.multi_modal_projector": "projection", "lm_head": "lm_embeddings"},
+        extra_paths={"projection": "model.multi_modal_projector", "lm_head": "lm_head"},
+        inputs=llava_example_inputs,
+    )
+
+
+def image_tokens(config) -> int:
+    """Image tokens per image: one per patch, plus the class token unless the strategy drops it."""
+    vision = config.vision_config
+    patches = (vision.image_size // vision.patch_size) ** 2
+    keeps_cls = config.vision_feature_select_strategy == "full" and type(vision).__name__.startswith("CLIP")
+    return patches + int(keeps_cls)
+
+
+def llava_example_inputs(model: nn.Module, ids: torch.Tensor, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """One image at the tower's resolution, its image tokens, then ``ids``."""
+    config = model.config
+    size = config.vision_config.image_size
+    dtype = next(model.model.vision_tower.parameters()).dtype
+    ids = ids.masked_fill(ids == config.image_token_index, 4)
+    image = torch.full((ids.shape[0], image_tokens(config)), config.image_token_index)
+    input_ids = torch.cat([image, ids], dim=1)
+    pixel_values = torch.randn(ids.shape[0], 3, size, size, generator=gen).to(dtype)
+    return {"pixel_values": pixel_values, "input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
