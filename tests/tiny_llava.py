@@ -21,7 +21,9 @@ TEXT = dict(
     vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
     num_key_value_heads=2, max_position_embeddings=128, pad_token_id=0, bos_token_id=1, eos_token_id=2,
 )  # fmt: skip
-VISION = dict(hidden_size=24, intermediate_size=48, num_hidden_layers=2, num_attention_heads=3, image_size=16, patch_size=8)
+VISION = dict(
+    hidden_size=24, intermediate_size=48, num_hidden_layers=2, num_attention_heads=3, image_size=16, patch_size=8
+)
 
 COMBINATIONS = {
     "clip-llama": (CLIPVisionConfig, LlamaConfig),
