@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -71,3 +72,61 @@ def test_bench_measures_a_pruned_llava(tmp_path: Path) -> None:
     assert main([*argv, "--out", str(bench)]) == 0
     models = json.loads(bench.read_text())["models"]
     assert len(models) >= 2
+
+
+@pytest.fixture(scope="module")
+def calibrated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from tiny_llava import save_tiny_llava_with_processor
+    from ukmp.data.world_writer import write_split
+
+    root = tmp_path_factory.mktemp("llava")
+    folders = {c: save_tiny_llava_with_processor(root / c, c) for c in ("clip-llama", "siglip-qwen2")}
+    write_split("train", 12, root / "data")
+    return {**folders, "data": root / "data"}
+
+
+@pytest.mark.parametrize("combination", ["clip-llama", "siglip-qwen2"])
+def test_every_calibrated_method_prunes_a_llava(combination: str, calibrated, tmp_path: Path) -> None:
+    """Calibration puts the processor's `<image>` placeholder in front of each prompt; labels only on targets."""
+    from transformers import AutoProcessor
+
+    from ukmp.data.calibration import calibration_batches, load_calibration_samples
+    from ukmp.scorers.registry import scorer_names
+
+    folder, data = calibrated[combination], calibrated["data"]
+    processor = AutoProcessor.from_pretrained(folder)
+    samples = load_calibration_samples(data, "train", seed=0)[:2]
+    batch = next(calibration_batches(processor, samples, 2, encoder_decoder=False))
+    image_token = load_model(folder).config.image_token_index
+    tokens = load_model(folder).model.vision_tower.config
+    assert (batch["input_ids"] == image_token).sum(dim=1).tolist() == [(tokens.image_size // tokens.patch_size) ** 2] * 2
+    assert ((batch["labels"] != -100) & (batch["input_ids"] == image_token)).sum() == 0
+    dense = load_model(folder).eval()
+    methods = scorer_names() if combination == "clip-llama" else ("ukmp", "flap")
+    for method in methods:
+        out = tmp_path / method
+        argv = ["prune", str(folder), "--method", method, "--ratio", "0.3", "--calib", str(data)]
+        assert main([*argv, "--num-samples", "4", "--batch-size", "2", "--no-progress", "--out", str(out)]) == 0
+        manifest = json.loads((out / "pruning.json").read_text())
+        pruned = ukmp.load_pruned(out)
+        if not manifest.get("added_biases"):  # FLAP's compensation changes what the masked model computes
+            masked = apply_plan_as_masks(copy.deepcopy(dense), PruningPlan.from_dict(manifest["groups"]))
+            model_inputs = {k: v for k, v in batch.items() if k != "labels"}
+            with torch.no_grad():
+                torch.testing.assert_close(
+                    pruned(**model_inputs).logits, masked(**model_inputs).logits, rtol=1e-4, atol=1e-4
+                )
+        if method == "ukmp":
+            assert manifest["extra"]["scoring"]["gradient_pass"]["backpropagated_tokens"] > 0
+
+
+def test_evaluate_and_recover_refuse_a_llava_in_one_sentence(calibrated, tmp_path: Path, capsys) -> None:
+    folder, data = calibrated["clip-llama"], calibrated["data"]
+    argv = ["evaluate", str(folder), "--data", str(data), "--split", "train", "--task", "vqa"]
+    assert main([*argv, "--out", str(tmp_path / "e.json")]) == 2
+    assert "BLIP-2 and InstructBLIP" in capsys.readouterr().err
+    pruned = tmp_path / "pruned"
+    assert main(["prune", str(folder), "--method", "magnitude", "--ratio", "0.3", "--out", str(pruned)]) == 0
+    assert main(["recover", str(pruned), "--data", str(data), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("ukmp recover: error:") and not (tmp_path / "r").exists()

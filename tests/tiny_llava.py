@@ -55,3 +55,40 @@ def llava_inputs(model: LlavaForConditionalGeneration, batch: int = 2, text_len:
     inputs = find_adapter(model).example_inputs(model, batch=batch, text_len=text_len)
     inputs["pixel_values"] = torch.randn(inputs["pixel_values"].shape, generator=gen)
     return inputs
+
+
+def save_tiny_llava_with_processor(folder, combination: str = "clip-llama", seed: int = 0):
+    """A tiny LLaVA over the shapes world's word tokenizer, with a `LlavaProcessor` saved beside it."""
+    from transformers import CLIPImageProcessor, LlavaProcessor
+
+    from eval_tiny_model import world_texts
+    from ukmp.data.world_tokenizer import as_transformers_tokenizer, train_word_tokenizer
+
+    tokenizer = as_transformers_tokenizer(train_word_tokenizer(world_texts()))
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<image>"]})
+    size = 32
+    image_processor = CLIPImageProcessor(
+        size={"shortest_edge": size}, crop_size={"height": size, "width": size}, image_mean=[0.5] * 3,
+        image_std=[0.5] * 3,
+    )  # fmt: skip
+    strategy = "full" if combination.startswith("siglip") else "default"
+    processor = LlavaProcessor(
+        image_processor=image_processor, tokenizer=tokenizer, patch_size=VISION["patch_size"],
+        vision_feature_select_strategy=strategy, image_token="<image>",
+        num_additional_image_tokens=1 if combination.startswith("clip") else 0,
+    )  # fmt: skip
+    vision_cls, text_cls = COMBINATIONS[combination]
+    text = {**TEXT, "vocab_size": len(tokenizer)}
+    config = LlavaConfig(
+        vision_config=vision_cls(**{**VISION, "image_size": size}).to_dict(),
+        text_config=text_cls(**text).to_dict(),
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+        vision_feature_layer=-1,
+        vision_feature_select_strategy=strategy,
+    )
+    torch.manual_seed(seed)
+    model = LlavaForConditionalGeneration(config)
+    spread_weights(model, seed)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder

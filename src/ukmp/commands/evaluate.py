@@ -113,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
     for task in expand_tasks(args.task or ["all"], data_dir, args.split)[0]:
         if task not in have:
             raise UserError(f"the {args.split!r} split of {data_dir} has no {task} data; choose another --task.")
+    from ukmp.adapters import is_vision_language_model
     from ukmp.evaluation.model_loading import load_model_and_processor
 
     if args.threads is not None:
@@ -120,6 +121,11 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     model, processor, path = load_model_and_processor(args.model, device=args.device)
+    if not is_vision_language_model(model):
+        raise UserError(
+            f"ukmp evaluate's image tasks run BLIP-2 and InstructBLIP models; {args.model} is "
+            f"{type(model).__name__} (a language model is evaluated with --task perplexity)."
+        )
     if getattr(model.config, "vision_config", None) is not None:
         require_image_processor(processor, args.model)
         check_processor_matches(model, processor, args.model)

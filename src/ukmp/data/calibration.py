@@ -148,10 +148,22 @@ def qformer_inputs(processor, prompts: Sequence[str]) -> dict[str, torch.Tensor]
     return {"qformer_input_ids": encoded.input_ids, "qformer_attention_mask": encoded.attention_mask}
 
 
+def with_image_placeholder(processor, prompt: str) -> str:
+    """The prompt as the processor expects it. BLIP-2's processor puts its query-token placeholders in
+    front by itself (it knows ``num_query_tokens``); a LLaVA processor expands an ``<image>`` placeholder
+    where the text has one, so a prompt without it gets one in front, on a line of its own (LLaVA's
+    layout)."""
+    token = getattr(processor, "image_token", None)
+    if token is None or hasattr(processor, "num_query_tokens") or token in prompt:
+        return prompt
+    return f"{token}\n{prompt}"
+
+
 def _decoder_only_batch(processor, images: list, chunk: Sequence[PrefixLMSample]) -> dict[str, torch.Tensor]:
     """image tokens + prefix + target in one right-padded sequence; labels only on the target."""
     tokenizer = processor.tokenizer
-    prompts = processor(images=images, text=[s.text_input for s in chunk], return_tensors=None)
+    texts = [with_image_placeholder(processor, s.text_input) for s in chunk]
+    prompts = processor(images=images, text=texts, return_tensors=None)
     rows, label_rows = [], []
     for ids, sample in zip(prompts["input_ids"], chunk):
         target = tokenizer(" " + sample.text_output, add_special_tokens=False).input_ids
