@@ -97,11 +97,11 @@ def test_every_calibrated_method_prunes_a_llava(combination: str, calibrated, tm
     processor = AutoProcessor.from_pretrained(folder)
     samples = load_calibration_samples(data, "train", seed=0)[:2]
     batch = next(calibration_batches(processor, samples, 2, encoder_decoder=False))
-    image_token = load_model(folder).config.image_token_index
-    tokens = load_model(folder).model.vision_tower.config
-    assert (batch["input_ids"] == image_token).sum(dim=1).tolist() == [(tokens.image_size // tokens.patch_size) ** 2] * 2
-    assert ((batch["labels"] != -100) & (batch["input_ids"] == image_token)).sum() == 0
     dense = load_model(folder).eval()
+    image_token, vision = dense.config.image_token_index, dense.model.vision_tower.config
+    patches = (vision.image_size // vision.patch_size) ** 2
+    assert (batch["input_ids"] == image_token).sum(dim=1).tolist() == [patches] * 2
+    assert ((batch["labels"] != -100) & (batch["input_ids"] == image_token)).sum() == 0
     methods = scorer_names() if combination == "clip-llama" else ("ukmp", "flap")
     for method in methods:
         out = tmp_path / method
