@@ -68,6 +68,61 @@ def make_group(
     )
 
 
+def attention_group(
+    model: nn.Module,
+    *,
+    component: str,
+    layer: int,
+    owner: str,
+    producers: Iterable[Member],
+    consumers: Iterable[Member],
+    head_dim: int,
+    num_units: int,
+    queries_per_unit: int = 1,
+    suffix: str = "attn",
+) -> PrunableGroup:
+    """The heads (or key/value groups) of one attention block: ``<component>.layers.<layer>.<suffix>``."""
+    return make_group(
+        model,
+        name=f"{component}.layers.{layer}.{suffix}",
+        component=component,
+        kind="attention",
+        layer=layer,
+        owner=owner,
+        producers=producers,
+        consumers=consumers,
+        unit_size=head_dim,
+        num_units=num_units,
+        queries_per_unit=queries_per_unit,
+    )
+
+
+def channel_group(
+    model: nn.Module,
+    *,
+    component: str,
+    layer: int,
+    owner: str,
+    producers: Iterable[str],
+    consumers: Iterable[str],
+    num_units: int,
+    suffix: str = "mlp",
+) -> PrunableGroup:
+    """The hidden channels of one MLP: rows of each producer Linear, columns of each consumer."""
+    return make_group(
+        model,
+        name=f"{component}.layers.{layer}.{suffix}",
+        component=component,
+        kind="mlp",
+        layer=layer,
+        owner=owner,
+        producers=[Member(p, 0, 1) for p in producers],
+        consumers=[Member(c, 1, 1) for c in consumers],
+        unit_size=1,
+        num_units=num_units,
+    )
+
+
 def join(prefix: str, path: str) -> str:
     return f"{prefix}{path}" if not prefix or prefix.endswith(".") else f"{prefix}.{path}"
 

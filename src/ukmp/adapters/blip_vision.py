@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ukmp.adapters.base import Part, get_module, make_group
+from ukmp.adapters.base import Part, attention_group, channel_group, get_module
 from ukmp.groups import Member, PrunableGroup
 from ukmp.pruned_modules import PRUNED_FUSED_QKV
 
@@ -27,33 +27,18 @@ class BlipVisionPart(Part):
             layer = self.path(f"encoder.layers.{i}")
             attn = f"{layer}.self_attn"
             out.append(
-                make_group(
-                    model,
-                    name=f"vision.layers.{i}.attn",
-                    component="vision",
-                    kind="attention",
-                    layer=i,
-                    owner=attn,
+                attention_group(
+                    model, component="vision", layer=i, owner=attn,
                     producers=[Member(f"{attn}.qkv", 0, head_dim, block * hidden) for block in range(3)],
-                    consumers=[Member(f"{attn}.projection", 1, head_dim)],
-                    unit_size=head_dim,
-                    num_units=heads,
+                    consumers=[Member(f"{attn}.projection", 1, head_dim)], head_dim=head_dim, num_units=heads,
                 )
-            )
+            )  # fmt: skip
             out.append(
-                make_group(
-                    model,
-                    name=f"vision.layers.{i}.mlp",
-                    component="vision",
-                    kind="mlp",
-                    layer=i,
-                    owner=f"{layer}.mlp",
-                    producers=[Member(f"{layer}.mlp.fc1", 0, 1)],
-                    consumers=[Member(f"{layer}.mlp.fc2", 1, 1)],
-                    unit_size=1,
-                    num_units=cfg.intermediate_size,
+                channel_group(
+                    model, component="vision", layer=i, owner=f"{layer}.mlp", producers=[f"{layer}.mlp.fc1"],
+                    consumers=[f"{layer}.mlp.fc2"], num_units=cfg.intermediate_size,
                 )
-            )
+            )  # fmt: skip
         return out
 
     def param_component(self, rel_name: str) -> str:

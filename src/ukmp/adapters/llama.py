@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ukmp.adapters.base import Part, get_module, make_group
+from ukmp.adapters.base import Part, attention_group, channel_group, get_module
 from ukmp.groups import Member, PrunableGroup
 
 _EMBEDDINGS = ("model.embed_tokens.", "embed_tokens.", "lm_head.")
@@ -42,39 +42,24 @@ class LlamaPart(Part):
             layer = self._layer(i)
             attn = f"{layer}.self_attn"
             out.append(
-                make_group(
-                    model,
-                    name=f"lm.layers.{i}.attn",
-                    component="lm",
-                    kind="attention",
-                    layer=i,
-                    owner=attn,
+                attention_group(
+                    model, component="lm", layer=i, owner=attn,
                     producers=[
                         Member(f"{attn}.q_proj", 0, per_group * head_dim),
                         Member(f"{attn}.k_proj", 0, head_dim),
                         Member(f"{attn}.v_proj", 0, head_dim),
                     ],
                     consumers=[Member(f"{attn}.o_proj", 1, per_group * head_dim)],
-                    unit_size=head_dim,
-                    num_units=kv_heads,
-                    queries_per_unit=per_group,
+                    head_dim=head_dim, num_units=kv_heads, queries_per_unit=per_group,
                 )
-            )
+            )  # fmt: skip
             mlp = f"{layer}.mlp"
             out.append(
-                make_group(
-                    model,
-                    name=f"lm.layers.{i}.mlp",
-                    component="lm",
-                    kind="mlp",
-                    layer=i,
-                    owner=mlp,
-                    producers=[Member(f"{mlp}.gate_proj", 0, 1), Member(f"{mlp}.up_proj", 0, 1)],
-                    consumers=[Member(f"{mlp}.down_proj", 1, 1)],
-                    unit_size=1,
-                    num_units=cfg.intermediate_size,
+                channel_group(
+                    model, component="lm", layer=i, owner=mlp, producers=[f"{mlp}.gate_proj", f"{mlp}.up_proj"],
+                    consumers=[f"{mlp}.down_proj"], num_units=cfg.intermediate_size,
                 )
-            )
+            )  # fmt: skip
         return out
 
     def param_component(self, rel_name: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ukmp.adapters.base import Part, get_module, make_group
+from ukmp.adapters.base import Part, attention_group, channel_group, get_module
 from ukmp.groups import Member, PrunableGroup
 
 _EMBEDDINGS = ("embed_tokens.", "embed_positions.", "project_in.", "project_out.")
@@ -31,33 +31,18 @@ class OPTPart(Part):
             layer = self.path(f"{self.decoder}.layers.{i}")
             attn = f"{layer}.self_attn"
             out.append(
-                make_group(
-                    model,
-                    name=f"lm.layers.{i}.attn",
-                    component="lm",
-                    kind="attention",
-                    layer=i,
-                    owner=attn,
+                attention_group(
+                    model, component="lm", layer=i, owner=attn,
                     producers=[Member(f"{attn}.{p}", 0, head_dim) for p in ("q_proj", "k_proj", "v_proj")],
-                    consumers=[Member(f"{attn}.out_proj", 1, head_dim)],
-                    unit_size=head_dim,
-                    num_units=heads,
+                    consumers=[Member(f"{attn}.out_proj", 1, head_dim)], head_dim=head_dim, num_units=heads,
                 )
-            )
+            )  # fmt: skip
             out.append(
-                make_group(
-                    model,
-                    name=f"lm.layers.{i}.mlp",
-                    component="lm",
-                    kind="mlp",
-                    layer=i,
-                    owner=layer,
-                    producers=[Member(f"{layer}.fc1", 0, 1)],
-                    consumers=[Member(f"{layer}.fc2", 1, 1)],
-                    unit_size=1,
-                    num_units=cfg.ffn_dim,
+                channel_group(
+                    model, component="lm", layer=i, owner=layer, producers=[f"{layer}.fc1"],
+                    consumers=[f"{layer}.fc2"], num_units=cfg.ffn_dim,
                 )
-            )
+            )  # fmt: skip
         return out
 
     def param_component(self, rel_name: str) -> str:

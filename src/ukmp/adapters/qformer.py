@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ukmp.adapters.base import Part, get_module, make_group
+from ukmp.adapters.base import Part, attention_group, channel_group, get_module
 from ukmp.groups import Member, PrunableGroup
 
 
@@ -22,33 +22,19 @@ class QFormerPart(Part):
         cfg = self.root.config
         head_dim = cfg.hidden_size // cfg.num_attention_heads
         block = self.path(f"encoder.layer.{i}.{attr}")
-        return make_group(
-            model,
-            name=f"qformer.layers.{i}.{suffix}",
-            component="qformer",
-            kind="attention",
-            layer=i,
-            owner=f"{block}.attention",
+        return attention_group(
+            model, component="qformer", layer=i, owner=f"{block}.attention",
             producers=[Member(f"{block}.attention.{p}", 0, head_dim) for p in ("query", "key", "value")],
-            consumers=[Member(f"{block}.output.dense", 1, head_dim)],
-            unit_size=head_dim,
-            num_units=cfg.num_attention_heads,
-        )
+            consumers=[Member(f"{block}.output.dense", 1, head_dim)], head_dim=head_dim,
+            num_units=cfg.num_attention_heads, suffix=suffix,
+        )  # fmt: skip
 
     def _ffn(self, model, i: int, inner: str, outer: str, suffix: str) -> PrunableGroup:
         layer = self.path(f"encoder.layer.{i}")
-        return make_group(
-            model,
-            name=f"qformer.layers.{i}.{suffix}",
-            component="qformer",
-            kind="mlp",
-            layer=i,
-            owner=f"{layer}.{inner}",
-            producers=[Member(f"{layer}.{inner}.dense", 0, 1)],
-            consumers=[Member(f"{layer}.{outer}.dense", 1, 1)],
-            unit_size=1,
-            num_units=self.root.config.intermediate_size,
-        )
+        return channel_group(
+            model, component="qformer", layer=i, owner=f"{layer}.{inner}", producers=[f"{layer}.{inner}.dense"],
+            consumers=[f"{layer}.{outer}.dense"], num_units=self.root.config.intermediate_size, suffix=suffix,
+        )  # fmt: skip
 
     def groups(self, model: nn.Module) -> list[PrunableGroup]:
         out: list[PrunableGroup] = []

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ukmp.adapters.base import Part, get_module, make_group
+from ukmp.adapters.base import Part, attention_group, channel_group, get_module
 from ukmp.groups import Member, PrunableGroup
 from ukmp.pruned_modules import make_pruned_t5_attention
 
@@ -25,36 +25,21 @@ class T5Part(Part):
         cfg = self.root.config
         attn = self.path(f"{stack}.block.{i}.layer.{sub}.{attr}")
         d_kv = cfg.d_kv
-        return make_group(
-            model,
-            name=f"{component}.layers.{i}.{suffix}",
-            component=component,
-            kind="attention",
-            layer=i,
-            owner=attn,
+        return attention_group(
+            model, component=component, layer=i, owner=attn,
             producers=[Member(f"{attn}.{p}", 0, d_kv) for p in ("q", "k", "v")],
-            consumers=[Member(f"{attn}.o", 1, d_kv)],
-            unit_size=d_kv,
-            num_units=cfg.num_heads,
-        )
+            consumers=[Member(f"{attn}.o", 1, d_kv)], head_dim=d_kv, num_units=cfg.num_heads, suffix=suffix,
+        )  # fmt: skip
 
     def _ffn(self, model, stack, i, sub, component) -> PrunableGroup:
         cfg = self.root.config
         ff = self.path(f"{stack}.block.{i}.layer.{sub}.DenseReluDense")
         gated = hasattr(get_module(model, ff), "wi_0")
         inputs = ("wi_0", "wi_1") if gated else ("wi",)
-        return make_group(
-            model,
-            name=f"{component}.layers.{i}.mlp",
-            component=component,
-            kind="mlp",
-            layer=i,
-            owner=ff,
-            producers=[Member(f"{ff}.{p}", 0, 1) for p in inputs],
-            consumers=[Member(f"{ff}.wo", 1, 1)],
-            unit_size=1,
-            num_units=cfg.d_ff,
-        )
+        return channel_group(
+            model, component=component, layer=i, owner=ff, producers=[f"{ff}.{p}" for p in inputs],
+            consumers=[f"{ff}.wo"], num_units=cfg.d_ff,
+        )  # fmt: skip
 
     def groups(self, model: nn.Module) -> list[PrunableGroup]:
         out: list[PrunableGroup] = []
