@@ -44,10 +44,10 @@ from ukmp.data.index import resolve_data_dir
 from ukmp.data.recovery_mix import vqa_samples
 from ukmp.evaluation.harness import evaluate
 from ukmp.method_scores import MethodScores
-from ukmp.plan_search import perturbed_scores
+from ukmp.planning.schedules import plan_from_scores
+from ukmp.planning.search import perturbed_scores
 from ukmp.processors import load_processor
 from ukmp.removal_cost import mean_target_nll
-from ukmp.schedules import plan_from_scores
 from ukmp.scorers.registry import get_scorer
 from ukmp.scoring.calibration_pass import CalibrationPass
 from ukmp.scoring.flap import add_to_biases, compensation_deltas

@@ -31,8 +31,8 @@ from ukmp.data.calibration import calibration_batches, load_calibration_samples,
 from ukmp.data.index import resolve_data_dir
 from ukmp.evaluation.harness import evaluate
 from ukmp.evaluation.model_loading import load_model_and_processor
-from ukmp.iterative_planning import IterativeOptions
-from ukmp.schedules import plan_from_scores
+from ukmp.planning.iterative import IterativeOptions
+from ukmp.planning.schedules import plan_from_scores
 from ukmp.scorers.base import ScoringInputs
 from ukmp.scorers.registry import get_scorer
 from ukmp.scoring.ukmi import (

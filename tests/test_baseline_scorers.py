@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from ukmp.allocation_planning import allocate_sparsity, allocated_schedule
 from ukmp.groups import Member, PrunableGroup
-from ukmp.planning import GroupCost
+from ukmp.planning.allocated import allocate_sparsity, allocated_schedule
+from ukmp.planning.global_schedule import GroupCost
 from ukmp.scoring.activation_stats import record_input_stats
 from ukmp.scoring.ecoflap_sp import block_scores, zeroth_order_gradients
 from ukmp.scoring.flap import standardise_by_kind, wifv_scores

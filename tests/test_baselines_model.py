@@ -17,8 +17,8 @@ from ukmp.adapters.base import get_module
 from ukmp.artifact import load_model, save_pruned
 from ukmp.cli import main
 from ukmp.data.world_writer import write_split
+from ukmp.planning.schedules import plan_from_scores
 from ukmp.processors import load_processor
-from ukmp.schedules import plan_from_scores
 from ukmp.scorers.base import ScoringInputs
 from ukmp.scorers.registry import get_scorer
 from ukmp.scoring.calibration_pass import CalibrationPass

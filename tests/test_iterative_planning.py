@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from ukmp.errors import UserError
-from ukmp.iterative_planning import IterativeOptions, iterative_schedule, local_schedule
-from ukmp.planning import GroupCost
+from ukmp.planning.global_schedule import GroupCost
+from ukmp.planning.iterative import IterativeOptions, iterative_schedule, local_schedule
 
 COSTS = {"v": GroupCost(4, 10), "l": GroupCost(4, 10)}
 MODALITY = {"v": "vision", "l": "language"}

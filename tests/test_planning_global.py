@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ukmp.errors import UserError
-from ukmp.planning import GroupCost, global_schedule, rank_units
+from ukmp.planning.global_schedule import GroupCost, global_schedule, rank_units
 
 
 def _random_problem(seed: int):

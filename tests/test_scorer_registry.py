@@ -15,8 +15,8 @@ from ukmp.data.world_writer import write_split
 from ukmp.errors import UserError
 from ukmp.groups import PruningPlan
 from ukmp.method_scores import MethodScores
+from ukmp.planning.schedules import SCHEDULES, plan_from_scores
 from ukmp.pruning import PruneConfig, load_dense, prune
-from ukmp.schedules import SCHEDULES, plan_from_scores
 from ukmp.scorers.base import Scorer, ScoringInputs
 from ukmp.scorers.registry import get_scorer, is_proposed, register_scorer, scorer_names
 from ukmp.scoring.magnitude import magnitude_scores

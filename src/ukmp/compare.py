@@ -49,7 +49,7 @@ from ukmp.evaluation.harness import evaluate
 from ukmp.evaluation.model_loading import load_model_and_processor
 from ukmp.method_scores import MethodScores, check_scores_match
 from ukmp.output_guard import check_output
-from ukmp.plan_search import PlanSearchOptions
+from ukmp.planning.search import PlanSearchOptions
 from ukmp.preflight import check_calibration_data
 from ukmp.pruning import PruneConfig, load_dense, prune_scored, score
 from ukmp.recovery.distill import MERGED_DIR, RecoveryConfig, run_recovery

@@ -37,13 +37,13 @@ from ukmp.data.index import portable_path
 from ukmp.distributed import ONE_PROCESS, World, current_world
 from ukmp.errors import UserError
 from ukmp.groups import PrunableGroup
-from ukmp.iterative_planning import IterativeOptions
 from ukmp.method_scores import MethodScores, check_scores_match
-from ukmp.plan_search import PlanSearchOptions, search_plan, selection_batches
-from ukmp.planning import PlanResult
+from ukmp.planning.global_schedule import PlanResult
+from ukmp.planning.iterative import IterativeOptions
+from ukmp.planning.schedules import plan_from_scores
+from ukmp.planning.search import PlanSearchOptions, search_plan, selection_batches
 from ukmp.preflight import check_calibration_data, check_model_source, check_processor_matches, check_ratio
 from ukmp.processors import load_processor
-from ukmp.schedules import plan_from_scores
 from ukmp.scorers.base import MethodOptions, Scorer, ScoringInputs
 from ukmp.scorers.registry import base_method, get_scorer
 from ukmp.scoring.calibration_pass import CalibrationPass

@@ -18,10 +18,10 @@ from ukmp.commands.shared_options import add_dtype_argument, add_plan_search_arg
 from ukmp.data.index import default_calib_split, resolve_data_dir
 from ukmp.data.text import is_text_data
 from ukmp.errors import UserError
-from ukmp.iterative_planning import IterativeOptions
+from ukmp.planning.iterative import IterativeOptions
+from ukmp.planning.schedules import SCHEDULES
 from ukmp.preflight import check_ratio
 from ukmp.pruning import PruneConfig, prune
-from ukmp.schedules import SCHEDULES
 from ukmp.scorers.base import MethodOptions
 from ukmp.scorers.registry import get_scorer, scorer_names
 from ukmp.scoring.ecoflap_sp import ECoFLaPOptions
@@ -119,7 +119,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--block-score", choices=("zeroth", "first"), default="zeroth", help="ECoFLaP-sp block score"
     )
     search = parser.add_argument_group(
-        "plan search, beyond the paper (src/ukmp/plan_search.py; reads question-answer pairs of --calib)"
+        "plan search, beyond the paper (src/ukmp/planning/search.py; reads question-answer pairs of --calib)"
     )
     add_plan_search_arguments(search)
     parser.set_defaults(func=run)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from ukmp.plan_search import PlanSearchOptions
+from ukmp.planning.search import PlanSearchOptions
 from ukmp.pruning import SAVED_DTYPES
 
 
 def add_plan_search_arguments(parser: argparse._ActionsContainer) -> None:
-    """--plan-search K and how it chooses (beyond the paper; src/ukmp/plan_search.py)."""
+    """--plan-search K and how it chooses (beyond the paper; src/ukmp/planning/search.py)."""
     parser.add_argument(
         "--plan-search",
         type=int,

@@ -8,7 +8,7 @@ compensation). Each of those is a method of ``Scorer`` with a neutral default, s
 ``Scorer`` and registers it (`ukmp.scorers.registry`).
 
 The split follows Torch-Pruning's importance / pruner division: scorers compute numbers, the
-schedules in `ukmp.schedules` turn numbers into plans, `ukmp.surgery` slices.
+schedules in `ukmp.planning.schedules` turn numbers into plans, `ukmp.surgery` slices.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ class Scorer:
 
     #: the name users type (`--method`); unique in the registry
     name: ClassVar[str] = ""
-    #: the schedule the method's paper plans with (`ukmp.schedules.SCHEDULES`)
+    #: the schedule the method's paper plans with (`ukmp.planning.schedules.SCHEDULES`)
     schedule: ClassVar[str] = "global"
     #: whether it reads calibration data (the data-free ones do not)
     calibrated: ClassVar[bool] = True

@@ -10,7 +10,7 @@ global block importance, then prunes inside each block with Wanda. The structure
    ``(L+ - L-) / (2 eps) * z`` is accumulated (an SPSA / MeZO estimate of the gradient; no
    backward pass, so no activation memory). ``block_score='first'`` uses the true first-order
    gradient of the shared pass instead.
-2. **Allocation** (``allocation_planning.py``, at plan time because it depends on the ratio): the
+2. **Allocation** (``planning/allocated.py``, at plan time because it depends on the ratio): the
    parameters to keep are shared out in proportion to the block scores, every group keeping at
    least ``1 - cap`` of its parameters, with cap = the target sparsity of the prunable set + 0.1.
 3. **Fine**: inside each group units are ranked by the Wanda-sp score (``wanda_sp.py``).

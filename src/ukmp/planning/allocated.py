@@ -1,6 +1,6 @@
 """ECoFLaP's schedule: per-group sparsities from block scores, then local ranking inside each group.
 
-Pure tensors and numbers, like ``planning.py``. The parameters to KEEP in the prunable groups are
+Pure tensors and numbers, like ``global_schedule.py``. The parameters to KEEP in the prunable groups are
 shared out in proportion to each group's block score: every group first keeps ``1 - cap`` of its
 parameters (the per-layer sparsity cap), then the rest of the keep budget is handed out pro rata
 to the groups that are not full yet, until it is spent. A group's sparsity becomes a number of
@@ -16,7 +16,7 @@ from collections.abc import Mapping
 import torch
 
 from ukmp.errors import UserError
-from ukmp.planning import GroupCost, PlanResult, plan_removing_lowest, smallest_reaching
+from ukmp.planning.global_schedule import GroupCost, PlanResult, plan_removing_lowest, smallest_reaching
 
 
 def allocate_sparsity(

@@ -9,11 +9,11 @@ from collections.abc import Mapping
 
 import torch
 
-from ukmp.allocation_planning import allocated_schedule
 from ukmp.errors import UserError
 from ukmp.groups import PrunableGroup
-from ukmp.iterative_planning import IterativeOptions, iterative_schedule, local_schedule
-from ukmp.planning import GroupCost, PlanResult, global_schedule
+from ukmp.planning.allocated import allocated_schedule
+from ukmp.planning.global_schedule import GroupCost, PlanResult, global_schedule
+from ukmp.planning.iterative import IterativeOptions, iterative_schedule, local_schedule
 
 SCHEDULES = ("iterative", "global", "local", "allocated")
 

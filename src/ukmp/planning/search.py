@@ -43,7 +43,7 @@ from ukmp.data.recovery_mix import vqa_samples
 from ukmp.errors import UserError
 from ukmp.evaluation.generation import is_encoder_decoder
 from ukmp.groups import PrunableGroup, PruningPlan
-from ukmp.planning import PlanResult
+from ukmp.planning.global_schedule import PlanResult
 from ukmp.removal_cost import mean_target_nll
 
 

@@ -30,7 +30,7 @@ import torch
 
 from ukmp.errors import UserError
 from ukmp.groups import PruningPlan
-from ukmp.planning import GroupCost, PlanResult, plan_removing_lowest, smallest_reaching
+from ukmp.planning.global_schedule import GroupCost, PlanResult, plan_removing_lowest, smallest_reaching
 
 NORMALISATIONS = ("mean", "minmax", "standardize", "none")
 
