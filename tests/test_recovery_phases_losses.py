@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ukmp.errors import UserError
-from ukmp.recovery.distill import RecoveryConfig, learning_rate
+from ukmp.recovery.config import RecoveryConfig, learning_rate
 from ukmp.recovery.losses import distillation_kl, feature_loss, normalized_feature_mse, task_loss
 from ukmp.recovery.phases import allocate_samples, lpd_phases, make_schedule, supervised_blocks
 

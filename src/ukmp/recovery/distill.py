@@ -35,25 +35,24 @@ import math
 import os
 import shutil
 import time
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-from ukmp.adapters import find_adapter, is_vision_language_model
 from ukmp.atomic import write_json_atomic
 from ukmp.data.recovery_mix import mix_vqa
 from ukmp.errors import UserError
 from ukmp.output_guard import check_output
-from ukmp.preflight import check_processor_matches, looks_local
+from ukmp.preflight import check_processor_matches
 from ukmp.recovery import checkpoint as ckpt
-from ukmp.recovery.losses import distillation_kl, feature_loss, task_loss
-from ukmp.recovery.phases import BETAS, FORWARD_ORDER, SCHEDULES, Phase, allocate_samples, make_schedule
+from ukmp.recovery.config import RecoveryConfig, learning_rate
+from ukmp.recovery.data_parallel import gradient_sync, local_batch, reduce_values
+from ukmp.recovery.features import block_paths, loss_keys, phase_loss
+from ukmp.recovery.models import load_models, load_recovery_processor
+from ukmp.recovery.phases import allocate_samples, make_schedule
 from ukmp.recovery.recall_lora import (
-    RecallLoRAOptions,
     adapter_parameters,
     adapter_state_dict,
     adapter_summary,
@@ -70,276 +69,6 @@ MERGED_DIR = "merged"
 CHECKPOINT_DIR = "checkpoints"
 #: what a recovery output holds (one of them marks a folder `--overwrite` may replace)
 RECOVERY_MARKERS = ("adapter_config.json", CHECKPOINT_DIR, "history.json", MERGED_DIR, CURVE_FILE, ".loss_curve*")
-
-
-@dataclass
-class RecoveryConfig:
-    """Everything that determines a recovery run (defaults: the appendix and the reference config)."""
-
-    pruned: str
-    out: str
-    teacher: str | None = None
-    data: str = "shapes"
-    split: str = "train"
-    schedule: str = "lpd"
-    plain_lora: bool = False
-    input_recall: bool = True
-    rank: int = 8
-    recall_rank: int = 8
-    alpha: float = 16.0
-    lora_dropout: float = 0.05
-    lr: float = 2e-5
-    warmup_lr: float = 5e-7
-    warmup_steps: int = 50
-    weight_decay: float = 0.05
-    batch_size: int = 20
-    max_samples: int | None = None
-    seed: int = 42
-    temperature: float = 1.0
-    mixed_precision: str | None = None
-    cpu: bool = False
-    checkpoint_every: int = 200
-    merge: bool = False
-    seq_len: int = 128  # tokens per prefix-LM window when ``data`` is a text file (a standalone LM)
-    vqa_fraction: float = 0.0  # beyond the paper: share of the samples that are the split's VQA pairs
-
-    #: fields that do not change the trained weights (may differ between a run and its resumption)
-    NOT_IN_RESULT = ("out", "checkpoint_every", "merge", "cpu")
-
-    def lora_options(self) -> RecallLoRAOptions:
-        return RecallLoRAOptions(
-            rank=self.rank,
-            recall_rank=self.recall_rank,
-            alpha=self.alpha,
-            dropout=self.lora_dropout,
-            output_recall=not self.plain_lora,
-            input_recall=self.input_recall and not self.plain_lora,
-        )
-
-    def fingerprint(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in self.NOT_IN_RESULT}
-
-    def validate(self) -> None:
-        if self.schedule not in SCHEDULES:
-            raise UserError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}.")
-        for name in ("batch_size", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}.")
-        if self.max_samples is not None and self.max_samples < 1:
-            raise UserError(f"--max-samples must be at least 1, got {self.max_samples}.")
-        if self.warmup_steps < 0 or self.lr <= 0 or self.warmup_lr < 0:
-            raise UserError("--lr must be positive, --warmup-lr and --warmup-steps non-negative.")
-        if self.temperature <= 0:
-            raise UserError(f"--temperature must be positive, got {self.temperature}.")
-        if not 0.0 <= self.vqa_fraction <= 1.0:
-            raise UserError(f"--vqa-fraction must be between 0 and 1, got {self.vqa_fraction:g}.")
-        self.lora_options().validate()
-
-
-def learning_rate(step: int, config: RecoveryConfig) -> float:
-    """Linear warm-up from ``warmup_lr`` to ``lr`` over ``warmup_steps`` steps (step 0 first), then constant."""
-    if config.warmup_steps <= 0 or step >= config.warmup_steps:
-        return config.lr
-    return config.warmup_lr + (config.lr - config.warmup_lr) * step / config.warmup_steps
-
-
-# --------------------------------------------------------------------------------- feature capture
-
-
-class _StopForward(Exception):
-    """Raised by a hook once the last needed block has run (the rest of the forward is skipped)."""
-
-
-def block_paths(model: nn.Module) -> dict[str, list[str]]:
-    """Component -> module path of each transformer block, in depth order (vision and LM stacks)."""
-    return find_adapter(model).block_paths(model, BETAS)
-
-
-class FeatureTaps:
-    """Forward hooks that keep the outputs of chosen blocks and optionally stop the forward after one."""
-
-    def __init__(self, model: nn.Module, blocks: dict[tuple[str, int], str], stop_after: tuple[str, int] | None):
-        self.model = model
-        self.blocks = blocks
-        self.stop_after = stop_after
-        self.features: dict[tuple[str, int], torch.Tensor] = {}
-        self._handles: list[Any] = []
-
-    def __enter__(self) -> FeatureTaps:
-        for key, path in self.blocks.items():
-            self._handles.append(self.model.get_submodule(path).register_forward_hook(self._hook(key)))
-        return self
-
-    def _hook(self, key):
-        def hook(module, args, output):
-            self.features[key] = output[0] if isinstance(output, tuple) else output
-            if key == self.stop_after:
-                raise _StopForward
-
-        return hook
-
-    def __exit__(self, *exc) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
-
-    def run(self, batch: dict[str, torch.Tensor]):
-        try:
-            return self.model(**batch)
-        except _StopForward:
-            return None
-
-
-def _last_block(supervised: dict[str, tuple[int, ...]]) -> tuple[str, int]:
-    component = max(supervised, key=FORWARD_ORDER.index)
-    return component, max(supervised[component])
-
-
-def loss_keys(phase: Phase) -> list[str]:
-    keys = [f"mse_{c}" for c in sorted(phase.supervised)] if "mse" in phase.losses else []
-    return keys + [k for k in ("kl", "task") if k in phase.losses]
-
-
-def phase_loss(
-    phase: Phase,
-    student: nn.Module,
-    teacher: nn.Module,
-    batch: dict[str, torch.Tensor],
-    paths: dict[str, list[str]],
-    *,
-    decoder_only: bool,
-    temperature: float = 1.0,
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """The sub-phase's loss on one batch (Eq. 13 restricted to the phase's terms) and its parts."""
-    use_mse = "mse" in phase.losses and bool(phase.supervised)
-    keys = {(c, i): paths[c][i] for c, blocks in phase.supervised.items() for i in blocks} if use_mse else {}
-    stop = None if phase.needs_logits else _last_block(phase.supervised)
-    teacher_out = None
-    teacher_taps = FeatureTaps(teacher, keys, stop)
-    if use_mse or "kl" in phase.losses:
-        with torch.no_grad(), teacher_taps:
-            teacher_out = teacher_taps.run(batch)
-    with FeatureTaps(student, keys, stop) as taps:
-        student_out = taps.run(batch)
-    total = None
-    parts: dict[str, float] = {}
-    if use_mse:
-        total, parts = feature_loss(taps.features, teacher_taps.features, BETAS)
-    labels = batch["labels"]
-    mask = (labels[:, 1:] != -100) if decoder_only else None
-    if "kl" in phase.losses:
-        s_logits, t_logits = student_out.logits, teacher_out.logits
-        if decoder_only:
-            s_logits, t_logits = s_logits[:, :-1], t_logits[:, :-1]
-        kl = distillation_kl(s_logits, t_logits, mask=mask, temperature=temperature)
-        parts["kl"] = float(kl.detach())
-        total = kl if total is None else total + kl
-    if "task" in phase.losses:
-        task = task_loss(student_out.logits, labels, shift=decoder_only)
-        parts["task"] = float(task.detach())
-        total = task if total is None else total + task
-    if total is None:
-        raise UserError(f"sub-phase {phase.name} has no loss term.")
-    return total, parts
-
-
-# -------------------------------------------------------------------------------------- the model
-
-
-def _load_models(config: RecoveryConfig):
-    """(student, teacher, manifest, teacher reference); both in float32, eval mode, on the CPU."""
-    from ukmp.artifact import is_pruned_artifact, load_model, load_pruned, resolve_model_ref, state_dict_sha256
-
-    pruned_ref = resolve_model_ref(config.pruned)
-    if not is_pruned_artifact(pruned_ref):
-        raise UserError(f"{config.pruned} is not a ukmp pruned model (no pruning.json); prune it with ukmp prune.")
-    student = load_pruned(pruned_ref).float()
-    manifest = student.ukmp_manifest
-    standalone_lm = not hasattr(student.config, "vision_config") and not student.config.is_encoder_decoder
-    if not is_vision_language_model(student) and not standalone_lm:
-        raise UserError(
-            f"ukmp recover trains BLIP-2 / InstructBLIP models and decoder-only language models; {config.pruned} is "
-            f"{type(student).__name__}."
-        )
-    base = manifest.get("base_model") or {}
-    teacher_ref = config.teacher or base.get("reference")
-    if not teacher_ref:
-        raise UserError(f"the manifest of {config.pruned} names no base model; pass --teacher BASE.")
-    if not config.teacher and looks_local(teacher_ref) and not Path(teacher_ref).expanduser().exists():
-        raise UserError(
-            f"the base model {teacher_ref} named in {config.pruned}/pruning.json does not exist (moved or deleted?); "
-            "pass --teacher with the dense model it was pruned from."
-        )
-    teacher = load_model(teacher_ref).float()
-    if getattr(teacher, "ukmp_manifest", None) is not None:
-        raise UserError(f"--teacher {teacher_ref} is a pruned model; give the dense base model it was pruned from.")
-    expected = base.get("sha256")
-    if expected and state_dict_sha256(teacher) != expected:
-        raise UserError(
-            f"--teacher {teacher_ref} is not the base model {config.pruned} was pruned from (its weights do not "
-            "match the checksum in pruning.json); pass the right dense model."
-        )
-    teacher.requires_grad_(False)
-    return student.eval(), teacher.eval(), manifest, teacher_ref, pruned_ref
-
-
-def _load_processor(pruned_ref: str, teacher_ref: str, *, text: bool = False):
-    """The image-text processor, or for text data any tokenizer (the pruned artifact carries its base's)."""
-    from ukmp.artifact import resolve_model_ref
-    from ukmp.processors import load_processor
-
-    for ref in (pruned_ref, resolve_model_ref(teacher_ref)):
-        processor = load_processor(ref)
-        if processor is not None and (text or hasattr(processor, "image_processor")):
-            return processor
-    need = "a tokenizer" if text else "processor files (image processor + tokenizer)"
-    raise UserError(f"neither {pruned_ref} nor {teacher_ref} has {need}.")
-
-
-# ------------------------------------------------------------------------------------ the training
-
-
-def _gradient_sync(params: list[nn.Parameter], share: float, accelerator) -> None:
-    """Replace each gradient by the share-weighted sum over processes; "no gradient anywhere" stays None."""
-    if accelerator.num_processes == 1:
-        return
-    import torch.distributed as dist
-
-    device = params[0].device
-    flat = torch.cat(
-        [(p.grad.reshape(-1) * share) if p.grad is not None else torch.zeros(p.numel(), device=device) for p in params]
-    )
-    present = torch.tensor([float(p.grad is not None) for p in params], device=device)
-    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
-    dist.all_reduce(present, op=dist.ReduceOp.MAX)
-    offset = 0
-    for p, has in zip(params, present.tolist()):
-        n = p.numel()
-        p.grad = flat[offset : offset + n].view_as(p).clone() if has else None
-        offset += n
-
-
-def _reduce_values(values: dict[str, float], share: float, accelerator) -> dict[str, float]:
-    if accelerator.num_processes == 1:
-        return values
-    import torch.distributed as dist
-
-    keys = sorted(values)
-    t = torch.tensor([values[k] * share for k in keys], dtype=torch.float64, device=accelerator.device)
-    dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    return dict(zip(keys, t.tolist()))
-
-
-def _local_batch(processor, samples: list, accelerator, encoder_decoder: bool):
-    from ukmp.data.calibration import calibration_batches
-
-    shares = np.array_split(np.arange(len(samples)), accelerator.num_processes)
-    mine = shares[accelerator.process_index]
-    if len(mine) == 0:
-        return None, 0
-    local = [samples[i] for i in mine]
-    batch = next(calibration_batches(processor, local, len(local), encoder_decoder=encoder_decoder))
-    return {k: v.to(accelerator.device) for k, v in batch.items()}, len(local)
 
 
 def plot_history(history: list[dict[str, Any]], file: Path) -> None:
@@ -432,8 +161,8 @@ def run_recovery(
         with accelerator.main_process_first():
             data_dir = resolve_data_dir(config.data, config.split, config.max_samples or DEFAULT_SHAPES_IMAGES)
 
-    student, teacher, manifest, teacher_ref, pruned_ref = _load_models(config)
-    processor = _load_processor(pruned_ref, teacher_ref, text=text)
+    student, teacher, manifest, teacher_ref, pruned_ref = load_models(config)
+    processor = load_recovery_processor(pruned_ref, teacher_ref, text=text)
     if not text:
         check_processor_matches(student, processor, str(config.pruned))
     if text:
@@ -555,7 +284,7 @@ def run_recovery(
             lr = learning_rate(step, config)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            batch, n_local = _local_batch(processor, chunk, accelerator, not decoder_only)
+            batch, n_local = local_batch(processor, chunk, accelerator, not decoder_only)
             share = n_local / len(chunk)
             values = dict.fromkeys(loss_keys(phase), 0.0)
             if batch is not None:
@@ -571,14 +300,14 @@ def run_recovery(
                     )
                 accelerator.backward(loss)
                 values.update(parts)
-            _gradient_sync(params, share, accelerator)
+            gradient_sync(params, share, accelerator)
             if accelerator.scaler is not None:
                 accelerator.scaler.step(optimizer)
                 accelerator.scaler.update()
             else:
                 optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            values = _reduce_values(values, share, accelerator)
+            values = reduce_values(values, share, accelerator)
             global_step += 1
             total = sum(values.values())
             history.append({"phase": phase.name, "step": global_step, "loss": total, "lr": lr, **values})

@@ -1,0 +1,81 @@
+"""What determines a recovery run (``ukmp recover``'s options), and its learning-rate schedule."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from ukmp.errors import UserError
+from ukmp.recovery.phases import SCHEDULES
+from ukmp.recovery.recall_lora import RecallLoRAOptions
+
+
+@dataclass
+class RecoveryConfig:
+    """Everything that determines a recovery run (defaults: the appendix and the reference config)."""
+
+    pruned: str
+    out: str
+    teacher: str | None = None
+    data: str = "shapes"
+    split: str = "train"
+    schedule: str = "lpd"
+    plain_lora: bool = False
+    input_recall: bool = True
+    rank: int = 8
+    recall_rank: int = 8
+    alpha: float = 16.0
+    lora_dropout: float = 0.05
+    lr: float = 2e-5
+    warmup_lr: float = 5e-7
+    warmup_steps: int = 50
+    weight_decay: float = 0.05
+    batch_size: int = 20
+    max_samples: int | None = None
+    seed: int = 42
+    temperature: float = 1.0
+    mixed_precision: str | None = None
+    cpu: bool = False
+    checkpoint_every: int = 200
+    merge: bool = False
+    seq_len: int = 128  # tokens per prefix-LM window when ``data`` is a text file (a standalone LM)
+    vqa_fraction: float = 0.0  # beyond the paper: share of the samples that are the split's VQA pairs
+
+    #: fields that do not change the trained weights (may differ between a run and its resumption)
+    NOT_IN_RESULT = ("out", "checkpoint_every", "merge", "cpu")
+
+    def lora_options(self) -> RecallLoRAOptions:
+        return RecallLoRAOptions(
+            rank=self.rank,
+            recall_rank=self.recall_rank,
+            alpha=self.alpha,
+            dropout=self.lora_dropout,
+            output_recall=not self.plain_lora,
+            input_recall=self.input_recall and not self.plain_lora,
+        )
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in self.NOT_IN_RESULT}
+
+    def validate(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise UserError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}.")
+        for name in ("batch_size", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}.")
+        if self.max_samples is not None and self.max_samples < 1:
+            raise UserError(f"--max-samples must be at least 1, got {self.max_samples}.")
+        if self.warmup_steps < 0 or self.lr <= 0 or self.warmup_lr < 0:
+            raise UserError("--lr must be positive, --warmup-lr and --warmup-steps non-negative.")
+        if self.temperature <= 0:
+            raise UserError(f"--temperature must be positive, got {self.temperature}.")
+        if not 0.0 <= self.vqa_fraction <= 1.0:
+            raise UserError(f"--vqa-fraction must be between 0 and 1, got {self.vqa_fraction:g}.")
+        self.lora_options().validate()
+
+
+def learning_rate(step: int, config: RecoveryConfig) -> float:
+    """Linear warm-up from ``warmup_lr`` to ``lr`` over ``warmup_steps`` steps (step 0 first), then constant."""
+    if config.warmup_steps <= 0 or step >= config.warmup_steps:
+        return config.lr
+    return config.warmup_lr + (config.lr - config.warmup_lr) * step / config.warmup_steps
