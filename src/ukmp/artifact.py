@@ -30,8 +30,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_model
 from torch import nn
 
+from ukmp.accounting import parameter_counts
+from ukmp.adapters import find_adapter
 from ukmp.atomic import atomic_folder
 from ukmp.checksums import file_sha256
 from ukmp.errors import UserError
@@ -39,6 +43,7 @@ from ukmp.groups import PruningPlan
 from ukmp.output_guard import check_output
 from ukmp.preflight import looks_local
 from ukmp.recovery.recovered import load_recovered
+from ukmp.surgery import apply_plan_physically
 from ukmp.version import __version__
 from ukmp.weight_loading import empty_model, load_into_empty, tensor_sizes
 
@@ -150,8 +155,6 @@ def cast_to_saved_dtype(model: nn.Module, dtype: str, base_dtypes: dict[str, tor
 
 def weight_dtypes(path: str | os.PathLike) -> dict[str, torch.dtype]:
     """Each tensor's dtype in a safetensors file, read from its header (no weights are loaded)."""
-    from safetensors import safe_open
-
     names = {"F64": torch.float64, "F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16}
     with safe_open(str(path), "pt") as fh:
         return {k: names.get(fh.get_slice(k).get_dtype(), torch.float32) for k in fh.keys()}
@@ -190,11 +193,6 @@ def save_pruned(
     them (a quantised GGUF file: ``ukmp.gguf_models.gguf_origin``); it defaults to the model's
     ``ukmp_source`` attribute, set by the GGUF loader, and lands in ``base_model.source``.
     """
-    from safetensors.torch import save_model
-
-    from ukmp.accounting import parameter_counts
-    from ukmp.adapters import find_adapter
-
     carried = getattr(model, "ukmp_plan", None)
     if carried is None:
         raise ValueError("save_pruned expects a model sliced by apply_plan_physically")
@@ -367,8 +365,6 @@ def load_pruned(path: str | os.PathLike, *, device: str | torch.device | None = 
     """
     from transformers import AutoConfig
 
-    from ukmp.surgery import apply_plan_physically
-
     root = Path(path)
     manifest = read_manifest(root)
     if not (root / CONFIG).is_file():
@@ -465,8 +461,6 @@ def load_model(
 
 
 def _written_by_ukmp(weights: Path) -> bool:
-    from safetensors import safe_open
-
     try:
         with safe_open(str(weights), "pt") as fh:
             return (fh.metadata() or {}).get("producer") == "ukmp"

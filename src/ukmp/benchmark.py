@@ -58,13 +58,19 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 from tqdm.auto import tqdm
 
+from ukmp.accounting import example_inputs, parameter_counts
 from ukmp.adapters import find_adapter, is_vision_language_model
 from ukmp.adapters.registry import wrapper_entry
+from ukmp.artifact import is_pruned_artifact, load_model, read_manifest, resolve_model_ref, state_dict_sha256
 from ukmp.atomic import write_text_atomic
 from ukmp.errors import UserError
+from ukmp.evaluation.harness import write_results
 from ukmp.groups import PrunableGroup, PruningPlan
+from ukmp.method_scores import MethodScores
+from ukmp.surgery import apply_plan_as_masks, apply_plan_physically
 from ukmp.version import __version__
 
 BENCH_FORMAT = "ukmp-bench/1"
@@ -190,8 +196,6 @@ def load_saved_scores(artifact: Path) -> dict[str, torch.Tensor] | None:
     file = artifact / "scores.safetensors"
     if not file.is_file():
         return None
-    from ukmp.method_scores import MethodScores
-
     return MethodScores.load(file).scores
 
 
@@ -235,8 +239,6 @@ def _label(ref: str) -> str:
 
 def build_from_recipe(recipe: Mapping[str, Any]) -> nn.Module:
     """A model from ``{"load": ref}`` plus, optionally, ``{"plan": dict, "apply": "masks"|"physical"}``."""
-    from ukmp.artifact import load_model
-    from ukmp.surgery import apply_plan_as_masks, apply_plan_physically
 
     model = load_model(recipe["load"]).float()
     if "plan" in recipe:
@@ -248,8 +250,6 @@ def build_from_recipe(recipe: Mapping[str, Any]) -> nn.Module:
 
 def load_variants(model_ref: str, pruned_refs: Sequence[str], options: BenchOptions) -> list[Variant]:
     """Dense, then per artifact: pruned, masked reference, rounded variant (float32, on the CPU)."""
-    from ukmp.artifact import is_pruned_artifact, load_model, read_manifest, resolve_model_ref, state_dict_sha256
-    from ukmp.surgery import apply_plan_as_masks, apply_plan_physically
 
     ref = resolve_model_ref(model_ref)
     if Path(ref).is_dir() and is_pruned_artifact(ref):
@@ -315,8 +315,6 @@ def bench_inputs(model: nn.Module, batch: int, options: BenchOptions) -> tuple[d
     Generation gets the image and only the query-token placeholders (an empty caption prompt,
     ukmp's caption default).
     """
-    from ukmp.accounting import example_inputs
-
     forward = example_inputs(model, batch=batch, text_len=options.text_len)
     if is_language_model(model) or is_llava_style(model):
         return forward, dict(forward)  # the prompt of the generation is the forward's text
@@ -366,8 +364,6 @@ def component_paths(model: nn.Module) -> dict[str, str]:
 
 def count_flops(model: nn.Module, fn: Callable[[], Any]) -> dict[str, int]:
     """FLOPs of ``fn()`` in total and per component (module tracker names are ``Class.path``)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
         fn()
@@ -407,8 +403,6 @@ def spread(values: Sequence[float]) -> dict[str, Any]:
 
 def measure_static(variants: Sequence[Variant], options: BenchOptions, progress: bool = True) -> None:
     """Parameters per bucket and FLOPs per image of each operation (batch 1), into ``variant.extra``."""
-    from ukmp.accounting import parameter_counts
-
     device, dtype = torch.device(options.device), DTYPES[options.dtype]
     forward, generate = bench_inputs(variants[0].model, 1, options)
     forward, generate = _to(forward, device, dtype), _to(generate, device, dtype)
@@ -701,8 +695,6 @@ def read_bench(path: str | Path) -> dict[str, Any]:
 
 def write_bench(results: Mapping[str, Any], path: str | Path) -> tuple[Path, Path]:
     """``path`` (JSON) and the same name with ``.md`` (the tables), each written atomically."""
-    from ukmp.evaluation.harness import write_results
-
     path = Path(path)
     json_path = write_results(dict(results), path)
     md_path = path.with_suffix(".md")

@@ -14,6 +14,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from safetensors import safe_open
+
 from ukmp.adapters import supported_config
 from ukmp.errors import UserError
 from ukmp.gguf_models import find_gguf
@@ -74,8 +76,6 @@ def check_model_source(ref: str, gguf_file: str | None = None) -> None:
 
 def check_safetensors(file: Path) -> None:
     """The header parses and every tensor it lists lies inside the file (a short download fails here)."""
-    from safetensors import safe_open
-
     try:
         with safe_open(str(file), "pt") as fh:
             fh.keys()

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ukmp.artifact import MANIFEST, read_manifest
 from ukmp.atomic import replace_folder
 from ukmp.errors import UserError
 from ukmp.output_guard import temporary_prefix
@@ -118,7 +119,6 @@ class Run:
 
 def scan_run(run_dir: str | os.PathLike) -> Run:
     """Read artifacts, evaluation results and bench files of a run folder (layout in the module doc)."""
-    from ukmp.artifact import MANIFEST, read_manifest
     from ukmp.benchmark import BENCH_FORMAT
 
     root = Path(run_dir)

@@ -19,11 +19,22 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from ukmp.atomic import write_json_atomic
 from ukmp.data.index import available_tasks, load_task, portable_path, resolve_data_dir
 from ukmp.data.reading import check_on_error
 from ukmp.errors import UserError
-from ukmp.evaluation.generation import CAPTION_SETTINGS, VQA_SETTINGS, GenerationSettings
+from ukmp.evaluation.caption_metrics import caption_scores
+from ukmp.evaluation.generation import (
+    CAPTION_SETTINGS,
+    VQA_SETTINGS,
+    GenerationSettings,
+    answer_questions,
+    generate_captions,
+)
+from ukmp.evaluation.retrieval import evaluate_retrieval
+from ukmp.evaluation.vqa_metric import exact_match_scores, vqa_scores
 from ukmp.version import __version__
 
 TASKS = ("caption", "vqa", "gqa", "retrieval")
@@ -72,11 +83,6 @@ def evaluate(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Evaluate `model` on `tasks` of `split` in `data_dir` (a folder with ukmp_data.json, or `shapes`)."""
-    from ukmp.evaluation.caption_metrics import caption_scores
-    from ukmp.evaluation.generation import answer_questions, generate_captions
-    from ukmp.evaluation.retrieval import evaluate_retrieval
-    from ukmp.evaluation.vqa_metric import exact_match_scores, vqa_scores
-
     check_on_error(on_error)
     if limit is not None and limit <= 0:
         raise UserError(f"--limit must be a positive number of records, got {limit}.")
@@ -152,7 +158,6 @@ def evaluate(
 
 
 def _environment(model) -> dict[str, Any]:
-    import torch
     import transformers
 
     param = next(model.parameters())

@@ -39,11 +39,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate import Accelerator
+from safetensors.torch import save_file
 from torch import nn
+from tqdm import tqdm
 
+from ukmp.artifact import WEIGHTS, cast_to_saved_dtype, resolve_model_ref, save_pruned, weight_dtypes
 from ukmp.atomic import write_json_atomic
+from ukmp.data.calibration import TextCalibrationSource, load_calibration_samples
+from ukmp.data.index import DEFAULT_SHAPES_IMAGES, resolve_data_dir
 from ukmp.data.recovery_mix import mix_vqa
+from ukmp.data.text import is_text_data
 from ukmp.errors import UserError
+from ukmp.evaluation.generation import is_encoder_decoder
 from ukmp.output_guard import check_output
 from ukmp.preflight import check_processor_matches
 from ukmp.recovery import checkpoint as ckpt
@@ -103,8 +111,6 @@ def plot_history(history: list[dict[str, Any]], file: Path) -> None:
 
 def _check_out(out: Path, config: RecoveryConfig, *, resume: bool, overwrite: bool) -> None:
     """Before any loading: OUT is resumable (with --resume), or new, or a recovery output to replace."""
-    from ukmp.artifact import resolve_model_ref
-
     if resume:
         if not (out / CHECKPOINT_DIR / "last" / ckpt.STATE).is_file():
             raise UserError(f"there is no checkpoint to resume in {out}; run without --resume.")
@@ -136,14 +142,6 @@ def run_recovery(
     ``stop_after`` ends the run cleanly after that many optimizer steps in all (counting steps done
     before a resume), with a checkpoint, so it can be continued with ``resume=True``.
     """
-    from accelerate import Accelerator
-    from tqdm import tqdm
-
-    from ukmp.data.calibration import TextCalibrationSource, load_calibration_samples
-    from ukmp.data.index import DEFAULT_SHAPES_IMAGES, resolve_data_dir
-    from ukmp.data.text import is_text_data
-    from ukmp.evaluation.generation import is_encoder_decoder
-
     config.validate()
     accelerator = Accelerator(cpu=config.cpu, mixed_precision=config.mixed_precision)
     if accelerator.num_processes == 1 and "MASTER_ADDR" in os.environ and "RANK" not in os.environ:
@@ -371,8 +369,6 @@ def run_recovery(
         },
     }
     if accelerator.is_main_process:
-        from safetensors.torch import save_file
-
         tmp = out / f".{ADAPTER_FILE}.tmp"
         save_file(adapter_state_dict(student), str(tmp), metadata={"format": ADAPTER_FORMAT, "producer": "ukmp"})
         os.replace(tmp, out / ADAPTER_FILE)
@@ -394,8 +390,6 @@ def run_recovery(
 
 def _save_merged(student: nn.Module, manifest: dict[str, Any], processor, folder: Path, recovery: dict) -> None:
     """Fold the adapter into plain Linears and save a normal pruned artifact whose manifest records it."""
-    from ukmp.artifact import WEIGHTS, cast_to_saved_dtype, save_pruned, weight_dtypes
-
     merge_recall_lora(student)  # in float32: a bf16 student would lose updates smaller than its rounding step
     source = Path(recovery["adapter"]["pruned_model"])
     student.eval().cpu()

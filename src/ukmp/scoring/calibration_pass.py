@@ -24,7 +24,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from ukmp.data.calibration import calibration_batches, load_calibration_samples, take_disjoint
 from ukmp.errors import UserError
+from ukmp.evaluation.generation import is_encoder_decoder
 from ukmp.groups import PrunableGroup
 from ukmp.scoring.activation_stats import ChannelStats, consumer_names, record_input_stats
 from ukmp.scoring.ukmi import _member_modules, _target_logits, peak_memory_mb
@@ -69,22 +71,16 @@ class CalibrationPass:
     def samples(self) -> list:
         """The first ``num_samples`` prefix-LM samples of the shuffled calibration split."""
         if self._samples is None:
-            from ukmp.data.calibration import load_calibration_samples, take_disjoint
-
             everything = load_calibration_samples(self.calib_dir, self.split, seed=self.seed, pool=2 * self.num_samples)
             self._samples = take_disjoint(everything, [self.num_samples])[0]
         return self._samples
 
     @property
     def encoder_decoder(self) -> bool:
-        from ukmp.evaluation.generation import is_encoder_decoder
-
         return is_encoder_decoder(self.model)
 
     def batches(self, batch_size: int | None = None):
         """Model inputs for the samples, ``batch_size`` at a time (default: the pass's batch size)."""
-        from ukmp.data.calibration import calibration_batches
-
         return calibration_batches(
             self.processor, self.samples(), batch_size or self.batch_size, encoder_decoder=self.encoder_decoder
         )

@@ -42,6 +42,7 @@ from ukmp.data.shapes_world import (
     render,
 )
 from ukmp.data.world_tokenizer import IMAGE_ID, PAD_ID, as_transformers_tokenizer, train_word_tokenizer
+from ukmp.errors import UserError
 from ukmp.zoo.grounding import GroundingLosses
 from ukmp.zoo.schedules import ramped_cosine, warmup_then_cosine
 from ukmp.zoo.shapes_config import NUM_QUERY_TOKENS, shapes_blip2_t5_config
@@ -338,8 +339,6 @@ STAGE_THREE_FIELDS = frozenset(f for f in TrainConfig.__dataclass_fields__ if f.
 
 def _training_record(model_dir: str | Path, purpose: str) -> dict:
     """The `training.json` that `ukmp zoo train` wrote into `model_dir`; `purpose` names what needs it."""
-    from ukmp.errors import UserError
-
     record_file = Path(model_dir) / "training.json"
     if not record_file.is_file():
         raise UserError(f"{model_dir} has no training.json; {purpose} needs a model written by `ukmp zoo train`.")
@@ -349,8 +348,6 @@ def _training_record(model_dir: str | Path, purpose: str) -> dict:
 def _load_stage_two(model_dir: Path, cfg: TrainConfig):
     """A model written by this recipe with stage 3 switched off, checked against `cfg`: (model, log, seconds)."""
     from transformers import Blip2ForConditionalGeneration
-
-    from ukmp.errors import UserError
 
     record = _training_record(model_dir, "--from-stage2")
     if any(r.get("stage") == "grounding" for r in record["log"]):
@@ -377,8 +374,6 @@ def train_shapes_model(
     """
     out = Path(out_dir)
     if out.exists() and not overwrite:
-        from ukmp.errors import UserError
-
         raise UserError(f"{out} already exists; pass --overwrite to replace it.")
     model, processor, log, elapsed = _train(cfg, stage2_dir=None if stage2_dir is None else Path(stage2_dir))
     model.eval()
@@ -433,8 +428,6 @@ def replay_stage_three(model_dir: str | Path, stage2_dir: str | Path, steps: int
     The shipped weights' stage 2 is not shipped, so this check needs the stage-2 model from
     `ukmp zoo train ... --stage2-only` (46 minutes on 2 cores).
     """
-    from ukmp.errors import UserError
-
     record = _training_record(model_dir, "replaying")
     cfg = _recorded_config(record)
     recorded = [r["loss"] for r in record["log"] if r.get("stage") == "grounding"][:steps]
