@@ -82,7 +82,7 @@ OLD_LOAD = (
     root = a.Path(sys.argv[1])
     manifest = a.read_manifest(root)
     config = AutoConfig.from_pretrained(str(root))
-    model = a._model_class(config, manifest.get("architecture"))._from_config(config)
+    model = a.model_class(config, manifest.get("architecture"))._from_config(config)
     apply_plan_physically(model, PruningPlan.from_dict(manifest["groups"]))
     model.load_state_dict(load_file(str(root / "model.safetensors")), strict=False)
     """

@@ -202,7 +202,7 @@ class Bench:
     def dense(self):
         """(model, tokenizer) dequantised once for the in-process re-plans and evaluations."""
         if self._dense is None:
-            from ukmp.artifact import load_model
+            from ukmp.loading import load_model
             from ukmp.processors import load_processor
 
             self._dense = (load_model(self.model).float().eval(), load_processor(str(self.model)))
@@ -288,8 +288,8 @@ class Bench:
         self.results.setdefault("dense_parameters", params["before"]["total"])
 
     def evaluate_all(self) -> None:
-        from ukmp.artifact import load_model
         from ukmp.evaluation.perplexity import evaluate_perplexity
+        from ukmp.loading import load_model
 
         a = self.args
         dense_model, tokenizer = self.dense()

@@ -67,7 +67,7 @@ def real_width_model():
 
 
 def shipped_model():
-    from ukmp.artifact import load_model
+    from ukmp.loading import load_model
 
     return load_model("shapes-blip2-t5").float().eval()
 

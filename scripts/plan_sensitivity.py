@@ -38,11 +38,11 @@ from scipy import stats
 from ukmp.accounting import parameter_counts
 from ukmp.adapters import find_adapter
 from ukmp.adapters.base import get_module
-from ukmp.artifact import load_model, resolve_model_ref
 from ukmp.data.calibration import calibration_batches, load_calibration_samples
 from ukmp.data.index import resolve_data_dir
 from ukmp.data.recovery_mix import vqa_samples
 from ukmp.evaluation.harness import evaluate
+from ukmp.loading import load_model, resolve_model_ref
 from ukmp.method_scores import MethodScores
 from ukmp.planning.schedules import plan_from_scores
 from ukmp.planning.search import perturbed_scores

@@ -22,9 +22,9 @@ from test_surgery_equivalence import heterogeneous_plan
 from tiny_lm import tiny_tokenizer, write_corpus
 from tiny_models import spread_weights
 from ukmp.adapters import find_adapter
-from ukmp.artifact import load_model
 from ukmp.cli import main
 from ukmp.groups import PruningPlan
+from ukmp.loading import load_model
 from ukmp.surgery import apply_plan_as_masks, apply_plan_physically
 
 IDS = torch.tensor([[1, 4, 9, 12, 5, 7, 3, 20], [1, 6, 6, 8, 10, 11, 2, 9]])

@@ -19,6 +19,7 @@ from ukmp.artifact import WEIGHTS, cast_to_saved_dtype, weight_dtypes
 from ukmp.cli import main
 from ukmp.data.calibration import calibration_batches, load_calibration_samples
 from ukmp.data.world_writer import write_split
+from ukmp.loading import load_model
 from ukmp.pruning import PruneConfig, load_dense, plan, score
 from ukmp.scorers.registry import get_scorer
 from ukmp.surgery import apply_plan_physically
@@ -30,7 +31,7 @@ def bases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = {}
     for dtype in ("bfloat16", "float16"):
         folder = build_tiny_blip2(root / "fp32")
-        model = ukmp.artifact.load_model(folder)
+        model = load_model(folder)
         model.to(getattr(torch, dtype)).save_pretrained(root / dtype)
         for name in ("processor_config.json", "tokenizer.json", "tokenizer_config.json"):
             if (folder / name).is_file():
@@ -78,7 +79,7 @@ def test_a_float16_t5_keeps_its_float32_wo_and_flap_biases_follow_their_weights(
     argv = ["prune", str(base), "--method", "flap", "--ratio", "0.3", "--calib", str(bases["data"])]
     assert main([*argv, "--num-samples", "3", "--out", str(out)]) == 0
     # as transformers loads the base: float16, but T5's `wo` in float32 (its `_keep_in_fp32_modules`)
-    base_dtypes = {n: p.dtype for n, p in ukmp.artifact.load_model(base).state_dict().items()}
+    base_dtypes = {n: p.dtype for n, p in load_model(base).state_dict().items()}
     saved = weight_dtypes(out / WEIGHTS)
     assert {torch.float16, torch.float32} == set(base_dtypes.values())
     for name, dtype in saved.items():

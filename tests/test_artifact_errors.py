@@ -9,8 +9,9 @@ import pytest
 
 from test_surgery_equivalence import heterogeneous_plan
 from tiny_models import tiny_blip2
-from ukmp.artifact import load_model, load_pruned, save_pruned
+from ukmp.artifact import load_pruned, save_pruned
 from ukmp.errors import UserError
+from ukmp.loading import load_model
 from ukmp.surgery import apply_plan_physically
 
 

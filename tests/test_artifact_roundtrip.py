@@ -16,8 +16,9 @@ from safetensors.torch import load_file, save_file
 import ukmp
 from test_surgery_equivalence import heterogeneous_plan
 from tiny_models import blip2_inputs, tiny_blip2
-from ukmp.artifact import load_model, save_pruned, state_dict_sha256
+from ukmp.artifact import save_pruned, state_dict_sha256
 from ukmp.errors import UserError
+from ukmp.loading import load_model
 from ukmp.surgery import apply_plan_physically
 
 FRESH = textwrap.dedent(
@@ -114,7 +115,7 @@ def test_missing_paths_and_unreachable_hub_ids_are_one_sentence(tmp_path):
         load_model(tmp_path / "nowhere")
     assert "\n" not in str(info.value)
     script = (
-        "from ukmp.artifact import load_model\n"
+        "from ukmp.loading import load_model\n"
         "try:\n    load_model('some-org/not-a-model-ukmp-test')\n"
         "except Exception as e:\n    print(type(e).__name__, e)\n"
     )
@@ -128,7 +129,7 @@ def test_load_pruned_builds_the_base_on_the_meta_device(tmp_path, monkeypatch):
     import ukmp.artifact as artifact_module
 
     built_on: list[torch.device] = []
-    real_model_class = artifact_module._model_class
+    real_model_class = artifact_module.model_class
 
     def spying_model_class(config, fallback=None):
         cls = real_model_class(config, fallback)
@@ -142,7 +143,7 @@ def test_load_pruned_builds_the_base_on_the_meta_device(tmp_path, monkeypatch):
 
         return Spy
 
-    monkeypatch.setattr(artifact_module, "_model_class", spying_model_class)
+    monkeypatch.setattr(artifact_module, "model_class", spying_model_class)
     model, checksum = pruned("t5")
     save_pruned(model, None, tmp_path / "t5", base_model_ref="tiny", base_checksum=checksum, method="test",
                 options={}, seed=0, target_ratio=0.5)  # fmt: skip

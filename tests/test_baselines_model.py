@@ -14,9 +14,10 @@ from eval_tiny_model import tiny_model_dir
 from ukmp.accounting import parameter_counts
 from ukmp.adapters import find_adapter
 from ukmp.adapters.base import get_module
-from ukmp.artifact import load_model, save_pruned
+from ukmp.artifact import save_pruned
 from ukmp.cli import main
 from ukmp.data.world_writer import write_split
+from ukmp.loading import load_model
 from ukmp.planning.schedules import plan_from_scores
 from ukmp.processors import load_processor
 from ukmp.scorers.base import ScoringInputs

@@ -11,9 +11,10 @@ import torch
 from transformers import BertConfig, BertModel
 
 from tiny_models import blip2_inputs, tiny_blip2
-from ukmp.artifact import load_model, load_pruned
+from ukmp.artifact import load_pruned
 from ukmp.cli import main
 from ukmp.groups import PruningPlan
+from ukmp.loading import load_model
 from ukmp.surgery import apply_plan_as_masks, apply_plan_physically
 
 

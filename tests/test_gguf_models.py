@@ -11,11 +11,11 @@ import torch
 
 import ukmp
 from tiny_lm import tiny_llama, tiny_tokenizer, write_corpus
-from ukmp.artifact import load_model
 from ukmp.checksums import file_sha256
 from ukmp.cli import main
 from ukmp.errors import UserError
 from ukmp.gguf_models import find_gguf
+from ukmp.loading import load_model
 
 needs_gguf = pytest.mark.skipif(
     importlib.util.find_spec("gguf") is None, reason="the gguf package is not installed (pip install gguf)"

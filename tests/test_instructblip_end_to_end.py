@@ -17,13 +17,13 @@ from transformers import AutoProcessor, InstructBlipForConditionalGeneration
 
 import ukmp
 from eval_tiny_model import build_tiny_instructblip
-from ukmp.artifact import load_model
 from ukmp.cli import main
 from ukmp.data.calibration import calibration_batches, load_calibration_samples
 from ukmp.data.index import load_task
 from ukmp.data.reading import load_image
 from ukmp.data.world_writer import write_split
 from ukmp.evaluation.generation import VQA_SETTINGS, answer_questions, is_encoder_decoder, processor_inputs
+from ukmp.loading import load_model
 from ukmp.scorers.registry import scorer_names
 from ukmp.surgery import apply_plan_as_masks
 

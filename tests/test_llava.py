@@ -13,9 +13,9 @@ import ukmp
 from test_surgery_equivalence import heterogeneous_plan
 from tiny_llava import COMBINATIONS, llava_inputs, tiny_llava
 from ukmp.adapters import find_adapter, is_vision_language_model
-from ukmp.artifact import load_model
 from ukmp.cli import main
 from ukmp.groups import PruningPlan
+from ukmp.loading import load_model
 from ukmp.surgery import apply_plan_as_masks, apply_plan_physically
 
 

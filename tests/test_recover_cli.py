@@ -14,10 +14,11 @@ import torch
 from safetensors.torch import load_file
 
 from eval_tiny_model import tiny_model_dir
-from ukmp.artifact import load_model, load_pruned
+from ukmp.artifact import load_pruned
 from ukmp.cli import main
 from ukmp.data.calibration import calibration_batches, load_calibration_samples
 from ukmp.data.world_writer import write_split
+from ukmp.loading import load_model
 from ukmp.processors import load_processor
 from ukmp.pruning import PruneConfig, prune
 

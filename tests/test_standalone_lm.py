@@ -12,11 +12,11 @@ import torch.nn.functional as F
 
 import ukmp
 from tiny_lm import save_tiny_lm, tiny_llama, tiny_tokenizer, write_corpus
-from ukmp.artifact import load_model
 from ukmp.cli import main
 from ukmp.data.text import text_windows
 from ukmp.evaluation.perplexity import evaluate_perplexity
 from ukmp.groups import PruningPlan
+from ukmp.loading import load_model
 from ukmp.processors import load_processor
 from ukmp.pruning import PruneConfig, prune
 from ukmp.surgery import apply_plan_as_masks, apply_plan_physically

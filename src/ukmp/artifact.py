@@ -11,7 +11,7 @@ An artifact is a directory::
 Per-layer widths (heads kept in layer 3 vs layer 7) cannot be expressed in a transformers config,
 so ``from_pretrained`` on this directory cannot work; ``load_pruned`` rebuilds the dense
 architecture from ``config.json``, applies the manifest's plan structurally and then loads the
-weights strictly. ``load_model`` accepts a pruned artifact, a dense model directory or a hub id.
+weights strictly. ``ukmp.loading.load_model`` is the general loader (artifact, dense folder, hub id, GGUF).
 
 Writes are atomic: everything goes to a temporary directory next to the target, which is renamed
 into place only when complete, so a crash never leaves a half artifact.
@@ -41,8 +41,6 @@ from ukmp.checksums import file_sha256
 from ukmp.errors import UserError
 from ukmp.groups import PruningPlan
 from ukmp.output_guard import check_output
-from ukmp.preflight import looks_local
-from ukmp.recovery.recovered import load_recovered
 from ukmp.surgery import apply_plan_physically
 from ukmp.version import __version__
 from ukmp.weight_loading import empty_model, load_into_empty, tensor_sizes
@@ -343,7 +341,7 @@ def _add_biases(model: nn.Module, names: list[str], root: Path) -> None:
     model.ukmp_added_biases = sorted(names)
 
 
-def _model_class(config: Any, fallback: str | None = None) -> type:
+def model_class(config: Any, fallback: str | None = None) -> type:
     import transformers
 
     for name in [*(getattr(config, "architectures", None) or []), *([fallback] if fallback else [])]:
@@ -377,7 +375,7 @@ def load_pruned(path: str | os.PathLike, *, device: str | torch.device | None = 
     if manifest.get("attn_implementation"):
         kwargs["attn_implementation"] = manifest["attn_implementation"]
     with empty_model():
-        model = _model_class(config, manifest.get("architecture"))._from_config(config, **kwargs)
+        model = model_class(config, manifest.get("architecture"))._from_config(config, **kwargs)
     model.tie_weights()  # transformers skips tying on the meta device; the saved model was tied
     try:
         plan = PruningPlan.from_dict(manifest["groups"])
@@ -395,110 +393,5 @@ def load_pruned(path: str | os.PathLike, *, device: str | torch.device | None = 
     return model.eval()
 
 
-# --------------------------------------------------------------------------- the one loading entry
-
-
 def is_pruned_artifact(path: str | os.PathLike) -> bool:
     return (Path(path) / MANIFEST).is_file()
-
-
-def resolve_model_ref(name: str) -> str:
-    """A local path as given, else a short zoo name resolved by ``ukmp.zoo`` (if it offers one)."""
-    if Path(name).expanduser().exists():
-        return str(Path(name).expanduser())
-    try:
-        from ukmp.zoo import resolve_model_name
-    except ImportError:
-        return name
-    resolved = resolve_model_name(name)
-    return str(resolved) if resolved else name
-
-
-def base_reference(model_ref: str, gguf_file: str | None = None) -> str:
-    """How a manifest names its base model so that it resolves from any working directory.
-
-    A local folder or file becomes its absolute path; a zoo name and a hub id stay as they are
-    (both resolve anywhere; the hub revision is recorded beside it from the loaded config).
-    """
-    path = Path(model_ref).expanduser()
-    if gguf_file:
-        path = path / gguf_file
-    return str(path.resolve()) if path.exists() else model_ref
-
-
-def load_model(
-    path_or_id: str | os.PathLike,
-    *,
-    device: str | torch.device | None = None,
-    gguf_file: str | None = None,
-) -> nn.Module:
-    """Load a pruned artifact, a recovered model folder, a dense model directory, a GGUF file or a hub id.
-
-    A GGUF model (a ``.gguf`` path, or a folder plus ``gguf_file``) is dequantised to float32 and
-    carries ``ukmp_source``, the description of its file that a pruned artifact's manifest records.
-    """
-    from ukmp.gguf_models import find_gguf, load_gguf_model
-
-    ref = resolve_model_ref(str(path_or_id))
-    path = Path(ref)
-    gguf = find_gguf(path, gguf_file) if (path.exists() or gguf_file is not None) else None
-    if gguf is not None:
-        model = load_gguf_model(*gguf)
-    elif path.is_dir() and (path / "adapter_config.json").is_file() and not is_pruned_artifact(path):
-        # an unmerged `ukmp recover` output
-        model = load_recovered(path, load_pruned=load_pruned, load_teacher=load_model, device=device)
-    elif path.is_dir():
-        model = load_pruned(path, device=device) if is_pruned_artifact(path) else _load_dense(ref, local=True)
-    elif path.exists():
-        raise UserError(f"{ref} is a file; give the model directory (the one with config.json) or a .gguf file.")
-    elif looks_local(ref):
-        raise UserError(f"{ref} does not exist.")
-    else:
-        model = _load_dense(ref, local=False)
-    if device is not None:
-        model.to(device)
-    return model.eval()
-
-
-def _written_by_ukmp(weights: Path) -> bool:
-    try:
-        with safe_open(str(weights), "pt") as fh:
-            return (fh.metadata() or {}).get("producer") == "ukmp"
-    except Exception:  # unreadable files are reported by the loader that reads them
-        return False
-
-
-def _load_dense(ref: str, *, local: bool) -> nn.Module:
-    from transformers import AutoConfig
-
-    if local and _written_by_ukmp(Path(ref) / WEIGHTS):
-        raise UserError(
-            f"{ref} holds ukmp-pruned weights but no {MANIFEST}; per-layer widths cannot be loaded with "
-            f"from_pretrained, so restore {MANIFEST} and load it with ukmp.load_pruned."
-        )
-
-    try:
-        config = AutoConfig.from_pretrained(ref)
-    except Exception as exc:
-        if local:
-            raise UserError(f"{ref} is not a transformers model directory ({_first_line(exc)}).") from None
-        raise UserError(
-            f"{ref} does not exist locally and could not be fetched from the Hugging Face Hub ({_first_line(exc)})."
-        ) from None
-    cls = _model_class(config)
-    try:
-        return cls.from_pretrained(ref)
-    except (RuntimeError, ValueError) as exc:
-        if "size mismatch" in str(exc) or "mismatch" in str(exc).lower():
-            raise UserError(
-                f"the weights in {ref} do not fit its config.json; if it is a ukmp pruned model its "
-                f"{MANIFEST} is missing, and per-layer widths cannot be loaded with from_pretrained."
-            ) from None
-        raise
-    except OSError as exc:
-        raise UserError(f"could not load the weights of {ref} ({_first_line(exc)}).") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__

@@ -64,11 +64,12 @@ from tqdm.auto import tqdm
 from ukmp.accounting import example_inputs, parameter_counts
 from ukmp.adapters import find_adapter, is_vision_language_model
 from ukmp.adapters.registry import wrapper_entry
-from ukmp.artifact import is_pruned_artifact, load_model, read_manifest, resolve_model_ref, state_dict_sha256
+from ukmp.artifact import is_pruned_artifact, read_manifest, state_dict_sha256
 from ukmp.atomic import write_text_atomic
 from ukmp.errors import UserError
 from ukmp.evaluation.harness import write_results
 from ukmp.groups import PrunableGroup, PruningPlan
+from ukmp.loading import load_model, resolve_model_ref
 from ukmp.method_scores import MethodScores
 from ukmp.surgery import apply_plan_as_masks, apply_plan_physically
 from ukmp.version import __version__

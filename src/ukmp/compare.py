@@ -40,13 +40,13 @@ from typing import Any
 
 import torch
 
-from ukmp.artifact import resolve_model_ref
 from ukmp.atomic import write_json_atomic
 from ukmp.compare_report import write_results
 from ukmp.data.index import resolve_data_dir
 from ukmp.errors import UserError
 from ukmp.evaluation.harness import evaluate
 from ukmp.evaluation.model_loading import load_model_and_processor
+from ukmp.loading import resolve_model_ref
 from ukmp.method_scores import MethodScores, check_scores_match
 from ukmp.output_guard import check_output
 from ukmp.planning.search import PlanSearchOptions

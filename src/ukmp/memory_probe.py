@@ -90,11 +90,12 @@ def _import_model_code(ref: str) -> None:
     import torch
     from transformers import AutoConfig
 
-    from ukmp.artifact import _model_class, resolve_model_ref
+    from ukmp.artifact import model_class
+    from ukmp.loading import resolve_model_ref
 
     config = AutoConfig.from_pretrained(resolve_model_ref(ref))
     with torch.device("meta"):
-        _model_class(config)._from_config(config)
+        model_class(config)._from_config(config)
 
 
 def probe(spec: dict) -> dict:

@@ -23,20 +23,13 @@ from torch import nn
 from ukmp.accounting import parameter_counts, prunable_parameters
 from ukmp.adapters import find_adapter
 from ukmp.adapters.base import ModelAdapter
-from ukmp.artifact import (
-    base_reference,
-    cast_to_saved_dtype,
-    check_output_dir,
-    load_model,
-    resolve_model_ref,
-    save_pruned,
-    state_dict_sha256,
-)
+from ukmp.artifact import cast_to_saved_dtype, check_output_dir, save_pruned, state_dict_sha256
 from ukmp.data.calibration import TextCalibrationSource, text_source
 from ukmp.data.index import portable_path
 from ukmp.distributed import ONE_PROCESS, World, current_world
 from ukmp.errors import UserError
 from ukmp.groups import PrunableGroup
+from ukmp.loading import base_reference, load_model, resolve_model_ref
 from ukmp.method_scores import MethodScores, check_scores_match
 from ukmp.planning.global_schedule import PlanResult
 from ukmp.planning.iterative import IterativeOptions

@@ -33,7 +33,7 @@ def _unit_word(group: PrunableGroup) -> str:
 def run(args: argparse.Namespace) -> int:
     from ukmp.accounting import example_inputs, forward_flops, parameter_counts
     from ukmp.adapters import find_adapter
-    from ukmp.artifact import load_model
+    from ukmp.loading import load_model
 
     model = load_model(args.model, gguf_file=args.gguf_file)
     adapter = find_adapter(model)

@@ -1,38 +1,25 @@
 """Load the model and processor to evaluate from a zoo name, a local folder or a hub id.
 
 Resolution order: a short zoo name (`shapes-blip2-t5`, via `ukmp.zoo.resolve_model_name`), then the
-argument as given. Loading goes through `ukmp.artifact.load_model`, which understands both dense
-transformers folders and pruned ukmp artifacts; where that module is not available the dense
-`Blip2ForConditionalGeneration.from_pretrained` is used. The processor always comes from the same
-folder: a pruned artifact carries a copy of its base model's processor files.
+argument as given. Loading goes through the one loader, `ukmp.loading.load_model` (dense folders,
+hub ids, GGUF files, pruned artifacts, recovery outputs), and `ukmp.processors.load_processor`. The
+processor comes from the same folder: a pruned artifact carries a copy of its base's processor files.
 """
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 from ukmp.errors import UserError
 from ukmp.evaluation.harness import evaluate
+from ukmp.loading import load_model, resolve_model_ref
 from ukmp.preflight import looks_local
-
-
-def _optional(module: str, attr: str):
-    """`module.attr`, or None when that module (not one of its imports) or attribute does not exist."""
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name == module:
-            return None
-        raise
-    return getattr(mod, attr, None)
+from ukmp.processors import load_processor
 
 
 def resolve_model_path(name: str) -> str:
     """A zoo name becomes its folder; anything else is returned unchanged."""
-    resolve = _optional("ukmp.zoo", "resolve_model_name")
-    resolved = resolve(name) if resolve is not None else None
-    return str(resolved) if resolved else name
+    return resolve_model_ref(name)
 
 
 def pick_device(device: str = "auto"):
@@ -47,55 +34,19 @@ def pick_device(device: str = "auto"):
 
 
 def load_model_and_processor(name: str, *, device: str = "auto", gguf_file: str | None = None):
-    """(model in eval mode on `device`, processor, resolved path or id).
+    """(model in eval mode on `device`, processor, resolved path or id), through the one loader.
 
-    A GGUF model (a .gguf file, or a folder and `gguf_file`) is dequantised on load and its
-    tokenizer comes from the same file; a language model folder's "processor" is its tokenizer.
+    A GGUF model's tokenizer comes from the same file; a language model folder's "processor" is its
+    tokenizer; None when the source has neither (the caller says what is missing).
     """
-    from transformers import AutoProcessor
-
-    path = resolve_model_path(name)
-    gguf = _optional("ukmp.gguf_models", "find_gguf")
-    if gguf is not None and (Path(path).expanduser().exists() or gguf_file is not None):
-        found = gguf(Path(path).expanduser(), gguf_file)
-        if found is not None:
-            from ukmp.gguf_models import load_gguf_model, load_gguf_tokenizer
-
-            model = load_gguf_model(*found)
-            return model.to(pick_device(device)).eval(), load_gguf_tokenizer(*found), str(found[0] / found[1])
-    if looks_local(path) or Path(path).exists():
-        folder = Path(path).expanduser()
-        if not folder.is_dir():
-            raise UserError(
-                f"model {name!r} not found: {folder} is not a folder (nor a zoo name such as shapes-blip2-t5)."
-            )
-        path = str(folder)
-
-    loader = _optional("ukmp.artifact", "load_model")
-    try:
-        if loader is not None:
-            model = loader(path)
-        else:
-            from transformers import Blip2ForConditionalGeneration
-
-            model = Blip2ForConditionalGeneration.from_pretrained(path)
-        processor = _processor_or_tokenizer(path, AutoProcessor)
-    except OSError as exc:
+    path = resolve_model_ref(name)
+    if looks_local(path) and not Path(path).expanduser().exists():
         raise UserError(
-            f"cannot load model {name!r} from {path} ({str(exc).splitlines()[0]}); pass a local "
-            f"model folder, a zoo name, or a hub id that is in the local cache."
-        ) from exc
+            f"model {name!r} not found: {path} does not exist (nor is it a zoo name such as shapes-blip2-t5)."
+        )
+    model = load_model(path, gguf_file=gguf_file)
+    processor = load_processor(path, gguf_file)
     return model.to(pick_device(device)).eval(), processor, path
-
-
-def _processor_or_tokenizer(path: str, auto_processor):
-    """The processor of a vision-language model; a text-only model's tokenizer stands in for it."""
-    try:
-        return auto_processor.from_pretrained(path)
-    except (OSError, ValueError):
-        from transformers import AutoTokenizer
-
-        return AutoTokenizer.from_pretrained(path)
 
 
 def evaluate_model(

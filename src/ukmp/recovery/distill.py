@@ -44,7 +44,7 @@ from safetensors.torch import save_file
 from torch import nn
 from tqdm import tqdm
 
-from ukmp.artifact import WEIGHTS, cast_to_saved_dtype, resolve_model_ref, save_pruned, weight_dtypes
+from ukmp.artifact import WEIGHTS, cast_to_saved_dtype, save_pruned, weight_dtypes
 from ukmp.atomic import write_json_atomic
 from ukmp.data.calibration import TextCalibrationSource, load_calibration_samples
 from ukmp.data.index import DEFAULT_SHAPES_IMAGES, resolve_data_dir
@@ -52,6 +52,7 @@ from ukmp.data.recovery_mix import mix_vqa
 from ukmp.data.text import is_text_data
 from ukmp.errors import UserError
 from ukmp.evaluation.generation import is_encoder_decoder
+from ukmp.loading import resolve_model_ref
 from ukmp.output_guard import check_output
 from ukmp.preflight import check_processor_matches
 from ukmp.recovery import checkpoint as ckpt

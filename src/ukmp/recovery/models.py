@@ -6,8 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ukmp.adapters import is_vision_language_model
-from ukmp.artifact import is_pruned_artifact, load_model, load_pruned, resolve_model_ref, state_dict_sha256
+from ukmp.artifact import is_pruned_artifact, load_pruned, state_dict_sha256
 from ukmp.errors import UserError
+from ukmp.loading import load_model, resolve_model_ref
 from ukmp.preflight import looks_local
 from ukmp.processors import load_processor
 from ukmp.recovery.config import RecoveryConfig

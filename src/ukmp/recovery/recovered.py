@@ -1,7 +1,7 @@
 """An unmerged `ukmp recover` output as a model: the pruned model, the teacher, and the saved adapter.
 
 The folder holds only the adapter; the pruned model and the teacher are read from where its config
-says. Both loaders are passed in (``ukmp.artifact.load_model`` passes itself), so this module
+says. Both loaders are passed in (``ukmp.loading.load_model`` passes itself), so this module
 depends on neither and the general loader can dispatch to it without an import loop.
 """
 
