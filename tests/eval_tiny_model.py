@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from transformers import Blip2ForConditionalGeneration, Blip2Processor, BlipImageProcessor
+from transformers import Blip2Config, Blip2ForConditionalGeneration, Blip2Processor, BlipImageProcessor
 
 from ukmp.data.shapes_world import captions, make_scene, questions
 from ukmp.data.world_tokenizer import as_transformers_tokenizer, train_word_tokenizer
@@ -118,3 +118,31 @@ def build_tiny_instructblip(out_dir: Path, lm: str = "t5", seed: int = 0) -> Pat
     torch.manual_seed(seed)
     model = InstructBlipForConditionalGeneration(config).eval()
     return _spread_and_save(model, processor, out_dir)
+
+
+def build_tiny_blip2_decoder(out_dir: Path, lm: str, seed: int = 0) -> Path:
+    """A tiny BLIP-2 over a decoder-only language model ("opt" or "llama") + its processor, saved like a hub folder."""
+    from ukmp.data.world_tokenizer import EOS_ID, IMAGE_ID, PAD_ID
+
+    tokenizer = as_transformers_tokenizer(train_word_tokenizer(world_texts()))
+    image_processor = BlipImageProcessor(
+        size={"height": 64, "width": 64}, image_mean=[0.5] * 3, image_std=[0.5] * 3, do_rescale=True
+    )
+    processor = Blip2Processor(image_processor, tokenizer, num_query_tokens=NUM_QUERY_TOKENS)
+    blip2 = shapes_blip2_t5_config(len(tokenizer), vision_layers=1, lm_layers=1).to_dict()
+    tokens = dict(vocab_size=len(tokenizer), pad_token_id=PAD_ID, bos_token_id=EOS_ID, eos_token_id=EOS_ID)
+    if lm == "opt":
+        text = dict(model_type="opt", hidden_size=128, ffn_dim=256, num_hidden_layers=1, num_attention_heads=4,
+                    word_embed_proj_dim=128, max_position_embeddings=256, **tokens)  # fmt: skip
+    else:
+        text = dict(model_type="llama", hidden_size=128, intermediate_size=256, num_hidden_layers=1,
+                    num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, **tokens)  # fmt: skip
+    config = Blip2Config(
+        vision_config={**blip2["vision_config"], "patch_size": 8},
+        qformer_config={**blip2["qformer_config"], "num_hidden_layers": 1},
+        text_config=text,
+        num_query_tokens=NUM_QUERY_TOKENS,
+        image_token_index=IMAGE_ID,
+    )
+    torch.manual_seed(seed)
+    return _spread_and_save(Blip2ForConditionalGeneration(config).eval(), processor, out_dir)

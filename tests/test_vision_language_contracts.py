@@ -1,0 +1,66 @@
+"""Every vision-language architecture ukmp supports, through the same contract (``tests/vlm_contract.py``)."""
+
+from __future__ import annotations
+
+from eval_tiny_model import build_tiny_blip2, build_tiny_blip2_decoder, build_tiny_instructblip
+from tiny_llava import save_tiny_llava_with_processor
+from vlm_contract import VisionLanguageContract
+
+
+class TestBlip2T5(VisionLanguageContract):
+    architecture = "Blip2ForConditionalGeneration"
+
+    def build(self, folder):
+        return build_tiny_blip2(folder)
+
+
+class TestBlip2OPT(VisionLanguageContract):
+    architecture = "Blip2ForConditionalGeneration"
+
+    def build(self, folder):
+        return build_tiny_blip2_decoder(folder, "opt")
+
+
+class TestBlip2Llama(VisionLanguageContract):
+    architecture = "Blip2ForConditionalGeneration"
+
+    def build(self, folder):
+        return build_tiny_blip2_decoder(folder, "llama")
+
+
+class TestInstructBlipT5(VisionLanguageContract):
+    architecture = "InstructBlipForConditionalGeneration"
+
+    def build(self, folder):
+        return build_tiny_instructblip(folder, "t5")
+
+
+class TestInstructBlipLlama(VisionLanguageContract):
+    architecture = "InstructBlipForConditionalGeneration"
+
+    def build(self, folder):
+        return build_tiny_instructblip(folder, "llama")
+
+
+class TestLlavaClipLlama(VisionLanguageContract):
+    architecture = "LlavaForConditionalGeneration"
+    blip_style = False
+
+    def build(self, folder):
+        return save_tiny_llava_with_processor(folder, "clip-llama")
+
+
+class TestLlavaSiglipQwen2(VisionLanguageContract):
+    architecture = "LlavaForConditionalGeneration"
+    blip_style = False
+
+    def build(self, folder):
+        return save_tiny_llava_with_processor(folder, "siglip-qwen2")
+
+
+class TestLlavaClipMistral(VisionLanguageContract):
+    architecture = "LlavaForConditionalGeneration"
+    blip_style = False
+
+    def build(self, folder):
+        return save_tiny_llava_with_processor(folder, "clip-mistral")
