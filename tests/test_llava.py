@@ -120,11 +120,27 @@ def test_every_calibrated_method_prunes_a_llava(combination: str, calibrated, tm
             assert manifest["extra"]["scoring"]["gradient_pass"]["backpropagated_tokens"] > 0
 
 
-def test_evaluate_and_recover_refuse_a_llava_in_one_sentence(calibrated, tmp_path: Path, capsys) -> None:
+def test_batched_answers_equal_one_at_a_time(calibrated) -> None:
+    """LLaVA answers come from `model.generate` on left-padded prompts: batching must not change them."""
+    from transformers import AutoProcessor
+
+    from ukmp.data.index import load_task
+    from ukmp.evaluation.generation import GenerationSettings, answer_questions
+
+    folder, data = calibrated["siglip-qwen2"], calibrated["data"]
+    model, processor = load_model(folder).eval(), AutoProcessor.from_pretrained(folder)
+    records = load_task(data, "train", "vqa")[:5]  # questions of different lengths
+    greedy = GenerationSettings(prompt="Question: {} Short answer:", num_beams=1, max_new_tokens=4)
+    batched = answer_questions(model, processor, records, greedy, batch_size=5, progress=False)
+    single = answer_questions(model, processor, records, greedy, batch_size=1, progress=False)
+    assert batched == single and len(set(batched.values())) > 1
+
+
+def test_retrieval_and_recover_refuse_a_llava_in_one_sentence(calibrated, tmp_path: Path, capsys) -> None:
     folder, data = calibrated["clip-llama"], calibrated["data"]
-    argv = ["evaluate", str(folder), "--data", str(data), "--split", "train", "--task", "vqa"]
+    argv = ["evaluate", str(folder), "--data", str(data), "--split", "train", "--task", "retrieval"]
     assert main([*argv, "--out", str(tmp_path / "e.json")]) == 2
-    assert "BLIP-2 and InstructBLIP" in capsys.readouterr().err
+    assert "BLIP-2 / InstructBLIP image features" in capsys.readouterr().err
     pruned = tmp_path / "pruned"
     assert main(["prune", str(folder), "--method", "magnitude", "--ratio", "0.3", "--out", str(pruned)]) == 0
     assert main(["recover", str(pruned), "--data", str(data), "--out", str(tmp_path / "r")]) == 2

@@ -121,10 +121,16 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     model, processor, path = load_model_and_processor(args.model, device=args.device)
-    if not is_vision_language_model(model):
+    tasks = expand_tasks(args.task or ["all"], data_dir, args.split)[0]
+    if getattr(model.config, "vision_config", None) is None:
         raise UserError(
-            f"ukmp evaluate's image tasks run BLIP-2 and InstructBLIP models; {args.model} is "
-            f"{type(model).__name__} (a language model is evaluated with --task perplexity)."
+            f"ukmp evaluate's image tasks need a vision-language model; {args.model} is {type(model).__name__} "
+            "(a language model is evaluated with --task perplexity)."
+        )
+    if "retrieval" in tasks and not is_vision_language_model(model):
+        raise UserError(
+            f"retrieval scores captions through BLIP-2 / InstructBLIP image features; {args.model} is "
+            f"{type(model).__name__}: choose --task vqa or caption."
         )
     if getattr(model.config, "vision_config", None) is not None:
         require_image_processor(processor, args.model)

@@ -26,7 +26,8 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from ukmp.data.calibration import qformer_inputs
+from ukmp.adapters import is_vision_language_model
+from ukmp.data.calibration import qformer_inputs, with_image_placeholder
 from ukmp.data.reading import load_image
 from ukmp.data.records import CaptionRecord, VQARecord
 
@@ -144,6 +145,8 @@ def generate_texts(
     """
     if len(image_paths) != len(prompts):
         raise ValueError("need exactly one prompt per image")
+    if not is_vision_language_model(model):
+        return _generate_with_placeholders(model, processor, image_paths, prompts, settings, batch_size, desc, progress)
     prepare_processor(processor, model)
     model.eval()
     device, dtype = model_device_dtype(model)
@@ -178,6 +181,32 @@ def generate_texts(
             )
             if not is_encoder_decoder(model) and output.shape[1] > inputs["input_ids"].shape[1]:
                 output = output[:, inputs["input_ids"].shape[1] :]  # decoder-only: drop the echoed prompt
+            texts.extend(t.strip() for t in processor.batch_decode(output, skip_special_tokens=True))
+    return texts
+
+
+def _generate_with_placeholders(
+    model, processor, image_paths, prompts, settings: GenerationSettings, batch_size: int, desc: str, progress: bool
+) -> list[str]:
+    """A model whose image enters the prompt as placeholder tokens the processor expands (LLaVA): the
+    processor builds each (image, prompt) pair's input, left-padded, and ``model.generate`` continues it."""
+    device, dtype = model_device_dtype(model)
+    processor.tokenizer.padding_side = "left"  # a decoder-only model continues the last position
+    texts: list[str] = []
+    with torch.inference_mode():
+        for start in tqdm(range(0, len(prompts), batch_size), desc=desc, unit="batch", disable=not progress):
+            images = [load_image(p) for p in image_paths[start : start + batch_size]]
+            batch = [with_image_placeholder(processor, p) for p in prompts[start : start + batch_size]]
+            inputs = processor_inputs(processor, model, images, batch)
+            output = model.generate(
+                **inputs,
+                num_beams=settings.num_beams,
+                max_new_tokens=settings.max_new_tokens,
+                min_new_tokens=settings.min_new_tokens,
+                length_penalty=settings.length_penalty,
+                do_sample=False,
+            )
+            output = output[:, inputs["input_ids"].shape[1] :]  # drop the echoed prompt
             texts.extend(t.strip() for t in processor.batch_decode(output, skip_special_tokens=True))
     return texts
 
