@@ -43,7 +43,7 @@ from ukmp.groups import PruningPlan
 from ukmp.output_guard import check_output
 from ukmp.surgery import apply_plan_physically
 from ukmp.version import __version__
-from ukmp.weight_loading import empty_model, load_into_empty, tensor_sizes
+from ukmp.weight_loading import empty_model, load_into_empty, tensor_names
 
 FORMAT_VERSION = 1
 MANIFEST = "pruning.json"
@@ -305,7 +305,7 @@ def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
 def _check_weights_file(file: Path, expected_sha: str | None) -> None:
     if not file.is_file():
         raise UserError(f"{file} is missing; the artifact is incomplete, re-create it with ukmp prune.")
-    tensor_sizes(file)  # a truncated or corrupt header fails here, before any model is built
+    tensor_names(file)  # a truncated or corrupt header fails here, before any model is built
     if expected_sha and file_sha256(file) != expected_sha:
         raise UserError(
             f"{file} does not match the checksum in {MANIFEST} (corrupted or modified); re-create the artifact."

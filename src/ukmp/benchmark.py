@@ -62,8 +62,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from tqdm.auto import tqdm
 
 from ukmp.accounting import example_inputs, parameter_counts
-from ukmp.adapters import find_adapter, is_vision_language_model
-from ukmp.adapters.registry import wrapper_entry
+from ukmp.adapters import find_adapter, is_image_in_prompt_model, is_vision_language_model
 from ukmp.artifact import is_pruned_artifact, read_manifest, state_dict_sha256
 from ukmp.atomic import write_text_atomic
 from ukmp.errors import UserError
@@ -211,18 +210,11 @@ def is_language_model(model: nn.Module) -> bool:
 
 def check_supported(model: nn.Module, ref: str) -> None:
 
-    if not is_vision_language_model(model) and not is_language_model(model) and not is_llava_style(model):
+    if not is_vision_language_model(model) and not is_language_model(model) and not is_image_in_prompt_model(model):
         raise UserError(
             "ukmp bench measures BLIP-2 / InstructBLIP / LLaVA models and decoder-only language models; "
             f"{ref} is {type(model).__name__}."
         )
-
-
-def is_llava_style(model: nn.Module) -> bool:
-    """A vision-language model whose image enters the language model as tokens of its prompt (LLaVA):
-    measured, like a language model, on ``forward`` and ``generate`` of its adapter's example input."""
-    entry = wrapper_entry(model)
-    return entry is not None and entry.has_language_model and not entry.blip_style
 
 
 def _unique(name: str, taken: set[str]) -> str:
@@ -317,8 +309,9 @@ def bench_inputs(model: nn.Module, batch: int, options: BenchOptions) -> tuple[d
     ukmp's caption default).
     """
     forward = example_inputs(model, batch=batch, text_len=options.text_len)
-    if is_language_model(model) or is_llava_style(model):
-        return forward, dict(forward)  # the prompt of the generation is the forward's text
+    if is_language_model(model) or is_image_in_prompt_model(model):
+        # a language model, or LLaVA (its image is part of the prompt): generation continues the forward's input
+        return forward, dict(forward)
     n = model.config.num_query_tokens
     generate = {
         "pixel_values": forward["pixel_values"],
@@ -353,7 +346,7 @@ def operations(model: nn.Module, forward: Mapping, generate: Mapping, caption_to
             num_beams=1,
         )
 
-    if is_language_model(model) or is_llava_style(model):
+    if is_language_model(model) or is_image_in_prompt_model(model):
         return {"forward": full_forward, "generate": caption}
     return {"encode": encode, "forward": full_forward, "generate": caption}
 

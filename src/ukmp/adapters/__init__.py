@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ukmp.adapters.base import ModelAdapter, Part
+from ukmp.adapters.base import ModelAdapter, Part, describe
 from ukmp.adapters.registry import (
     WRAPPERS,
     gguf_architectures,
@@ -30,6 +30,7 @@ __all__ = [
     "GGUF_ARCHITECTURES",
     "supported_config",
     "is_vision_language_model",
+    "is_image_in_prompt_model",
 ]
 
 SUPPORTED = supported_summary()
@@ -62,9 +63,10 @@ def is_vision_language_model(model: nn.Module) -> bool:
     return entry is not None and entry.blip_style
 
 
-def _describe(model: nn.Module) -> str:
-    model_type = getattr(getattr(model, "config", None), "model_type", None)
-    return f"{type(model).__name__} (model_type {model_type!r})" if model_type else type(model).__name__
+def is_image_in_prompt_model(model: nn.Module) -> bool:
+    """A vision-language model whose image enters the language model as tokens of its prompt (LLaVA)."""
+    entry = wrapper_entry(model)
+    return entry is not None and entry.has_language_model and not entry.blip_style
 
 
 def find_adapter(model: nn.Module) -> ModelAdapter:
@@ -75,4 +77,4 @@ def find_adapter(model: nn.Module) -> ModelAdapter:
     language = language_part(model, "")
     if language is not None:
         return ModelAdapter(model, [language])
-    raise UserError(f"ukmp has no adapter for {_describe(model)}; supported: {SUPPORTED}.")
+    raise UserError(f"ukmp has no adapter for {describe(model)}; supported: {SUPPORTED}.")

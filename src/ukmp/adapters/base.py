@@ -123,6 +123,12 @@ def channel_group(
     )
 
 
+def describe(model: nn.Module) -> str:
+    """How messages name a model: its class, and its config's model_type when it has one."""
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    return f"{type(model).__name__} (model_type {model_type!r})" if model_type else type(model).__name__
+
+
 def join(prefix: str, path: str) -> str:
     return f"{prefix}{path}" if not prefix or prefix.endswith(".") else f"{prefix}.{path}"
 

@@ -9,16 +9,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ukmp.adapters.base import ModelAdapter
+from ukmp.adapters.base import ModelAdapter, describe
 from ukmp.adapters.blip_vision import BlipVisionPart
 from ukmp.adapters.qformer import QFormerPart
 from ukmp.adapters.registry import language_model_labels, language_part
 from ukmp.errors import UserError
-
-
-def _describe(model: nn.Module) -> str:
-    model_type = getattr(getattr(model, "config", None), "model_type", None)
-    return f"{type(model).__name__} (model_type {model_type!r})" if model_type else type(model).__name__
 
 
 def blip2_adapter(model: nn.Module) -> ModelAdapter:
@@ -33,7 +28,7 @@ def _wrapper_adapter(model: nn.Module, inputs) -> ModelAdapter:
     language = language_part(model, "language_model.")
     if language is None:
         raise UserError(
-            f"ukmp has no adapter for the language model {_describe(model.language_model)} inside "
+            f"ukmp has no adapter for the language model {describe(model.language_model)} inside "
             f"{type(model).__name__}; supported language models are {language_model_labels()}."
         )
     vision = BlipVisionPart(model, "vision_model.")

@@ -110,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
     # Check the data and the tasks before spending time on loading the model.
     data_dir = resolve_data_dir(args.data, args.split)
     have = available_tasks(data_dir, args.split)
-    for task in expand_tasks(args.task or ["all"], data_dir, args.split)[0]:
+    tasks = expand_tasks(args.task or ["all"], data_dir, args.split)[0]
+    for task in tasks:
         if task not in have:
             raise UserError(f"the {args.split!r} split of {data_dir} has no {task} data; choose another --task.")
     from ukmp.adapters import is_vision_language_model
@@ -121,7 +122,6 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     model, processor, path = load_model_and_processor(args.model, device=args.device)
-    tasks = expand_tasks(args.task or ["all"], data_dir, args.split)[0]
     if getattr(model.config, "vision_config", None) is None:
         raise UserError(
             f"ukmp evaluate's image tasks need a vision-language model; {args.model} is {type(model).__name__} "
@@ -132,9 +132,8 @@ def run(args: argparse.Namespace) -> int:
             f"retrieval scores captions through BLIP-2 / InstructBLIP image features; {args.model} is "
             f"{type(model).__name__}: choose --task vqa or caption."
         )
-    if getattr(model.config, "vision_config", None) is not None:
-        require_image_processor(processor, args.model)
-        check_processor_matches(model, processor, args.model)
+    require_image_processor(processor, args.model)
+    check_processor_matches(model, processor, args.model)
     caption = replace(
         CAPTION_SETTINGS,
         prompt=args.caption_prompt,

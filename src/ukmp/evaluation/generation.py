@@ -47,6 +47,16 @@ class GenerationSettings:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    def generate_kwargs(self) -> dict:
+        """What ``generate`` is called with: these beams and lengths, greedy (no sampling)."""
+        return dict(
+            num_beams=self.num_beams,
+            max_new_tokens=self.max_new_tokens,
+            min_new_tokens=self.min_new_tokens,
+            length_penalty=self.length_penalty,
+            do_sample=False,
+        )
+
 
 CAPTION_SETTINGS = GenerationSettings(prompt="", num_beams=5, max_new_tokens=30, min_new_tokens=1)
 PAPER_CAPTION_SETTINGS = GenerationSettings(prompt="a photo of", num_beams=5, max_new_tokens=30, min_new_tokens=8)
@@ -171,14 +181,7 @@ def generate_texts(
             }
             if not is_encoder_decoder(model):
                 lm_inputs["input_ids"] = inputs["input_ids"]
-            output = model.language_model.generate(
-                **lm_inputs,
-                num_beams=settings.num_beams,
-                max_new_tokens=settings.max_new_tokens,
-                min_new_tokens=settings.min_new_tokens,
-                length_penalty=settings.length_penalty,
-                do_sample=False,
-            )
+            output = model.language_model.generate(**lm_inputs, **settings.generate_kwargs())
             if not is_encoder_decoder(model) and output.shape[1] > inputs["input_ids"].shape[1]:
                 output = output[:, inputs["input_ids"].shape[1] :]  # decoder-only: drop the echoed prompt
             texts.extend(t.strip() for t in processor.batch_decode(output, skip_special_tokens=True))
@@ -198,14 +201,7 @@ def _generate_with_placeholders(
             images = [load_image(p) for p in image_paths[start : start + batch_size]]
             batch = [with_image_placeholder(processor, p) for p in prompts[start : start + batch_size]]
             inputs = processor_inputs(processor, model, images, batch)
-            output = model.generate(
-                **inputs,
-                num_beams=settings.num_beams,
-                max_new_tokens=settings.max_new_tokens,
-                min_new_tokens=settings.min_new_tokens,
-                length_penalty=settings.length_penalty,
-                do_sample=False,
-            )
+            output = model.generate(**inputs, **settings.generate_kwargs())
             output = output[:, inputs["input_ids"].shape[1] :]  # drop the echoed prompt
             texts.extend(t.strip() for t in processor.batch_decode(output, skip_special_tokens=True))
     return texts

@@ -17,11 +17,6 @@ from ukmp.preflight import looks_local
 from ukmp.processors import load_processor
 
 
-def resolve_model_path(name: str) -> str:
-    """A zoo name becomes its folder; anything else is returned unchanged."""
-    return resolve_model_ref(name)
-
-
 def pick_device(device: str = "auto"):
     import torch
 
