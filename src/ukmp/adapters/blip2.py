@@ -9,11 +9,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ukmp.adapters.base import ModelAdapter, describe
+from ukmp.adapters.base import ModelAdapter
 from ukmp.adapters.blip_vision import BlipVisionPart
 from ukmp.adapters.qformer import QFormerPart
-from ukmp.adapters.registry import language_model_labels, language_part
-from ukmp.errors import UserError
+from ukmp.adapters.registry import require_language_part
 
 
 def blip2_adapter(model: nn.Module) -> ModelAdapter:
@@ -25,12 +24,7 @@ def instructblip_adapter(model: nn.Module) -> ModelAdapter:
 
 
 def _wrapper_adapter(model: nn.Module, inputs) -> ModelAdapter:
-    language = language_part(model, "language_model.")
-    if language is None:
-        raise UserError(
-            f"ukmp has no adapter for the language model {describe(model.language_model)} inside "
-            f"{type(model).__name__}; supported language models are {language_model_labels()}."
-        )
+    language = require_language_part(model, "language_model.")
     vision = BlipVisionPart(model, "vision_model.")
     return ModelAdapter(
         model,

@@ -12,7 +12,7 @@ from torch import nn
 
 from ukmp.adapters.base import ModelAdapter
 from ukmp.adapters.clip_vision import ClipVisionPart
-from ukmp.adapters.registry import language_model_labels, language_part
+from ukmp.adapters.registry import require_language_part
 from ukmp.errors import UserError
 
 VISION_TOWERS = ("CLIPVisionModel", "SiglipVisionModel")
@@ -25,12 +25,7 @@ def llava_adapter(model: nn.Module) -> ModelAdapter:
             f"ukmp has no adapter for the vision tower {type(tower).__name__} inside {type(model).__name__}; "
             f"supported vision towers are {', '.join(VISION_TOWERS)}."
         )
-    language = language_part(model, "model.language_model.")
-    if language is None:
-        raise UserError(
-            f"ukmp has no adapter for the language model {type(model.model.language_model).__name__} inside "
-            f"{type(model).__name__}; supported language models are {language_model_labels()}."
-        )
+    language = require_language_part(model, "model.language_model.")
     return ModelAdapter(
         model,
         [ClipVisionPart(model, "model.vision_tower."), language],

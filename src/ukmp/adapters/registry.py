@@ -25,6 +25,9 @@ from typing import Any
 
 from torch import nn
 
+from ukmp.adapters.base import describe
+from ukmp.errors import UserError
+
 
 @dataclass(frozen=True)
 class LanguageModel:
@@ -119,6 +122,18 @@ def language_part(model: nn.Module, prefix: str) -> Any:
     root = model.get_submodule(prefix.rstrip(".")) if prefix else model
     entry = language_model_entry(root)
     return _resolve(entry.part)(model, prefix) if entry is not None else None
+
+
+def require_language_part(model: nn.Module, prefix: str) -> Any:
+    """``language_part``, or the one-sentence refusal naming the language model a wrapper holds."""
+    language = language_part(model, prefix)
+    if language is None:
+        inner = model.get_submodule(prefix.rstrip("."))
+        raise UserError(
+            f"ukmp has no adapter for the language model {describe(inner)} inside {type(model).__name__}; "
+            f"supported language models are {language_model_labels()}."
+        )
+    return language
 
 
 def wrapper_entry(model: nn.Module) -> Wrapper | None:
