@@ -55,3 +55,17 @@ def test_two_processes_give_the_one_process_scores(tmp_path: Path) -> None:
     assert [p["gradient_pass"]["processes"] for p in passes] == [1, 2]
     assert passes[0]["gradient_pass"]["backpropagated_tokens"] == passes[1]["gradient_pass"]["backpropagated_tokens"]
     assert manifests[0]["groups"] == manifests[1]["groups"]
+
+
+def test_a_baseline_refuses_a_multi_process_launch_in_one_sentence(tmp_path: Path) -> None:
+    model = save_tiny_lm(tmp_path / "lm")
+    corpus = write_corpus(tmp_path / "corpus.txt")
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
+    launch += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    launch += ["--main_process_port", str(_free_port()), "-m", "ukmp.cli", "prune", str(model), "--method", "flap"]
+    launch += ["--ratio", "0.25", "--calib", str(corpus), "--seq-len", "12", "--out", str(tmp_path / "out")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(launch, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode != 0
+    assert "--method flap scores in one process; only ukmp split their calibration samples" in proc.stderr
+    assert not (tmp_path / "out").exists()

@@ -38,7 +38,7 @@ from ukmp.planning.search import PlanSearchOptions, search_plan, selection_batch
 from ukmp.preflight import check_calibration_data, check_model_source, check_processor_matches, check_ratio
 from ukmp.processors import load_processor
 from ukmp.scorers.base import MethodOptions, Scorer, ScoringInputs
-from ukmp.scorers.registry import base_method, get_scorer
+from ukmp.scorers.registry import base_method, get_scorer, scorer_names
 from ukmp.scoring.calibration_pass import CalibrationPass
 from ukmp.surgery import apply_plan_physically
 
@@ -332,9 +332,10 @@ def prune(
         check_calibration_data(Path(config.calib), config.calib_split)
     world = current_world()
     if world.size > 1 and scorer.calibrated and config.scores_file is None and not scorer.splits_across_processes:
+        splitting = [n for n in scorer_names() if get_scorer(n).splits_across_processes]
         raise UserError(
-            f"--method {scorer.name} scores in one process; only ukmp splits its calibration samples across "
-            "the processes of `accelerate launch`: run this method without it."
+            f"--method {scorer.name} scores in one process; only {', '.join(splitting)} split their calibration "
+            "samples across the processes of `accelerate launch`: run this method without it."
         )
     dense = load_dense(config, preloaded=preloaded)
     scored = score(config, dense, scorer, world=world)
