@@ -44,7 +44,6 @@ class TestInstructBlipLlama(VisionLanguageContract):
 
 class TestLlavaClipLlama(VisionLanguageContract):
     architecture = "LlavaForConditionalGeneration"
-    blip_style = False
 
     def build(self, folder):
         return save_tiny_llava_with_processor(folder, "clip-llama")
@@ -52,7 +51,6 @@ class TestLlavaClipLlama(VisionLanguageContract):
 
 class TestLlavaSiglipQwen2(VisionLanguageContract):
     architecture = "LlavaForConditionalGeneration"
-    blip_style = False
 
     def build(self, folder):
         return save_tiny_llava_with_processor(folder, "siglip-qwen2")
@@ -60,7 +58,6 @@ class TestLlavaSiglipQwen2(VisionLanguageContract):
 
 class TestLlavaClipMistral(VisionLanguageContract):
     architecture = "LlavaForConditionalGeneration"
-    blip_style = False
 
     def build(self, folder):
         return save_tiny_llava_with_processor(folder, "clip-mistral")

@@ -114,7 +114,6 @@ def run(args: argparse.Namespace) -> int:
     for task in tasks:
         if task not in have:
             raise UserError(f"the {args.split!r} split of {data_dir} has no {task} data; choose another --task.")
-    from ukmp.adapters import is_vision_language_model
     from ukmp.evaluation.model_loading import load_model_and_processor
 
     if args.threads is not None:
@@ -126,11 +125,6 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(
             f"ukmp evaluate's image tasks need a vision-language model; {args.model} is {type(model).__name__} "
             "(a language model is evaluated with --task perplexity)."
-        )
-    if "retrieval" in tasks and not is_vision_language_model(model):
-        raise UserError(
-            f"retrieval scores captions through BLIP-2 / InstructBLIP image features; {args.model} is "
-            f"{type(model).__name__}: choose --task vqa or caption."
         )
     require_image_processor(processor, args.model)
     check_processor_matches(model, processor, args.model)

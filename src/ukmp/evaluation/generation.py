@@ -71,8 +71,8 @@ def prepare_processor(processor, model):
     An encoder-decoder LM (T5) reads a right-padded prompt through its attention mask; a decoder-only
     LM (OPT, LLaMA) continues the last position, so its prompts must be left-padded.
     """
-    if getattr(processor, "num_query_tokens", None) is None:
-        processor.num_query_tokens = model.config.num_query_tokens
+    if getattr(processor, "num_query_tokens", None) is None and hasattr(model.config, "num_query_tokens"):
+        processor.num_query_tokens = model.config.num_query_tokens  # LLaVA's processor expands `<image>` itself
     tokenizer = processor.tokenizer
     tokenizer.padding_side = "right" if is_encoder_decoder(model) else "left"
     return processor
@@ -103,13 +103,16 @@ def processor_inputs(processor, model, images: list[Image.Image], prompts: list[
 
 
 def image_features(model, pixel_values: torch.Tensor, **qformer: torch.Tensor) -> torch.Tensor:
-    """Projected Q-Former outputs, one row of `num_query_tokens` vectors per image.
+    """What the language model reads in the image slots, one row of vectors per image: BLIP-2's projected
+    Q-Former outputs (``num_query_tokens`` each), or LLaVA's projected vision features (one per image
+    token, from the vision layer and with the class-token choice its config names).
 
     ``qformer`` holds InstructBLIP's ``qformer_input_ids`` / ``qformer_attention_mask`` (its
-    Q-Former reads the instruction too); BLIP-2 takes none.
+    Q-Former reads the instruction too); BLIP-2 and LLaVA take none.
     """
     qformer = {k: v for k, v in qformer.items() if v is not None}
-    return model.get_image_features(pixel_values=pixel_values, return_dict=True, **qformer).pooler_output
+    features = model.get_image_features(pixel_values=pixel_values, return_dict=True, **qformer).pooler_output
+    return torch.stack(list(features)) if isinstance(features, (list, tuple)) else features  # LLaVA: per image
 
 
 def prefix_embeddings(model, input_ids: torch.Tensor, features: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,8 @@ log-likelihood of a caption given an image,
 computed with teacher forcing, the caption's tokens (with its final `</s>`) as decoder labels.
 For T5, the encoder reads the projected query embeddings followed by the prompt (empty by
 default, i.e. just `</s>`); for a decoder-only LM the caption follows the image tokens and prompt.
+LLaVA is scored the same way: its prompt is the processor's `<image>` placeholder (expanded to one
+token per image feature) and the prompt, and the caption follows.
 Text retrieval (TR@k) ranks all captions per image by s; image retrieval (IR@k) ranks all images
 per caption by s. The mean (not the sum) keeps long captions from losing to short ones in TR; in IR
 the caption is fixed, so mean and sum rank identically. Ties count against the model.
@@ -28,6 +30,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from ukmp.adapters import is_image_in_prompt_model
+from ukmp.data.calibration import with_image_placeholder
 from ukmp.data.reading import load_image
 from ukmp.data.records import CaptionRecord
 from ukmp.evaluation.generation import (
@@ -55,7 +59,8 @@ def _image_side(model, processor, image_paths: Sequence[Path], prompt: str, batc
         range(0, len(image_paths), batch_size), desc="retrieval: images", unit="batch", disable=not progress
     ):
         paths = image_paths[start : start + batch_size]
-        inputs = processor_inputs(processor, model, [load_image(p) for p in paths], [prompt] * len(paths))
+        text = with_image_placeholder(processor, prompt)  # LLaVA: `<image>` in front; BLIP-2: unchanged
+        inputs = processor_inputs(processor, model, [load_image(p) for p in paths], [text] * len(paths))
         embeds = _prefix_embeddings(model, inputs)
         if encoder is not None:
             embeds = encoder(inputs_embeds=embeds, attention_mask=inputs["attention_mask"]).last_hidden_state
@@ -90,7 +95,9 @@ def _pair_loglik(model, states, masks, labels: torch.Tensor) -> torch.Tensor:
         caption_embeds = model.get_input_embeddings()(labels.clamp(min=0))
         embeds = torch.cat([states, caption_embeds], dim=1)
         mask = torch.cat([masks, (labels != -100).to(masks.dtype)], dim=1)
-        logits = model.language_model(inputs_embeds=embeds, attention_mask=mask, use_cache=False).logits
+        # LLaVA's `language_model` is the bare decoder; its own forward adds the head (no pixels: no image pass)
+        lm = model if is_image_in_prompt_model(model) else model.language_model
+        logits = lm(inputs_embeds=embeds, attention_mask=mask, use_cache=False).logits
         logits = logits[:, states.shape[1] - 1 : -1]  # position t predicts token t + 1
     logp = torch.log_softmax(logits.float(), dim=-1)
     valid = labels != -100
