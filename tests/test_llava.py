@@ -1,4 +1,5 @@
-"""LLaVA (CLIP + Llama, SigLIP + Qwen2, CLIP + Mistral): groups, surgery = masking, artifacts, data-free prune."""
+"""LLaVA (CLIP + Llama, SigLIP + Qwen2, CLIP + Mistral) and LLaVA-NeXT (CLIP + Llama): groups, surgery = masking,
+artifacts, calibrated and data-free pruning, batched answers, likelihood retrieval."""
 
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ def test_prune_save_reload_is_bit_identical(combination: str, tmp_path: Path, ca
     tiny_llava(combination).save_pretrained(base)
     assert main(["prune", str(base), "--method", "magnitude", "--ratio", "0.3", "--out", str(out)]) == 0
     manifest = json.loads((out / "pruning.json").read_text())
-    assert manifest["architecture"] == "LlavaForConditionalGeneration"
+    assert manifest["architecture"] == type(tiny_llava(combination)).__name__
     reloaded = ukmp.load_pruned(out)
     rebuilt = apply_plan_physically(load_model(base).float(), PruningPlan.from_dict(manifest["groups"]))
     inputs = llava_inputs(reloaded)
@@ -80,7 +81,9 @@ def calibrated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from ukmp.data.world_writer import write_split
 
     root = tmp_path_factory.mktemp("llava")
-    folders = {c: save_tiny_llava_with_processor(root / c, c) for c in ("clip-llama", "siglip-qwen2")}
+    folders = {
+        c: save_tiny_llava_with_processor(root / c, c) for c in ("clip-llama", "siglip-qwen2", "clip-llama-next")
+    }
     write_split("train", 12, root / "data")
     return {**folders, "data": root / "data"}
 
@@ -136,7 +139,7 @@ def test_batched_answers_equal_one_at_a_time(calibrated) -> None:
     assert batched == single and len(set(batched.values())) > 1
 
 
-@pytest.mark.parametrize("combination", ["clip-llama", "siglip-qwen2"])
+@pytest.mark.parametrize("combination", ["clip-llama", "siglip-qwen2", "clip-llama-next"])
 def test_retrieval_scores_equal_the_models_own_forward(combination: str, calibrated) -> None:
     """s(image, caption) = mean log p(caption token | image, earlier tokens), by LLaVA's own forward on the
     processor's expanded prompt followed by the caption; batched blocks must not change it."""
@@ -161,7 +164,8 @@ def test_retrieval_scores_equal_the_models_own_forward(combination: str, calibra
             for j, caption in enumerate(captions):
                 ids = processor.tokenizer(caption, add_special_tokens=False)["input_ids"] + [eos]
                 full = torch.cat([prefix["input_ids"], torch.tensor([ids])], dim=1)
-                logits = model(pixel_values=prefix["pixel_values"], input_ids=full).logits[0]
+                pixels = {k: v for k, v in prefix.items() if k in ("pixel_values", "image_sizes")}  # NeXT: tiles
+                logits = model(**pixels, input_ids=full).logits[0]
                 logp = torch.log_softmax(logits, dim=-1)
                 direct = torch.stack([logp[start + t - 1, tok] for t, tok in enumerate(ids)]).mean().item()
                 assert scores[i, j].item() == pytest.approx(direct, abs=1e-4)

@@ -61,3 +61,10 @@ class TestLlavaClipMistral(VisionLanguageContract):
 
     def build(self, folder):
         return save_tiny_llava_with_processor(folder, "clip-mistral")
+
+
+class TestLlavaNextClipLlama(VisionLanguageContract):
+    architecture = "LlavaNextForConditionalGeneration"
+
+    def build(self, folder):
+        return save_tiny_llava_with_processor(folder, "clip-llama-next")

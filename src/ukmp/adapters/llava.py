@@ -3,12 +3,18 @@
 Vision heads and MLP channels and the language model's key/value groups and MLP channels are
 prunable; the projector is not: its input columns read the vision tower's output, which keeps its
 full width (as BLIP-2's vision output does), and its output is the language model's width.
+
+LLaVA-NeXT has the same modules plus ``image_newline`` (a vector written after each row of image
+tiles, of the language model's width, so it stays whole too); it reads an image as several tiles
+(``pixel_values`` of shape (batch, tiles, 3, H, W) with ``image_sizes``), which only changes how an
+example input is made.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+from transformers.models.llava_next.modeling_llava_next import image_size_to_num_patches
 
 from ukmp.adapters.base import ModelAdapter
 from ukmp.adapters.clip_vision import ClipVisionPart
@@ -29,9 +35,13 @@ def llava_adapter(model: nn.Module) -> ModelAdapter:
     return ModelAdapter(
         model,
         [ClipVisionPart(model, "model.vision_tower."), language],
-        extra_buckets={"model.multi_modal_projector": "projection", "lm_head": "lm_embeddings"},
+        extra_buckets={
+            "model.multi_modal_projector": "projection",
+            "model.image_newline": "projection",
+            "lm_head": "lm_embeddings",
+        },
         extra_paths={"projection": "model.multi_modal_projector", "lm_head": "lm_head"},
-        inputs=llava_example_inputs,
+        inputs=llava_next_example_inputs if hasattr(model.model, "image_newline") else llava_example_inputs,
     )
 
 
@@ -53,3 +63,31 @@ def llava_example_inputs(model: nn.Module, ids: torch.Tensor, gen: torch.Generat
     input_ids = torch.cat([image, ids], dim=1)
     pixel_values = torch.randn(ids.shape[0], 3, size, size, generator=gen).to(dtype)
     return {"pixel_values": pixel_values, "input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
+
+
+def llava_next_example_inputs(model: nn.Module, ids: torch.Tensor, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """One square image at the tower's resolution, read as LLaVA-NeXT's tiles, its image tokens, then ``ids``.
+
+    How many tokens an image becomes depends on the tiling grid and the unpadding, so the count is
+    taken from the model's own feature computation on the example image.
+    """
+    config = model.config
+    size = config.vision_config.image_size
+    dtype = next(model.model.vision_tower.parameters()).dtype
+    batch = ids.shape[0]
+    image_sizes = torch.tensor([[size, size]] * batch)
+    tiles = image_size_to_num_patches(
+        image_size=(size, size), grid_pinpoints=config.image_grid_pinpoints, patch_size=size
+    )
+    pixel_values = torch.randn(batch, tiles, 3, size, size, generator=gen).to(dtype)
+    with torch.no_grad():
+        features = model.model.get_image_features(pixel_values=pixel_values[:1], image_sizes=image_sizes[:1])
+    count = features.pooler_output[0].shape[0]
+    ids = ids.masked_fill(ids == config.image_token_index, 4)
+    input_ids = torch.cat([torch.full((batch, count), config.image_token_index), ids], dim=1)
+    return {
+        "pixel_values": pixel_values,
+        "image_sizes": image_sizes,
+        "input_ids": input_ids,
+        "attention_mask": torch.ones_like(input_ids),
+    }

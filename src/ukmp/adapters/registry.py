@@ -84,9 +84,9 @@ WRAPPERS: tuple[Wrapper, ...] = (
     ),
     Wrapper(
         "ukmp.adapters.llava:llava_adapter",
-        ("LlavaForConditionalGeneration",),
-        ("llava",),
-        "LLaVA (CLIP or SigLIP vision tower)",
+        ("LlavaForConditionalGeneration", "LlavaNextForConditionalGeneration"),
+        ("llava", "llava_next"),
+        "LLaVA and LLaVA-NeXT (CLIP or SigLIP vision tower)",
         blip_style=False,
     ),
     Wrapper(

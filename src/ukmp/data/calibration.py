@@ -180,9 +180,11 @@ def _decoder_only_batch(processor, images: list, chunk: Sequence[PrefixLMSample]
         input_ids[r, : len(ids)] = torch.tensor(ids)
         attention[r, : len(ids)] = 1
         labels[r, : len(lab)] = torch.tensor(lab)
-    pixel_values = processor.image_processor(images, return_tensors="pt").pixel_values
+    pixels = processor.image_processor(images, return_tensors="pt")
+    tiles = {"image_sizes": pixels["image_sizes"]} if "image_sizes" in pixels else {}  # LLaVA-NeXT's tiling
     return {
-        "pixel_values": pixel_values,
+        "pixel_values": pixels["pixel_values"],
+        **tiles,
         "input_ids": input_ids,
         "attention_mask": attention,
         "labels": labels,

@@ -102,17 +102,17 @@ def processor_inputs(processor, model, images: list[Image.Image], prompts: list[
     return out
 
 
-def image_features(model, pixel_values: torch.Tensor, **qformer: torch.Tensor) -> torch.Tensor:
-    """What the language model reads in the image slots, one row of vectors per image: BLIP-2's projected
-    Q-Former outputs (``num_query_tokens`` each), or LLaVA's projected vision features (one per image
-    token, from the vision layer and with the class-token choice its config names).
+def image_features(model, pixel_values: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
+    """What the language model reads in the image slots: BLIP-2's projected Q-Former outputs, one row of
+    ``num_query_tokens`` vectors per image; or LLaVA's projected vision features, one vector per image
+    token, image after image (a LLaVA-NeXT image has as many tokens as its tiles give).
 
-    ``qformer`` holds InstructBLIP's ``qformer_input_ids`` / ``qformer_attention_mask`` (its
-    Q-Former reads the instruction too); BLIP-2 and LLaVA take none.
+    ``extra`` holds InstructBLIP's ``qformer_input_ids`` / ``qformer_attention_mask`` (its Q-Former
+    reads the instruction too) or LLaVA-NeXT's ``image_sizes``; BLIP-2 and LLaVA take none.
     """
-    qformer = {k: v for k, v in qformer.items() if v is not None}
-    features = model.get_image_features(pixel_values=pixel_values, return_dict=True, **qformer).pooler_output
-    return torch.stack(list(features)) if isinstance(features, (list, tuple)) else features  # LLaVA: per image
+    extra = {k: v for k, v in extra.items() if v is not None}
+    features = model.get_image_features(pixel_values=pixel_values, return_dict=True, **extra).pooler_output
+    return torch.cat(list(features)) if isinstance(features, (list, tuple)) else features  # LLaVA: per image
 
 
 def prefix_embeddings(model, input_ids: torch.Tensor, features: torch.Tensor) -> torch.Tensor:

@@ -46,9 +46,9 @@ KS = (1, 5, 10)
 
 
 def _prefix_embeddings(model, inputs: dict) -> torch.Tensor:
-    """Prompt token embeddings with the projected Q-Former outputs written over the `<image>` slots."""
-    qformer = {k: inputs.get(k) for k in ("qformer_input_ids", "qformer_attention_mask")}
-    return prefix_embeddings(model, inputs["input_ids"], image_features(model, inputs["pixel_values"], **qformer))
+    """Prompt token embeddings with the image features (Q-Former or LLaVA projector) over the `<image>` slots."""
+    extra = {k: inputs.get(k) for k in ("qformer_input_ids", "qformer_attention_mask", "image_sizes")}
+    return prefix_embeddings(model, inputs["input_ids"], image_features(model, inputs["pixel_values"], **extra))
 
 
 def _image_side(model, processor, image_paths: Sequence[Path], prompt: str, batch_size: int, progress: bool):
