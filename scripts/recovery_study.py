@@ -1,4 +1,4 @@
-"""Recovery at 50% on the shipped model: LPD's budget curve, then LPD vs plain LoRA vs none over seeds.
+"""Recovery at 50% of a `ukmp compare --seeds` run (the shipped model by default): LPD's budget curve, then LPD vs plain LoRA vs none over seeds.
 
     python3 scripts/recovery_study.py --from runs/final-compare
 
@@ -132,7 +132,14 @@ def main() -> int:
     best = max(p["vqa_accuracy"] for p in curve[1:])
     chosen = args.budget or min(p["steps"] for p in curve[1:] if p["vqa_accuracy"] >= best - args.flat)
     summary = {
-        "settings": {**vars(args), "source": str(args.source), "runs": str(args.runs), "results": str(args.results)},
+        "settings": {
+            **vars(args),
+            "source": str(args.source),
+            "runs": str(args.runs),
+            "results": str(args.results),
+            "model": _dense_model(args.source),
+            "command": shlex.join(["python3", "scripts/recovery_study.py", *sys.argv[1:]]),
+        },
         "dense": dense,
         "curve": curve,
         "budget": chosen,
@@ -199,7 +206,8 @@ def _cell_text(values: list[float], digits: int) -> str:
 def readme(summary: dict, log: list[dict], seeds: list[int]) -> str:
     dense, curve, settings = summary["dense"], summary["curve"], summary["settings"]
     lines = [
-        "# Recovery at 50% on the shipped model: budget curve, and LPD vs plain LoRA vs none over seeds",
+        f"# Recovery at 50% on `{settings.get('model', 'shapes-blip2-t5')}`: budget curve, and LPD vs plain LoRA "
+        "vs none over seeds",
         "",
         f"Pruned models: `{settings['source']}` (one UKMP / baseline artifact at 50% per calibration draw). "
         f"Recovery data: the world's `{settings['split']}` split (CC595K's role), batch {settings['batch_size']}, "
@@ -208,7 +216,7 @@ def readme(summary: dict, log: list[dict], seeds: list[int]) -> str:
         f"Dense: VQA {dense['vqa_accuracy']:.1f}%, CIDEr {dense['CIDEr']:.3f}.",
         "",
         "```",
-        "python3 scripts/recovery_study.py --from " + settings["source"],
+        settings.get("command") or "python3 scripts/recovery_study.py --from " + settings["source"],
         "```",
         "",
         f"## LPD budget curve (seed {seeds[0]})",
