@@ -1,4 +1,4 @@
-"""Recovery at 50% of a `ukmp compare --seeds` run (the shipped model by default): LPD's budget curve, then LPD vs plain LoRA vs none over seeds.
+"""Recovery at 50% of a `ukmp compare --seeds` run: LPD's budget curve, then LPD vs plain LoRA vs none over seeds.
 
     python3 scripts/recovery_study.py --from runs/final-compare
 
