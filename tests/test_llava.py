@@ -145,9 +145,8 @@ def test_retrieval_scores_equal_the_models_own_forward(combination: str, calibra
     processor's expanded prompt followed by the caption; batched blocks must not change it."""
     from transformers import AutoProcessor
 
+    from test_retrieval import assert_matches_direct_decoder_forward
     from ukmp.data.index import load_task
-    from ukmp.data.reading import load_image
-    from ukmp.evaluation.generation import processor_inputs
     from ukmp.evaluation.retrieval import caption_loglik_matrix
 
     folder, data = calibrated[combination], calibrated["data"]
@@ -156,20 +155,7 @@ def test_retrieval_scores_equal_the_models_own_forward(combination: str, calibra
     images = [r.image_path for r in records]
     captions = [c for r in records for c in r.references[:2]][:5]
     scores = caption_loglik_matrix(model, processor, images, captions, pair_batch_size=4, progress=False)
-    eos = processor.tokenizer.eos_token_id
-    with torch.inference_mode():
-        for i, image in enumerate(images):
-            prefix = processor_inputs(processor, model, [load_image(image)], ["<image>\n"])
-            start = prefix["input_ids"].shape[1]
-            for j, caption in enumerate(captions):
-                ids = processor.tokenizer(caption, add_special_tokens=False)["input_ids"] + [eos]
-                full = torch.cat([prefix["input_ids"], torch.tensor([ids])], dim=1)
-                pixels = {k: v for k, v in prefix.items() if k in ("pixel_values", "image_sizes")}  # NeXT: tiles
-                logits = model(**pixels, input_ids=full).logits[0]
-                logp = torch.log_softmax(logits, dim=-1)
-                direct = torch.stack([logp[start + t - 1, tok] for t, tok in enumerate(ids)]).mean().item()
-                assert scores[i, j].item() == pytest.approx(direct, abs=1e-4)
-    assert scores.std(dim=0).max() > 1e-3  # the scores depend on the image, so the comparison can fail
+    assert_matches_direct_decoder_forward(model, processor, images, captions, scores, prompt="<image>\n")
 
 
 def test_retrieval_runs_on_a_pruned_llava(calibrated, tmp_path: Path) -> None:
