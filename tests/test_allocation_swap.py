@@ -1,0 +1,27 @@
+"""scripts/allocation_swap.py: a crossed plan keeps the other plan's counts, chosen by this ranking."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import torch
+
+from ukmp.groups import PruningPlan
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "allocation_swap.py"
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("allocation_swap", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_crossed_plan_by_hand() -> None:
+    allocation = PruningPlan(kept={"a": [0, 1], "b": [3]}, num_units={"a": 4, "b": 5})
+    ranking = {"a": torch.tensor([0.1, 0.9, 0.5, 0.7]), "b": torch.tensor([2.0, 1.0, 3.0, 0.0, 2.5])}
+    plan = _script().crossed_plan(ranking, allocation)
+    assert plan.kept == {"a": [1, 3], "b": [2]}  # a: the two best (0.9, 0.7); b: the best one (3.0)
+    assert plan.num_units == {"a": 4, "b": 5}
