@@ -58,11 +58,15 @@ def llava_example_inputs(model: nn.Module, ids: torch.Tensor, gen: torch.Generat
     config = model.config
     size = config.vision_config.image_size
     dtype = next(model.model.vision_tower.parameters()).dtype
-    ids = ids.masked_fill(ids == config.image_token_index, 4)
-    image = torch.full((ids.shape[0], image_tokens(config)), config.image_token_index)
-    input_ids = torch.cat([image, ids], dim=1)
     pixel_values = torch.randn(ids.shape[0], 3, size, size, generator=gen).to(dtype)
-    return {"pixel_values": pixel_values, "input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
+    return {"pixel_values": pixel_values, **_after_image_tokens(config, ids, image_tokens(config))}
+
+
+def _after_image_tokens(config, ids: torch.Tensor, count: int) -> dict[str, torch.Tensor]:
+    """``count`` image tokens, then ``ids`` (with any image token in them replaced): the prompt's ids and mask."""
+    ids = ids.masked_fill(ids == config.image_token_index, 4)
+    input_ids = torch.cat([torch.full((ids.shape[0], count), config.image_token_index), ids], dim=1)
+    return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
 
 
 def llava_next_example_inputs(model: nn.Module, ids: torch.Tensor, gen: torch.Generator) -> dict[str, torch.Tensor]:
@@ -83,11 +87,4 @@ def llava_next_example_inputs(model: nn.Module, ids: torch.Tensor, gen: torch.Ge
     with torch.no_grad():
         features = model.model.get_image_features(pixel_values=pixel_values[:1], image_sizes=image_sizes[:1])
     count = features.pooler_output[0].shape[0]
-    ids = ids.masked_fill(ids == config.image_token_index, 4)
-    input_ids = torch.cat([torch.full((batch, count), config.image_token_index), ids], dim=1)
-    return {
-        "pixel_values": pixel_values,
-        "image_sizes": image_sizes,
-        "input_ids": input_ids,
-        "attention_mask": torch.ones_like(input_ids),
-    }
+    return {"pixel_values": pixel_values, "image_sizes": image_sizes, **_after_image_tokens(config, ids, count)}

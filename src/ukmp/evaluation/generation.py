@@ -196,8 +196,7 @@ def _generate_with_placeholders(
 ) -> list[str]:
     """A model whose image enters the prompt as placeholder tokens the processor expands (LLaVA): the
     processor builds each (image, prompt) pair's input, left-padded, and ``model.generate`` continues it."""
-    device, dtype = model_device_dtype(model)
-    processor.tokenizer.padding_side = "left"  # a decoder-only model continues the last position
+    prepare_processor(processor, model)  # left padding: the decoder-only model continues the last position
     texts: list[str] = []
     with torch.inference_mode():
         for start in tqdm(range(0, len(prompts), batch_size), desc=desc, unit="batch", disable=not progress):
