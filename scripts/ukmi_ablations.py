@@ -129,6 +129,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=1, help="calibration draws (seeds SEED..SEED+N-1)")
     parser.add_argument("--only", default=None, help="comma-separated setting names to run (default: all)")
     parser.add_argument("--ratios", default="0.5,0.2", help="ratios; rows other than the baselines run at the first")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the draws --out/results.json already measured in full and measure only the others",
+    )
     args = parser.parse_args()
 
     chosen = settings()
@@ -157,14 +162,26 @@ def main() -> None:
         return headline({"tasks": {**vqa["tasks"], **cap["tasks"]}})
 
     started = time.time()
-    command = " ".join(["python3 scripts/ukmi_ablations.py", *sys.argv[1:]])
+    command = " ".join(["python3 scripts/ukmi_ablations.py", *[a for a in sys.argv[1:] if a != "--resume"]])
     seeds = [args.seed + k for k in range(args.seeds)]
     plan = [(ratios[0], s) for s in chosen] + [(r, s) for r in ratios[1:] for s in chosen if s.block == "baseline"]
-    rows = [
-        {"block": "dense", "name": "dense", "ratio": 0.0, "achieved": 0.0, "seed": None, **run_eval(dense, "dense")}
-    ]
-    tokens: dict[str, dict[str, list[int]]] = {}
+    previous = finished_draws(args.out / "results.json", len(plan)) if args.resume else None
+    if previous is not None:
+        earlier = json.loads((args.out / "results.json").read_text())
+        same = ("model", "calib_split", "num_samples", "vqa_limit", "caption_limit")
+        differing = [k for k in same if earlier.get(k) != getattr(args, k)]
+        if differing:
+            parser.error(f"--resume: {args.out / 'results.json'} was measured with other {', '.join(differing)}")
+    if previous is not None:
+        rows, tokens, earlier_seconds, done = previous
+        print(f"resuming: draws {sorted(done)} already measured in {args.out / 'results.json'}", flush=True)
+    else:
+        dense_row = {"block": "dense", "name": "dense", "ratio": 0.0, "achieved": 0.0, "seed": None}
+        rows = [{**dense_row, **run_eval(dense, "dense")}]
+        tokens, earlier_seconds, done = {}, 0.0, set()
     for seed in seeds:
+        if seed in done:
+            continue
         torch.manual_seed(seed)
         samples = load_calibration_samples(calib, args.calib_split, seed=seed, pool=2 * args.num_samples)
         ent_samples, grad_samples = take_disjoint(samples, [args.num_samples, args.num_samples])
@@ -217,10 +234,30 @@ def main() -> None:
                 "backpropagated_tokens": tokens,
                 "rows": rows,
                 "planned_rows": len(plan) * len(seeds) + 1,
-                "seconds": time.time() - started,
+                "seconds": earlier_seconds + time.time() - started,
             }
             _write(args.out, out, command)  # after every row, so an interrupted run keeps what it measured
     print(f"wrote {args.out / 'results.json'} and {args.out / 'README.md'}")
+
+
+def finished_draws(path: Path, rows_per_draw: int) -> tuple[list[dict], dict, float, set[int]] | None:
+    """What an earlier run of the same command measured: its dense row, the rows and token counts of
+    the draws it finished in full (the leading ones, so per-draw token lists keep their order), its run
+    time, and those draws. A draw cut off part-way is measured again whole, so each draw's rows come
+    from one calibration pass. None when there is nothing to resume."""
+    if not path.exists():
+        return None
+    earlier = json.loads(path.read_text())
+    counts: dict[int, int] = {}
+    for r in earlier["rows"][1:]:
+        counts[r["seed"]] = counts.get(r["seed"], 0) + 1
+    finished = 0
+    while finished < len(earlier["seeds"]) and counts.get(earlier["seeds"][finished]) == rows_per_draw:
+        finished += 1
+    done = set(earlier["seeds"][:finished])
+    rows = [earlier["rows"][0]] + [r for r in earlier["rows"][1:] if r["seed"] in done]
+    tokens = {t: {k: values[:finished] for k, values in n.items()} for t, n in earlier["backpropagated_tokens"].items()}
+    return rows, tokens, float(earlier["seconds"]), done
 
 
 def _write(folder: Path, out: dict, command: str) -> None:
