@@ -20,9 +20,11 @@ from ukmp.data.world_writer import write_split
 from ukmp.loading import load_model
 from ukmp.planning.schedules import plan_from_scores
 from ukmp.processors import load_processor
-from ukmp.scorers.base import ScoringInputs
+from ukmp.pruning import PruneConfig, prune
+from ukmp.scorers.base import MethodOptions, ScoringInputs
 from ukmp.scorers.registry import get_scorer
 from ukmp.scoring.calibration_pass import CalibrationPass
+from ukmp.scoring.ecoflap_sp import ECoFLaPOptions
 from ukmp.scoring.ukmi import UKMIOptions, accumulate_gradients
 from ukmp.surgery import apply_plan_physically
 
@@ -125,3 +127,25 @@ def test_prune_cli_runs_a_baseline_and_records_it(method: str, calib: Path, tmp_
     assert manifest["extra"]["scoring"]["scoring"]["peak_memory_mb"] > 0
     assert (manifest["added_biases"] != []) == (method == "flap")
     ukmp.load_pruned(out)
+
+
+def test_ecoflap_layer_sparsity_margin_reaches_the_planner(calib: Path, tmp_path: Path) -> None:
+    """ECoFLaP-sp caps each block at the mean sparsity plus a margin: with no margin every block is
+    pruned alike; with a wide one the block scores move the split. The option must reach the plan."""
+    model = str(tiny_model_dir())
+    scored = tmp_path / "scored"
+    prune(PruneConfig(model, scored, "ecoflap-sp", 0.3, calib=calib, num_samples=3, progress=False), verbose=False)
+
+    def kept_fractions(margin: float) -> dict[str, float]:
+        options = MethodOptions(ecoflap=ECoFLaPOptions(max_sparsity_margin=margin))
+        out = tmp_path / f"margin-{margin}"
+        config = PruneConfig(
+            model, out, "ecoflap-sp", 0.3, options=options, scores_file=scored / "scores.safetensors", progress=False
+        )
+        prune(config, verbose=False)
+        groups = json.loads((out / "pruning.json").read_text())["groups"]
+        return {name: len(g["kept"]) / g["num_units"] for name, g in groups.items()}
+
+    tight, wide = kept_fractions(0.0), kept_fractions(0.9)
+    assert max(tight.values()) - min(tight.values()) < 0.15  # alike, up to whole units
+    assert tight != wide

@@ -236,6 +236,7 @@ def plan(
             basis_params=dense.basis,
             iterative_options=config.iterative,
             block_scores=block_scores,
+            max_sparsity_margin=config.options.ecoflap.max_sparsity_margin,
         )
 
     if not config.plan_search.enabled:
