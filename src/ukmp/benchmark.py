@@ -62,7 +62,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from tqdm.auto import tqdm
 
 from ukmp.accounting import example_inputs, parameter_counts
-from ukmp.adapters import find_adapter, is_image_in_prompt_model, is_vision_language_model
+from ukmp.adapters import find_adapter, is_image_in_prompt_model, is_language_model, is_vision_language_model
 from ukmp.artifact import is_pruned_artifact, read_manifest, state_dict_sha256
 from ukmp.atomic import write_text_atomic
 from ukmp.errors import UserError
@@ -200,12 +200,6 @@ def load_saved_scores(artifact: Path) -> dict[str, torch.Tensor] | None:
 
 
 # -------------------------------------------------------------------------------------- the models
-
-
-def is_language_model(model: nn.Module) -> bool:
-    """A standalone decoder-only LM (no image side, no encoder)."""
-    config = model.config
-    return not hasattr(config, "vision_config") and not getattr(config, "is_encoder_decoder", False)
 
 
 def check_supported(model: nn.Module, ref: str) -> None:

@@ -31,6 +31,7 @@ __all__ = [
     "supported_config",
     "is_vision_language_model",
     "is_image_in_prompt_model",
+    "is_language_model",
 ]
 
 SUPPORTED = supported_summary()
@@ -67,6 +68,12 @@ def is_image_in_prompt_model(model: nn.Module) -> bool:
     """A vision-language model whose image enters the language model as tokens of its prompt (LLaVA)."""
     entry = wrapper_entry(model)
     return entry is not None and entry.has_language_model and not entry.blip_style
+
+
+def is_language_model(model: nn.Module) -> bool:
+    """A standalone decoder-only language model (no image side, no encoder)."""
+    config = model.config
+    return not hasattr(config, "vision_config") and not getattr(config, "is_encoder_decoder", False)
 
 
 def find_adapter(model: nn.Module) -> ModelAdapter:

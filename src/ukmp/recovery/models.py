@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ukmp.adapters import is_image_in_prompt_model, is_vision_language_model
+from ukmp.adapters import is_image_in_prompt_model, is_language_model, is_vision_language_model
 from ukmp.artifact import is_pruned_artifact, load_pruned, state_dict_sha256
 from ukmp.errors import UserError
 from ukmp.loading import load_model, resolve_model_ref
@@ -21,8 +21,7 @@ def load_models(config: RecoveryConfig):
         raise UserError(f"{config.pruned} is not a ukmp pruned model (no pruning.json); prune it with ukmp prune.")
     student = load_pruned(pruned_ref).float()
     manifest = student.ukmp_manifest
-    standalone_lm = not hasattr(student.config, "vision_config") and not student.config.is_encoder_decoder
-    if not (is_vision_language_model(student) or is_image_in_prompt_model(student) or standalone_lm):
+    if not (is_vision_language_model(student) or is_image_in_prompt_model(student) or is_language_model(student)):
         raise UserError(
             f"ukmp recover trains BLIP-2 / InstructBLIP / LLaVA models and decoder-only language models; "
             f"{config.pruned} is {type(student).__name__}."
