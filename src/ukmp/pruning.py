@@ -40,6 +40,7 @@ from ukmp.processors import load_processor
 from ukmp.scorers.base import MethodOptions, Scorer, ScoringInputs
 from ukmp.scorers.registry import base_method, get_scorer, scorer_names
 from ukmp.scoring.calibration_pass import CalibrationPass
+from ukmp.scoring.llm_pruner import SKIPS, skipped_groups
 from ukmp.surgery import apply_plan_physically
 
 #: what an artifact's weights may be saved as; "auto" keeps the base model's dtype
@@ -79,6 +80,7 @@ class PruneConfig:
     base_model_name: str | None = None
     progress: bool = True
     dtype: str = "auto"
+    keep_end_layers: str = "none"  # 'llm-pruner': leave LLM-Pruner's first/last layers dense (any method)
 
     def validate(self) -> None:
         check_ratio(self.ratio)
@@ -88,6 +90,8 @@ class PruneConfig:
             raise UserError(f"--of must be 'all' or 'prunable', got {self.of!r}.")
         if self.num_samples < 1:
             raise UserError(f"--num-samples must be at least 1, got {self.num_samples}.")
+        if self.keep_end_layers not in SKIPS:
+            raise UserError(f"--keep-end-layers must be one of {', '.join(SKIPS)}, got {self.keep_end_layers!r}.")
         self.plan_search.validate()
         if self.plan_search.enabled and self.plan_search_data is None:
             raise UserError("--plan-search needs a data folder with question-answer pairs: pass --calib DIR.")
@@ -101,6 +105,8 @@ class PruneConfig:
         options: dict[str, Any] = {"ratio": self.ratio, "of": self.of, "components": components, "schedule": schedule}
         if scorer.variant is not None:
             options["variant"] = scorer.variant
+        if self.keep_end_layers != "none":
+            options["keep_end_layers"] = self.keep_end_layers
         options.update(scorer.manifest_options(scored))
         if "calibration" in scored.stats:
             options["calibration"] = scored.stats["calibration"]
@@ -223,7 +229,8 @@ def plan(
     config: PruneConfig, dense: DenseModel, scorer: Scorer, scored: MethodScores
 ) -> tuple[PlanResult, dict[str, Any] | None]:
     """The method's plan at ``config.ratio`` (searched among perturbed plans if asked); and the search trace."""
-    groups = scorer.plannable_groups(scored, dense.groups)
+    frozen = set(skipped_groups(dense.groups, config.keep_end_layers))  # depths from the whole model
+    groups = [g for g in scorer.plannable_groups(scored, dense.groups) if g.name not in frozen]
     target_ratio = scorer.planning_ratio(scored, dense.model, dense.groups, config.ratio, dense.basis)
     block_scores = scorer.block_scores(scored)
 

@@ -115,6 +115,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="llm-pruner",
         help="LLM-Pruner: leave its first/last layer fractions dense",
     )
+    parser.add_argument(
+        "--keep-end-layers",
+        choices=("none", "llm-pruner"),
+        default="none",
+        help="any method, beyond the paper: leave LLM-Pruner's first 4/32 and last 2/32 of every stack dense "
+        "(nothing on stacks under 16 layers)",
+    )
     baselines.add_argument(
         "--block-score", choices=("zeroth", "first"), default="zeroth", help="ECoFLaP-sp block score"
     )
@@ -188,6 +195,7 @@ def run(args: argparse.Namespace) -> int:
         plan_search=search,
         plan_search_data=search_data,
         dtype=args.dtype,
+        keep_end_layers=args.keep_end_layers,
         progress=not args.no_progress,
     )
     prune(config, overwrite=args.overwrite)
