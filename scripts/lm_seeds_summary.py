@@ -50,7 +50,7 @@ def report(folder: Path, reference: str, draws: dict[int, dict]) -> str:
         f"`python3 scripts/lm_seeds_summary.py {folder.as_posix()} --reference {reference}` over one "
         "`bench/smollm2.py --seed S` run per draw (each `seed-S/results.md` names its command and wall time).",
         "",
-        f"Draws {', '.join(map(str, seeds))}. Cells: mean [min–max] over the draws a model has, then each draw's value.",
+        f"Draws {', '.join(map(str, seeds))}. Cells: mean [min–max] over the draws a model has, then each draw.",
         "",
         "| model | " + " | ".join(corpora) + " |",
         "|---|" + "---|" * len(corpora),
