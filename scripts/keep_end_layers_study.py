@@ -67,7 +67,8 @@ def main() -> int:
             out = work / "evals" / f"ukmp-ends-20--{corpus}--256x10.json"
             data = work / "data" / f"{corpus}.jsonl"
             evaluate = ["ukmp", "evaluate", str(pruned), "--task", "perplexity", "--data", str(data)]
-            run([*evaluate, "--seq-len", "256", "--limit", "10", "--batch-size", "4", "--out", str(out), "--no-progress"], out, log)
+            window = ["--seq-len", "256", "--limit", "10", "--batch-size", "4"]
+            run([*evaluate, *window, "--out", str(out), "--no-progress"], out, log)
         for model in MODELS:
             for corpus in SETS:
                 table[model][corpus][seed] = perplexity(work, model, corpus)
