@@ -21,12 +21,13 @@ from pathlib import Path
 from ukmp.seed_stats import paired_ordering, spread
 
 
-def load_draws(folder: Path) -> dict[int, dict]:
-    """{seed: that draw's results.json}, in seed order."""
-    draws = {}
-    for path in sorted(folder.glob("seed-*/results.json"), key=lambda p: int(p.parent.name.split("-")[1])):
-        draws[int(path.parent.name.split("-")[1])] = json.loads(path.read_text())
-    return draws
+def load_draws(folder: Path, extra: list[str]) -> dict[int, dict]:
+    """{seed: that draw's results.json}, in seed order; ``extra`` adds SEED=PATH runs kept elsewhere."""
+    paths = {int(p.parent.name.split("-")[1]): p for p in folder.glob("seed-*/results.json")}
+    for item in extra:
+        seed, _, path = item.partition("=")
+        paths[int(seed)] = Path(path)
+    return {seed: json.loads(paths[seed].read_text()) for seed in sorted(paths)}
 
 
 def perplexities(draws: dict[int, dict]) -> dict[str, dict[str, dict[int, float]]]:
@@ -39,7 +40,7 @@ def perplexities(draws: dict[int, dict]) -> dict[str, dict[str, dict[int, float]
     return table
 
 
-def report(folder: Path, reference: str, draws: dict[int, dict]) -> str:
+def report(folder: Path, reference: str, draws: dict[int, dict], extra: list[str]) -> str:
     table = perplexities(draws)
     corpora = sorted({c for per in table.values() for c in per})
     seeds = list(draws)
@@ -47,7 +48,9 @@ def report(folder: Path, reference: str, draws: dict[int, dict]) -> str:
     lines = [
         f"# Perplexity over {len(seeds)} calibration draws: {title}",
         "",
-        f"`python3 scripts/lm_seeds_summary.py {folder.as_posix()} --reference {reference}` over one "
+        f"`python3 scripts/lm_seeds_summary.py {folder.as_posix()} --reference {reference}"
+        + "".join(f" --draw {item}" for item in extra)
+        + "` over one "
         "`bench/smollm2.py --seed S` run per draw (each `seed-S/results.md` names its command and wall time).",
         "",
         f"Draws {', '.join(map(str, seeds))}. Cells: mean [min–max] over the draws a model has, then each draw.",
@@ -88,12 +91,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path, help="a folder of seed-<s>/results.json runs")
     parser.add_argument("--reference", default="ukmp", help="the method every other is paired against")
+    parser.add_argument("--draw", action="append", default=[], help="SEED=PATH: a draw's results.json kept elsewhere")
     args = parser.parse_args()
-    draws = load_draws(args.folder)
+    draws = load_draws(args.folder, args.draw)
     if not draws:
         print(f"error: {args.folder} holds no seed-<s>/results.json; run bench/smollm2.py --seed S --out it/seed-S.")
         return 2
-    text = report(args.folder, args.reference, draws)
+    text = report(args.folder, args.reference, draws, args.draw)
     tmp = args.folder / "README.md.tmp"
     tmp.write_text(text)
     os.replace(tmp, args.folder / "README.md")
