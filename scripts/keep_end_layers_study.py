@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from ukmp.atomic import write_json_atomic, write_text_atomic
 from ukmp.seed_stats import paired_ordering, spread
 
 SETS = ("fortunes-eval", "wordnet-eval")
@@ -86,13 +86,9 @@ def main() -> int:
                 table[model][corpus][seed] = perplexity(work, model, tag, corpus)
     summary = {"model": args.model, "ratio": args.ratio, "seeds": seeds, "perplexity": table, "commands": log}
     args.results.mkdir(parents=True, exist_ok=True)
-    tmp = args.results / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=1) + "\n")
-    os.replace(tmp, args.results / "summary.json")
+    write_json_atomic(args.results / "summary.json", summary)
     text = render(summary, args)
-    tmp = args.results / "README.md.tmp"
-    tmp.write_text(text)
-    os.replace(tmp, args.results / "README.md")
+    write_text_atomic(args.results / "README.md", text)
     print(text)
     return 0
 

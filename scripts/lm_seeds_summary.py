@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
+from ukmp.atomic import write_text_atomic
 from ukmp.seed_stats import paired_ordering, spread
 
 
@@ -98,9 +98,7 @@ def main() -> int:
         print(f"error: {args.folder} holds no seed-<s>/results.json; run bench/smollm2.py --seed S --out it/seed-S.")
         return 2
     text = report(args.folder, args.reference, draws, args.draw)
-    tmp = args.folder / "README.md.tmp"
-    tmp.write_text(text)
-    os.replace(tmp, args.folder / "README.md")
+    write_text_atomic(args.folder / "README.md", text)
     print(text)
     return 0
 

@@ -165,16 +165,15 @@ def main() -> None:
     command = " ".join(["python3 scripts/ukmi_ablations.py", *[a for a in sys.argv[1:] if a != "--resume"]])
     seeds = [args.seed + k for k in range(args.seeds)]
     plan = [(ratios[0], s) for s in chosen] + [(r, s) for r in ratios[1:] for s in chosen if s.block == "baseline"]
-    previous = finished_draws(args.out / "results.json", len(plan)) if args.resume else None
-    if previous is not None:
-        earlier = json.loads((args.out / "results.json").read_text())
+    earlier_file = args.out / "results.json"
+    earlier = earlier_run(earlier_file) if args.resume else None
+    if earlier is not None:
         same = ("model", "calib_split", "num_samples", "vqa_limit", "caption_limit")
         differing = [k for k in same if earlier.get(k) != getattr(args, k)]
         if differing:
-            parser.error(f"--resume: {args.out / 'results.json'} was measured with other {', '.join(differing)}")
-    if previous is not None:
-        rows, tokens, earlier_seconds, done = previous
-        print(f"resuming: draws {sorted(done)} already measured in {args.out / 'results.json'}", flush=True)
+            parser.error(f"--resume: {earlier_file} was measured with other {', '.join(differing)}")
+        rows, tokens, earlier_seconds, done = finished_draws(earlier, len(plan))
+        print(f"resuming: draws {sorted(done)} already measured in {earlier_file}", flush=True)
     else:
         dense_row = {"block": "dense", "name": "dense", "ratio": 0.0, "achieved": 0.0, "seed": None}
         rows = [{**dense_row, **run_eval(dense, "dense")}]
@@ -240,14 +239,16 @@ def main() -> None:
     print(f"wrote {args.out / 'results.json'} and {args.out / 'README.md'}")
 
 
-def finished_draws(path: Path, rows_per_draw: int) -> tuple[list[dict], dict, float, set[int]] | None:
-    """What an earlier run of the same command measured: its dense row, the rows and token counts of
-    the draws it finished in full (the leading ones, so per-draw token lists keep their order), its run
-    time, and those draws. A draw cut off part-way is measured again whole, so each draw's rows come
-    from one calibration pass. None when there is nothing to resume."""
-    if not path.exists():
-        return None
-    earlier = json.loads(path.read_text())
+def earlier_run(path: Path) -> dict | None:
+    """An earlier run's results.json to resume from, or None when there is nothing to resume."""
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def finished_draws(earlier: dict, rows_per_draw: int) -> tuple[list[dict], dict, float, set[int]]:
+    """What an earlier run of the same command measured (its results.json): its dense row, the rows and
+    token counts of the draws it finished in full (the leading ones, so per-draw token lists keep their
+    order), its run time, and those draws. A draw cut off part-way is measured again whole, so each
+    draw's rows come from one calibration pass."""
     counts: dict[int, int] = {}
     for r in earlier["rows"][1:]:
         counts[r["seed"]] = counts.get(r["seed"], 0) + 1
