@@ -55,7 +55,8 @@ class PruneConfig:
     cut into ``seq_len``-token prefix-LM windows. ``gguf_file`` names the GGUF file inside the
     folder ``model`` (a ``.gguf`` path needs no name). ``method`` may carry a variant
     (``ukmp:1.0``). ``plan_search`` with more than one candidate chooses among perturbed plans by
-    the answer loss on question-answer pairs of ``plan_search_data`` (beyond the paper).
+    the answer loss on question-answer pairs of ``plan_search_data``, or for a text ``calib`` by the
+    next-token loss on held-out windows of that text (beyond the paper).
     """
 
     model: str
@@ -93,8 +94,12 @@ class PruneConfig:
         if self.keep_end_layers not in SKIPS:
             raise UserError(f"--keep-end-layers must be one of {', '.join(SKIPS)}, got {self.keep_end_layers!r}.")
         self.plan_search.validate()
-        if self.plan_search.enabled and self.plan_search_data is None:
-            raise UserError("--plan-search needs a data folder with question-answer pairs: pass --calib DIR.")
+        text = self.calib is not None and text_source(self.calib) is not None
+        if self.plan_search.enabled and self.plan_search_data is None and not text:
+            raise UserError(
+                "--plan-search needs a data folder with question-answer pairs (or, for a language model, "
+                "a calibration text): pass --calib."
+            )
 
     def scorer(self) -> Scorer:
         return get_scorer(self.method, self.options)
@@ -248,7 +253,22 @@ def plan(
 
     if not config.plan_search.enabled:
         return make_plan(scored.scores), None
-    batches = selection_batches(dense.processor, dense.model, config.plan_search_data, config.plan_search, config.seed)
+    # a language model's plan is chosen on windows of its calibration text that the scores never read:
+    # the tail of the order the scores drew their windows from (their seed and count, also when re-planned)
+    text = text_source(config.calib) if config.calib is not None else None
+    drawn = scored.stats.get("calibration", {})
+    data = config.plan_search_data
+    if text is not None:
+        data = calibration_source(config, dense.processor)
+        data = TextCalibrationSource(data.path, int(drawn.get("seq_len", data.seq_len)), tokenizer=data.tokenizer)
+    batches = selection_batches(
+        dense.processor,
+        dense.model,
+        data,
+        config.plan_search,
+        int(drawn.get("seed", config.seed)) if text is not None else config.seed,
+        reserved=2 * int(drawn.get("num_samples", config.num_samples)),
+    )
     result, trace = search_plan(
         dense.model,
         groups,
@@ -259,7 +279,7 @@ def plan(
         seed=config.seed,
         progress=config.progress,
     )
-    return result, {**trace, "data": portable_path(config.plan_search_data)}
+    return result, {**trace, "data": portable_path(text.path if text is not None else config.plan_search_data)}
 
 
 def prune_scored(

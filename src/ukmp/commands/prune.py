@@ -165,9 +165,15 @@ def run(args: argparse.Namespace) -> int:
     search = plan_search_options(args)
     search_data = None
     if search.enabled:
-        if args.calib is None or is_text_data(args.calib):
-            raise UserError("--plan-search reads question-answer pairs: pass --calib with an image-text data folder.")
-        search_data = resolve_data_dir(args.calib, search.split, flag="--calib")
+        if args.calib is None:
+            raise UserError(
+                "--plan-search needs data to choose a plan with: pass --calib with an image-text data folder "
+                "(its question-answer pairs choose) or, for a language model, the calibration text."
+            )
+        if not is_text_data(args.calib):
+            search_data = resolve_data_dir(args.calib, search.split, flag="--calib")
+        else:
+            calib = args.calib  # re-planning saved scores still reads the text's held-out windows
     print(f"ukmp prune: {args.model}, method {args.method}, ratio {args.ratio:g} of {args.of} parameters")
     options = MethodOptions(
         ukmi=ukmi_options,

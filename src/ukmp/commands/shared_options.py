@@ -15,11 +15,17 @@ def add_plan_search_arguments(parser: argparse._ActionsContainer) -> None:
         type=int,
         default=1,
         metavar="K",
-        help="try K plans (the scores' own and K-1 perturbed) and keep the one with the lowest answer loss; 1 = off",
+        help=(
+            "try K plans (the scores' own and K-1 perturbed) and keep the one with the lowest answer loss "
+            "(a language model: next-token loss on held-out windows of --calib); 1 = off"
+        ),
     )
     parser.add_argument("--plan-search-split", default="train", help="split of --calib whose VQA pairs choose the plan")
     parser.add_argument(
-        "--plan-search-samples", type=int, default=256, help="question-answer pairs that choose the plan"
+        "--plan-search-samples",
+        type=int,
+        default=256,
+        help="question-answer pairs (or text windows) that choose the plan",
     )
     parser.add_argument(
         "--plan-search-spread", type=float, default=0.25, help="log-normal spread of the score perturbations"

@@ -15,8 +15,10 @@ exp(spread * N(0, 1)), seeded), plans each one with the method's own schedule, a
 whose pruned model has the lowest mean answer loss on the selection pairs. Candidate 0 is the
 scores' own plan, so `candidates = 1` is the plain method, and the search never changes what the
 scorer or the schedule compute. It works for every method (it only sees scores and a plan
-function). It reads task data that the paper's methods do not (question-answer pairs of a train
-split), so its results are reported apart from the paper-faithful ones.
+function). On a vision-language model it reads task data that the paper's methods do not
+(question-answer pairs of a train split), so its results are reported apart from the
+paper-faithful ones. On a standalone language model it reads only the calibration text: the
+windows the scorer did not read, with the next-token loss the user's perplexity measures.
 
 A candidate is evaluated with its removed units masked at the inputs of their consumers (forward
 pre-hooks zero those input columns), which is exactly what the sliced model computes and needs
@@ -38,8 +40,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ukmp.adapters.base import get_module
-from ukmp.data.calibration import calibration_batches
+from ukmp.data.calibration import calibration_batches, load_calibration_samples, text_source
 from ukmp.data.recovery_mix import vqa_samples
+from ukmp.data.text_calibration import TextSample
 from ukmp.errors import UserError
 from ukmp.evaluation.generation import is_encoder_decoder
 from ukmp.groups import PrunableGroup, PruningPlan
@@ -109,12 +112,22 @@ def consumer_inputs_masked(model: nn.Module, groups: Sequence[PrunableGroup], pl
             handle.remove()
 
 
-def selection_batches(processor, model: nn.Module, data_dir: str | Path, options: PlanSearchOptions, seed: int):
-    """`options.samples` question-answer pairs of `options.split`, shuffled with `seed`, as model inputs."""
-    pairs = vqa_samples(data_dir, options.split)
+def selection_batches(
+    processor, model: nn.Module, data: str | Path, options: PlanSearchOptions, seed: int, *, reserved: int = 0
+):
+    """The pairs (or text windows) that choose the plan, as model inputs.
+
+    An image-text folder gives `options.samples` question-answer pairs of `options.split`, shuffled
+    with `seed`. A text file (a standalone language model) gives the last `options.samples` of its
+    windows in the calibration order of `seed`, with every token a target (the perplexity the user
+    measures): the scorers read the first `reserved` windows of that order, so the two never meet.
+    """
+    if text_source(data) is not None:
+        return text_selection_batches(processor, data, options, seed, reserved=reserved)
+    pairs = vqa_samples(data, options.split)
     if not pairs:
         raise UserError(
-            f"--plan-search needs question-answer pairs: {data_dir} has no VQA questions in split {options.split!r}."
+            f"--plan-search needs question-answer pairs: {data} has no VQA questions in split {options.split!r}."
         )
     random.Random(seed).shuffle(pairs)
     return list(
@@ -122,6 +135,19 @@ def selection_batches(processor, model: nn.Module, data_dir: str | Path, options
             processor, pairs[: options.samples], options.batch_size, encoder_decoder=is_encoder_decoder(model)
         )
     )
+
+
+def text_selection_batches(processor, data, options: PlanSearchOptions, seed: int, *, reserved: int):
+    """Held-out windows of the calibration text, next-token loss on every token (see `selection_batches`)."""
+    windows = load_calibration_samples(data, options.split, seed=seed, tokenizer=processor)
+    if options.samples + reserved > len(windows):
+        raise UserError(
+            f"--plan-search needs {options.samples} windows of the calibration text beside the {reserved} the "
+            f"scorer reads, but {data} has {len(windows)}; lower --plan-search-samples or --num-samples, "
+            "or give more text."
+        )
+    held_out = [TextSample(w.ids, 0) for w in windows[len(windows) - options.samples :]]
+    return list(calibration_batches(processor, held_out, options.batch_size, encoder_decoder=False))
 
 
 @torch.no_grad()

@@ -86,13 +86,17 @@ class ScoringInputs:
 
     def calibration_record(self) -> dict[str, Any]:
         """What the manifest says about the calibration data the scores came from."""
-        return {
+        record = {
             "data": portable_path(self.calib),
             "split": self.split,
             "num_samples": self.num_samples,
             "batch_size": self.batch_size,
             "seed": self.seed,
         }
+        seq_len = getattr(self.calib, "seq_len", None)  # a text source: how its windows were cut
+        if seq_len is not None:
+            record["seq_len"] = seq_len
+        return record
 
 
 class Scorer:
