@@ -30,7 +30,7 @@ def world_texts(n: int = 40) -> list[str]:
     return texts
 
 
-def build_tiny_blip2(out_dir: Path, seed: int = 0) -> Path:
+def build_tiny_blip2(out_dir: Path, seed: int = 0, lm_layers: int = 1) -> Path:
     """Write a tiny random model + processor to `out_dir` and return it."""
     tokenizer = as_transformers_tokenizer(train_word_tokenizer(world_texts()))
     image_processor = BlipImageProcessor(
@@ -38,7 +38,7 @@ def build_tiny_blip2(out_dir: Path, seed: int = 0) -> Path:
     )
     processor = Blip2Processor(image_processor, tokenizer, num_query_tokens=NUM_QUERY_TOKENS)
     torch.manual_seed(seed)
-    config = shapes_blip2_t5_config(len(tokenizer), vision_layers=1, lm_layers=1)
+    config = shapes_blip2_t5_config(len(tokenizer), vision_layers=1, lm_layers=lm_layers)
     # 8 px patches keep the patch embedding (which no method prunes) small: with the shipped 32 px
     # patches it would be a fifth of this one-layer model, and 50% of all parameters could not be removed
     config.vision_config.patch_size = 8

@@ -143,3 +143,59 @@ def test_cached_ukmp_scores_made_with_another_threshold_are_refused(data, tmp_pa
     assert _compare(out, data, "--methods", "ukmp", "--ratios", "0.3") == 2
     err = capsys.readouterr().err
     assert "made with threshold 0.3" in err and "--overwrite" in err
+
+
+def _pruned_groups(groups: dict) -> list[str]:
+    return [n for n, g in groups.items() if len(g["kept"]) < g["num_units"]]
+
+
+def _end_layer(name: str) -> bool:
+    """A language-model layer LLM-Pruner's rule leaves dense in a 16-layer stack (0, 1 and 15)."""
+    return name.startswith("lm_") and any(f".layers.{i}." in name for i in (0, 1, 15))
+
+
+def test_compare_keeps_end_layers_dense_for_every_method_and_refuses_mixed_reuse(data, tmp_path: Path, capsys) -> None:
+    from eval_tiny_model import build_tiny_blip2
+
+    model = build_tiny_blip2(tmp_path / "deep", lm_layers=16)
+    calib, val = data
+
+    def compare(out: Path, methods: str, *extra: str) -> int:
+        argv = ["compare", str(model), "--calib", str(calib), "--eval", str(val), "--out", str(out)]
+        argv += ["--methods", methods, "--ratios", "0.3", "--num-samples", "3", "--tasks", "vqa", "--limit", "4"]
+        return main([*argv, "--no-progress", *extra])
+
+    # without the flag the planner prunes the end layers too
+    assert compare(tmp_path / "plain", "magnitude") == 0
+    plain = json.loads((tmp_path / "plain" / "artifacts" / "magnitude-30" / "pruning.json").read_text())
+    assert [n for n in _pruned_groups(plain["groups"]) if _end_layer(n)]
+
+    out = tmp_path / "ends"
+    assert compare(out, "magnitude,ukmp", "--keep-end-layers", "llm-pruner") == 0
+    results = json.loads((out / "results.json").read_text())
+    assert "--keep-end-layers llm-pruner" in results["command"]
+    for row in results["rows"]:
+        manifest = json.loads((out / row["artifact"] / "pruning.json").read_text())
+        assert manifest["method"]["options"]["keep_end_layers"] == "llm-pruner"
+        assert manifest["achieved_ratio"] >= 0.3
+        assert not [n for n in _pruned_groups(manifest["groups"]) if _end_layer(n)]
+    capsys.readouterr()
+    assert compare(out, "magnitude,ukmp") == 2  # the same --out without the flag would mix two plannings
+    err = capsys.readouterr().err
+    assert "--keep-end-layers llm-pruner" in err and "another --out" in err and "Traceback" not in err
+
+
+def test_a_reused_artifact_planned_with_another_plan_search_is_refused(tmp_path: Path) -> None:
+    from ukmp.compare import CompareConfig, check_planned_alike
+    from ukmp.errors import UserError
+    from ukmp.planning.search import PlanSearchOptions
+
+    artifact = tmp_path / "ukmp-50"
+    artifact.mkdir()
+    options = {"plan_search": {"candidates": 8, "losses": [1.0] * 8}}
+    (artifact / "pruning.json").write_text(json.dumps({"method": {"options": options}}))
+    config = CompareConfig(model="m", out=str(tmp_path))
+    with pytest.raises(UserError, match="--plan-search 8, but this run asks for 1"):
+        check_planned_alike(artifact, config)
+    config.plan_search = PlanSearchOptions(candidates=8)
+    check_planned_alike(artifact, config)  # planned alike: reused silently

@@ -56,6 +56,7 @@ from ukmp.recovery.distill import MERGED_DIR, RecoveryConfig, run_recovery
 from ukmp.scorers.base import MethodOptions, Scorer, ScoringInputs
 from ukmp.scorers.registry import VARIANT_SEPARATOR, get_scorer
 from ukmp.scoring.calibration_pass import CalibrationPass
+from ukmp.scoring.llm_pruner import SKIPS
 
 RECOVERY_MODES = ("none", "lora", "lpd")
 DEFAULT_METHODS = (
@@ -101,6 +102,7 @@ class CompareConfig:
     plan_search: PlanSearchOptions = field(default_factory=PlanSearchOptions)
     plan_search_data: str | None = None
     dtype: str = "auto"
+    keep_end_layers: str = "none"  # 'llm-pruner': every method leaves LLM-Pruner's end layers dense
     extra: dict = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -137,6 +139,8 @@ class CompareConfig:
             raise UserError(f"--seeds must be at least 1, got {self.seeds}.")
         if self.of not in ("all", "prunable"):
             raise UserError(f"--of must be 'all' or 'prunable', got {self.of!r}.")
+        if self.keep_end_layers not in SKIPS:
+            raise UserError(f"--keep-end-layers must be one of {', '.join(SKIPS)}, got {self.keep_end_layers!r}.")
         self.plan_search.validate()
 
     def scorer(self, method: str) -> Scorer:
@@ -174,6 +178,22 @@ def recovery_kind(method: str, mode: str) -> str | None:
 
 #: what a compare run folder holds (one of them marks a folder `--overwrite` may replace)
 COMPARE_MARKERS = ("results.json", "evals", "scores", "artifacts", "seed-*")
+
+
+def check_planned_alike(artifact: Path, config: CompareConfig) -> None:
+    """A reused artifact was planned as this run asks (end layers, plan search); else one sentence."""
+    options = json.loads((artifact / "pruning.json").read_text())["method"]["options"]
+    stored = {
+        "--keep-end-layers": options.get("keep_end_layers", "none"),
+        "--plan-search": options.get("plan_search", {}).get("candidates", 1),
+    }
+    asked = {"--keep-end-layers": config.keep_end_layers, "--plan-search": config.plan_search.candidates}
+    for flag, value in stored.items():
+        if value != asked[flag]:
+            raise UserError(
+                f"{artifact} was pruned with {flag} {value}, but this run asks for {asked[flag]}; "
+                "pass another --out (or --overwrite to start afresh)."
+            )
 
 
 def check_compare_output(config: CompareConfig, *, overwrite: bool) -> None:
@@ -269,6 +289,7 @@ class CompareRun:
             base_model_name=c.model,
             progress=c.progress,
             dtype=c.dtype,
+            keep_end_layers=c.keep_end_layers,
         )
 
     # ------------------------------------------------------------------------------------ scoring
@@ -299,6 +320,7 @@ class CompareRun:
         """The artifact of ``method`` at ``ratio`` (pruned now, on a copy of the dense model, unless already in OUT)."""
         folder = self.out / "artifacts" / artifact_name(method, ratio)
         if (folder / "pruning.json").is_file():
+            check_planned_alike(folder, self.config)
             return folder
         self._load()
         config = self.prune_config(method, ratio, folder)

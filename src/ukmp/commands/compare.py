@@ -74,6 +74,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--skip-layers", choices=("llm-pruner", "none"), default="llm-pruner", help="LLM-Pruner's skipped layers"
     )
     parser.add_argument("--block-score", choices=("zeroth", "first"), default="zeroth", help="ECoFLaP block score")
+    parser.add_argument(
+        "--keep-end-layers",
+        choices=("none", "llm-pruner"),
+        default="none",
+        help="every method, beyond the paper: leave LLM-Pruner's first 4/32 and last 2/32 of every stack dense",
+    )
     search = parser.add_argument_group("plan search, beyond the paper (every method searched alike)")
     add_plan_search_arguments(search)
     add_dtype_argument(parser)
@@ -115,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
         method_options=options,
         dtype=args.dtype,
         plan_search=plan_search_options(args),
+        keep_end_layers=args.keep_end_layers,
         extra={"command": _command_line(args)},
     )
     run_compare(config, overwrite=args.overwrite)
@@ -134,6 +141,8 @@ def _command_line(args: argparse.Namespace) -> str:
         parts += ["--recover-ratios", args.recover_ratios]
     if args.dtype != "auto":
         parts += ["--dtype", args.dtype]
+    if args.keep_end_layers != "none":
+        parts += ["--keep-end-layers", args.keep_end_layers]
     if args.plan_search > 1:
         parts += ["--plan-search", str(args.plan_search), "--plan-search-split", args.plan_search_split]
         parts += ["--plan-search-samples", str(args.plan_search_samples)]
