@@ -79,11 +79,13 @@ def main() -> int:
     parser.add_argument("--seeds", default="0,1,2,3,4,5,6,7")
     parser.add_argument("--candidates", type=int, default=8, help="--plan-search K (variant search)")
     parser.add_argument("--samples", type=int, default=64, help="--plan-search-samples (variant search)")
+    parser.add_argument("--others", help="the other methods the bench ran, comma-separated (default: all of them)")
     parser.add_argument("--work", default="work/smollm2-s{seed}", help="the bench's --work folder of each draw")
     parser.add_argument("--results", type=Path, required=True)
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     gguf, of, _, others = SETUPS[args.model]
+    others = tuple(args.others.split(",")) if args.others else others
     suffix, _, every_method = VARIANTS[args.variant]
     tag = f"{round(args.ratio * 100)}"
     replanned = ("ukmp", *others) if every_method else ("ukmp",)
@@ -128,12 +130,15 @@ def main() -> int:
 def render(summary: dict, args: argparse.Namespace) -> str:
     seeds, table = summary["seeds"], summary["perplexity"]
     _, of, title, others = SETUPS[args.model]
+    others = tuple(args.others.split(",")) if args.others else others
     suffix, what, every_method = VARIANTS[args.variant]
     what = what.format(k=args.candidates, n=args.samples, m=args.candidates - 1)
     command = f"python3 scripts/lm_replan_study.py --variant {args.variant} --seeds {','.join(map(str, seeds))}"
     command += f" --results {args.results}"
     if args.model != "smollm2":
         command += f" --model {args.model} --ratio {args.ratio:g} --work '{args.work}'"
+    if args.others:
+        command += f" --others {args.others}"
     if args.variant == "search" and (args.candidates, args.samples) != (8, 64):
         command += f" --candidates {args.candidates} --samples {args.samples}"
     headline = {"ends": "UKMP with LLM-Pruner's end layers left dense", "search": "every method's plan searched"}
