@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import ukmp
-from tiny_lm import save_tiny_lm, tiny_tokenizer, write_corpus
+from tiny_lm import tiny_tokenizer
 from ukmp.cli import main
 from ukmp.data.calibration import TextCalibrationSource, load_calibration_samples
 from ukmp.errors import UserError
@@ -17,16 +17,6 @@ from ukmp.planning.search import PlanSearchOptions, selection_batches
 from ukmp.removal_cost import mean_target_nll
 
 PRUNE = ["--method", "ukmp", "--ratio", "0.25", "--seq-len", "12", "--num-samples", "4", "--batch-size", "2"]
-
-
-@pytest.fixture(scope="module")
-def lm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_tiny_lm(tmp_path_factory.mktemp("lm") / "tiny-llama")
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_corpus(tmp_path_factory.mktemp("text") / "corpus.txt")
 
 
 def test_selection_windows_are_the_tail_of_the_calibration_order_with_every_token_a_target(corpus: Path) -> None:

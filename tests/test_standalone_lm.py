@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 import ukmp
-from tiny_lm import save_tiny_lm, tiny_llama, tiny_tokenizer, write_corpus
+from tiny_lm import tiny_llama, tiny_tokenizer
 from ukmp.cli import main
 from ukmp.data.text import text_windows
 from ukmp.evaluation.perplexity import evaluate_perplexity
@@ -20,16 +20,6 @@ from ukmp.loading import load_model
 from ukmp.processors import load_processor
 from ukmp.pruning import PruneConfig, prune
 from ukmp.surgery import apply_plan_as_masks, apply_plan_physically
-
-
-@pytest.fixture(scope="module")
-def lm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_tiny_lm(tmp_path_factory.mktemp("lm") / "tiny-llama")
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_corpus(tmp_path_factory.mktemp("text") / "corpus.txt")
 
 
 def _logits(model: torch.nn.Module) -> torch.Tensor:
