@@ -22,11 +22,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
-import subprocess
 import sys
-import time
 from pathlib import Path
+
+from recovery_study import run as run_and_record
 
 from ukmp.atomic import write_json_atomic, write_text_atomic
 from ukmp.seed_stats import paired_ordering, spread
@@ -41,11 +40,8 @@ SETUPS = {
 
 def run(command: list[str], output: Path, log: list[dict]) -> None:
     """Run one ukmp command unless its output exists; record it."""
-    if output.exists():
-        return
-    started = time.time()
-    subprocess.run(command, check=True)
-    log.append({"command": shlex.join(command), "seconds": round(time.time() - started, 1)})
+    if not output.exists():
+        run_and_record(command, log)
 
 
 def perplexity(work: Path, model: str, tag: str, corpus: str) -> float:

@@ -257,18 +257,14 @@ def plan(
     # the tail of the order the scores drew their windows from (their seed and count, also when re-planned)
     text = text_source(config.calib) if config.calib is not None else None
     drawn = scored.stats.get("calibration", {})
-    data = config.plan_search_data
     if text is not None:
-        data = calibration_source(config, dense.processor)
-        data = TextCalibrationSource(data.path, int(drawn.get("seq_len", data.seq_len)), tokenizer=data.tokenizer)
-    batches = selection_batches(
-        dense.processor,
-        dense.model,
-        data,
-        config.plan_search,
-        int(drawn.get("seed", config.seed)) if text is not None else config.seed,
-        reserved=2 * int(drawn.get("num_samples", config.num_samples)),
-    )
+        seq_len = int(drawn.get("seq_len", config.seq_len or text.seq_len))
+        data = TextCalibrationSource(text.path, seq_len, tokenizer=dense.processor)
+        seed = int(drawn.get("seed", config.seed))
+    else:
+        data, seed = config.plan_search_data, config.seed
+    reserved = 2 * int(drawn.get("num_samples", config.num_samples))
+    batches = selection_batches(dense.processor, dense.model, data, config.plan_search, seed, reserved=reserved)
     result, trace = search_plan(
         dense.model,
         groups,
@@ -279,7 +275,7 @@ def plan(
         seed=config.seed,
         progress=config.progress,
     )
-    return result, {**trace, "data": portable_path(text.path if text is not None else config.plan_search_data)}
+    return result, {**trace, "data": portable_path(data.path if text is not None else data)}
 
 
 def prune_scored(

@@ -13,7 +13,12 @@ import shlex
 from pathlib import Path
 
 from ukmp.commands.help_format import HelpFormatter
-from ukmp.commands.shared_options import add_dtype_argument, add_plan_search_arguments, plan_search_options
+from ukmp.commands.shared_options import (
+    add_dtype_argument,
+    add_keep_end_layers_argument,
+    add_plan_search_arguments,
+    plan_search_options,
+)
 from ukmp.compare import DEFAULT_METHODS, RECOVERY_MODES, CompareConfig, parse_list, parse_ratios
 from ukmp.compare_seeds import run_compare
 from ukmp.data.index import default_calib_split
@@ -74,12 +79,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--skip-layers", choices=("llm-pruner", "none"), default="llm-pruner", help="LLM-Pruner's skipped layers"
     )
     parser.add_argument("--block-score", choices=("zeroth", "first"), default="zeroth", help="ECoFLaP block score")
-    parser.add_argument(
-        "--keep-end-layers",
-        choices=("none", "llm-pruner"),
-        default="none",
-        help="every method, beyond the paper: leave LLM-Pruner's first 4/32 and last 2/32 of every stack dense",
-    )
+    add_keep_end_layers_argument(parser)
     search = parser.add_argument_group("plan search, beyond the paper (every method searched alike)")
     add_plan_search_arguments(search)
     add_dtype_argument(parser)

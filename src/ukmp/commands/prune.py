@@ -14,7 +14,12 @@ import argparse
 from pathlib import Path
 
 from ukmp.commands.help_format import HelpFormatter
-from ukmp.commands.shared_options import add_dtype_argument, add_plan_search_arguments, plan_search_options
+from ukmp.commands.shared_options import (
+    add_dtype_argument,
+    add_keep_end_layers_argument,
+    add_plan_search_arguments,
+    plan_search_options,
+)
 from ukmp.data.index import default_calib_split, resolve_data_dir
 from ukmp.data.text import is_text_data
 from ukmp.errors import UserError
@@ -115,13 +120,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="llm-pruner",
         help="LLM-Pruner: leave its first/last layer fractions dense",
     )
-    parser.add_argument(
-        "--keep-end-layers",
-        choices=("none", "llm-pruner"),
-        default="none",
-        help="any method, beyond the paper: leave LLM-Pruner's first 4/32 and last 2/32 of every stack dense "
-        "(nothing on stacks under 16 layers)",
-    )
+    add_keep_end_layers_argument(parser)
     baselines.add_argument(
         "--block-score", choices=("zeroth", "first"), default="zeroth", help="ECoFLaP-sp block score"
     )

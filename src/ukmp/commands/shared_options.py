@@ -6,6 +6,7 @@ import argparse
 
 from ukmp.planning.search import PlanSearchOptions
 from ukmp.pruning import SAVED_DTYPES
+from ukmp.scoring.llm_pruner import SKIPS
 
 
 def add_plan_search_arguments(parser: argparse._ActionsContainer) -> None:
@@ -51,4 +52,15 @@ def add_dtype_argument(parser: argparse._ActionsContainer) -> None:
         choices=SAVED_DTYPES,
         default="auto",
         help="dtype of the saved weights; auto keeps the base model's (scoring always runs in float32)",
+    )
+
+
+def add_keep_end_layers_argument(parser: argparse._ActionsContainer) -> None:
+    """--keep-end-layers: any method may leave LLM-Pruner's end layers dense (beyond the paper)."""
+    parser.add_argument(
+        "--keep-end-layers",
+        choices=SKIPS,
+        default="none",
+        help="any method, beyond the paper: leave LLM-Pruner's first 4/32 and last 2/32 of every stack dense "
+        "(nothing on stacks under 16 layers)",
     )
