@@ -44,12 +44,13 @@ def main() -> int:
     tag = f"{round(args.ratio * 100)}"
     searched = json.loads((args.work / "pruned" / f"ukmp-search-{tag}" / "pruning.json").read_text())
     trace = searched["method"]["options"]["plan_search"]
-    config = PruneConfig(model=str(args.work / "model" / args.gguf), out=args.out, method="ukmp", ratio=args.ratio)
-    config.of = args.of
+    model = str(args.work / "model" / args.gguf)
+    config = PruneConfig(model=model, out=args.out, method="ukmp", ratio=args.ratio, of=args.of)
     dense = load_dense(config, float32=False)
     scores = MethodScores.load(next(args.work.glob("pruned/ukmp-*/scores.safetensors"))).scores
     generator = torch.Generator().manual_seed(args.seed)
     attention = [g for g in dense.groups if g.name.endswith(".attn")]
+    mlp = [g for g in dense.groups if g.name.endswith(".mlp")]
     lines = [
         f"# Attention cut by each plan-search candidate: `{args.work.name}`, UKMP at {args.ratio:.0%} of {args.of}",
         "",
@@ -73,7 +74,6 @@ def main() -> int:
             for g in attention
             if len(plan.kept[g.name]) < g.num_units
         ]
-        mlp = [g for g in dense.groups if g.name.endswith(".mlp")]
         kept = sum(len(plan.kept[g.name]) for g in mlp) / sum(g.num_units for g in mlp)
         if k == trace["chosen"]:  # the re-drawn candidates are the search's own: its artifact has this plan
             saved = {name: group["kept"] for name, group in searched["groups"].items()}
