@@ -1,9 +1,10 @@
-"""A language model's saved scores re-planned another way (end layers kept, or plan search), over draws.
+"""A language model's saved scores re-planned another way (end layers kept, plan search, per-kind norm), over draws.
 
     python3 scripts/lm_replan_study.py --variant ends --seeds 0,1,2,3,4,5,6,7 --results results/smollm2-keep-end-layers
     python3 scripts/lm_replan_study.py --variant ends --model gemma3 --ratio 0.3 --seeds 1,2 \
         --work 'work/gemma3-s{seed}' --results results/gemma3-keep-end-layers-30
     python3 scripts/lm_replan_study.py --variant search --seeds 0,1,2,3,4,5,6,7 --results results/smollm2-plan-search
+    python3 scripts/lm_replan_study.py --variant kind --seeds 0,1,2,3,4,5,6,7 --results results/smollm2-norm-scope
 
 Starts from `bench/smollm2.py --methods ukmp,llm-pruner-global --ratios 0.2 --seed S --work
 work/smollm2-sS` runs (one per draw). Their saved scores are re-planned with `ukmp prune --scores`, so
@@ -11,7 +12,9 @@ a draw's plans differ only in how they were planned, never in the calibration pa
 
 - `ends`: UKMP with `--keep-end-layers llm-pruner` (LLM-Pruner's first and last layers left dense);
 - `search`: every method with `--plan-search K` (beyond the paper): K plans, the scores' own and K-1
-  perturbed, and the one with the lowest next-token loss on held-out windows of the calibration text.
+  perturbed, and the one with the lowest next-token loss on held-out windows of the calibration text;
+- `kind`: UKMP with `--norm-scope kind` (beyond the paper): attention units and MLP channels
+  normalised by their own means, as FLAP and UPop do, instead of one mean per modality.
 
 The re-planned models are evaluated with the bench's own `ukmp evaluate --task perplexity` commands.
 Every command runs as a subprocess, is recorded with its wall time, and is skipped when its output
@@ -56,6 +59,8 @@ VARIANTS = {
     "search": ("search", "re-planned with `--plan-search {k} --plan-search-samples {n}` (beyond the paper: "
                "{k} plans, the scores' own and {m} perturbed, and the one with the lowest next-token loss on {n} "
                "held-out 128-token windows of the calibration text)", True),
+    "kind": ("kind", "re-planned with `--norm-scope kind` (beyond the paper: attention units and MLP channels "
+             "each divided by their own mean at every step, as FLAP and UPop do, instead of one mean for both)", False),
 }  # fmt: skip
 
 
@@ -63,6 +68,8 @@ def variant_flags(args: argparse.Namespace, work: Path) -> list[str]:
     """The `ukmp prune` flags that make a variant's plan from saved scores."""
     if args.variant == "ends":
         return ["--keep-end-layers", "llm-pruner"]
+    if args.variant == "kind":
+        return ["--norm-scope", "kind"]
     calib = ["--calib", str(work / "data" / "fortunes-calib.jsonl"), "--seq-len", "128"]
     return [*calib, "--plan-search", str(args.candidates), "--plan-search-samples", str(args.samples)]
 
@@ -137,7 +144,11 @@ def render(summary: dict, args: argparse.Namespace) -> str:
         command += f" --others {args.others}"
     if args.variant == "search" and (args.candidates, args.samples) != (8, 64):
         command += f" --candidates {args.candidates} --samples {args.samples}"
-    headline = {"ends": "UKMP with LLM-Pruner's end layers left dense", "search": "every method's plan searched"}
+    headline = {
+        "ends": "UKMP with LLM-Pruner's end layers left dense",
+        "search": "every method's plan searched",
+        "kind": "UKMP normalised per kind of unit",
+    }
     lines = [
         f"# {title} at {args.ratio:.0%} of {of} parameters: {headline[args.variant]}, over draws",
         "",

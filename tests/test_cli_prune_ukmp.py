@@ -104,3 +104,28 @@ def test_preset_paper_and_relative_threshold_reach_the_manifest(calib: Path, tmp
     assert _prune(tmp_path / "bad", calib, "--threshold", "q1.5") == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "--threshold must be in (0, 1]" in err and not (tmp_path / "bad").exists()
+
+
+def test_norm_scope_kind_replans_saved_scores_with_one_normaliser_per_kind(calib: Path, tmp_path: Path) -> None:
+    from ukmp.planning.iterative import IterativeOptions
+    from ukmp.planning.schedules import plan_from_scores
+    from ukmp.pruning import PruneConfig, load_dense
+
+    scored = tmp_path / "scored"
+    assert _prune(scored, calib) == 0
+    scores = scored / "scores.safetensors"
+    kind = tmp_path / "kind"
+    argv = ["prune", str(tiny_model_dir()), "--method", "ukmp", "--ratio", "0.3", "--scores", str(scores)]
+    assert main([*argv, "--norm-scope", "kind", "--out", str(kind)]) == 0
+    manifest = json.loads((kind / "pruning.json").read_text())
+    assert manifest["method"]["options"]["iterative"]["scope"] == "kind"
+    # the saved plan is the schedule's, with attention and MLP units of each modality normalised apart
+    dense = load_dense(PruneConfig(str(tiny_model_dir()), kind, "ukmp", 0.3))
+    expected = plan_from_scores(
+        MethodScores.load(scores).scores, dense.groups, schedule="iterative", target_ratio=0.3,
+        basis_params=dense.basis, iterative_options=IterativeOptions(scope="kind"),
+    )  # fmt: skip
+    assert {n: g["kept"] for n, g in manifest["groups"].items()} == expected.plan.kept
+    pools = set(expected.steps[0]["normalisers"])
+    assert pools == {f"{g.modality}/{g.kind}" for g in dense.groups}
+    assert json.loads((scored / "pruning.json").read_text())["method"]["options"]["iterative"]["scope"] == "modality"

@@ -30,6 +30,30 @@ def test_mean_normalisation_balances_modalities():
     assert raw.plan.kept["v"] == [0, 1, 2, 3] and raw.plan.kept["l"] == [2, 3]
 
 
+def test_kind_scope_normalises_attention_and_mlp_apart():
+    # one modality: an attention group (2 units of 10 params) and an MLP group (4 units of 1 param)
+    costs = {"attn": GroupCost(2, 10), "mlp": GroupCost(4, 1)}
+    scores = {"attn": torch.tensor([1.0, 3.0]), "mlp": torch.tensor([10.0, 20.0, 30.0, 40.0])}
+    modality = {"attn": "language", "mlp": "language"}
+    kind = {"attn": "attention", "mlp": "mlp"}
+    opts = _opts(step_fraction=1 / 6, fine_step_fraction=1 / 6)
+    pooled = iterative_schedule(scores, costs, modality, target_ratio=0.01, basis_params=100, options=opts, kind=kind)
+    # one mean over all six units (104/6): attention unit 0 (1/17.3) is the lowest, and its 10 params reach the budget
+    assert pooled.steps[0]["normalisers"]["language"][1] == pytest.approx(104 / 6)
+    assert pooled.removed_units == {"attn": [0]}
+    apart = iterative_schedule(
+        scores, costs, modality, target_ratio=0.01, basis_params=100, options=_opts(step_fraction=1 / 6, fine_step_fraction=1 / 6, scope="kind"),
+        kind=kind,
+    )  # fmt: skip
+    # attention / 2 = [0.5, 1.5], MLP / 25 = [0.4, 0.8, 1.2, 1.6]: MLP channel 0 goes first
+    assert apart.steps[0]["normalisers"] == {"language/attention": [0.0, 2.0], "language/mlp": [0.0, 25.0]}
+    assert apart.removed_units == {"mlp": [0]}
+    with pytest.raises(ValueError, match="kind"):
+        iterative_schedule(scores, costs, modality, target_ratio=0.01, basis_params=100, options=_opts(scope="kind"))
+    with pytest.raises(UserError, match="--norm-scope"):
+        IterativeOptions(scope="layer").validate()
+
+
 def test_iterative_renormalisation_recomputes_means_over_survivors():
     scores = {"v": torch.tensor([1.0, 2.0, 3.0, 10.0]), "l": torch.tensor([2.0, 2.1, 2.2, 2.3])}
     res = iterative_schedule(scores, COSTS, MODALITY, target_ratio=0.5, basis_params=80, options=_opts())

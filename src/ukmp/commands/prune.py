@@ -23,7 +23,7 @@ from ukmp.commands.shared_options import (
 from ukmp.data.index import default_calib_split, resolve_data_dir
 from ukmp.data.text import is_text_data
 from ukmp.errors import UserError
-from ukmp.planning.iterative import IterativeOptions
+from ukmp.planning.iterative import SCOPES, IterativeOptions
 from ukmp.planning.schedules import SCHEDULES
 from ukmp.preflight import check_ratio
 from ukmp.pruning import PruneConfig, prune
@@ -109,6 +109,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=argparse.SUPPRESS,
         help="modality normalisation (default: the preset's)",
     )
+    ukmi.add_argument(
+        "--norm-scope",
+        choices=SCOPES,
+        default="modality",
+        help="what one normaliser pools: the whole modality (the paper), or, beyond the paper, each kind of unit "
+        "(attention, MLP) of a modality apart, as FLAP and UPop do",
+    )
     ukmi.add_argument("--no-iterative", action="store_true", help="compute the modality normalisers once")
     ukmi.add_argument(
         "--step-fraction", type=float, default=None, help="units removed per step, as a fraction of all units"
@@ -146,7 +153,9 @@ def run(args: argparse.Namespace) -> int:
     )
     ukmi_options.validate()
     iterative = IterativeOptions(
-        norm=getattr(args, "norm", preset.norm), iterative=preset.iterative and not args.no_iterative
+        norm=getattr(args, "norm", preset.norm),
+        scope=args.norm_scope,
+        iterative=preset.iterative and not args.no_iterative,
     )
     if args.step_fraction is not None:
         iterative.step_fraction = args.step_fraction

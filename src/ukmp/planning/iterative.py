@@ -10,6 +10,8 @@ Each step:
    `min_keep` units (the authors' `max_pruning_ratio = 0.9` cap);
 2. the surviving units of the taking-part groups are normalised per modality (`mean`, `minmax`,
    `standardize` or `none`), recomputed every step (`iterative`) or frozen at the first step;
+   with ``scope = kind`` (beyond the paper) per modality and unit kind, so attention units and
+   MLP channels each have their own normaliser;
 3. every unit at or below the k-th smallest normalised score is removed (ties go together), while
    each group keeps at least `min_keep` units (the authors' code had no such guard);
 4. stop at the first step whose removed parameters reach the target, never short of it.
@@ -33,6 +35,8 @@ from ukmp.groups import PruningPlan
 from ukmp.planning.global_schedule import GroupCost, PlanResult, plan_removing_lowest, smallest_reaching
 
 NORMALISATIONS = ("mean", "minmax", "standardize", "none")
+#: what one normaliser pools: a whole modality (the paper), or one kind of unit inside a modality
+SCOPES = ("modality", "kind")
 
 
 @dataclass
@@ -40,6 +44,9 @@ class IterativeOptions:
     """The schedule's switches; defaults follow the paper (scaled to the model's unit count)."""
 
     norm: str = "mean"
+    #: ``kind`` (beyond the paper) normalises attention units and MLP channels of a modality apart,
+    #: as FLAP and UPop do, so neither kind's scale decides how much of the other is removed
+    scope: str = "modality"
     iterative: bool = True
     step_fraction: float = 1000 / 488_000
     fine_step_fraction: float = 100 / 488_000
@@ -51,6 +58,8 @@ class IterativeOptions:
     def validate(self) -> None:
         if self.norm not in NORMALISATIONS:
             raise UserError(f"--norm must be one of {', '.join(NORMALISATIONS)}, got {self.norm!r}.")
+        if self.scope not in SCOPES:
+            raise UserError(f"--norm-scope must be one of {', '.join(SCOPES)}, got {self.scope!r}.")
         if not 0 < self.fine_step_fraction <= self.step_fraction <= 1:
             raise UserError("step fractions must satisfy 0 < fine step <= step <= 1.")
 
@@ -83,10 +92,17 @@ def iterative_schedule(
     target_ratio: float,
     basis_params: int,
     options: IterativeOptions | None = None,
+    kind: Mapping[str, str] | None = None,
 ) -> IterativeResult:
-    """Plan the removal of `target_ratio * basis_params` parameters with UKMP's schedule."""
+    """Plan the removal of `target_ratio * basis_params` parameters with UKMP's schedule.
+
+    ``kind`` (each group's unit kind, e.g. attention or mlp) is needed only with ``scope = kind``.
+    """
     options = options or IterativeOptions()
     options.validate()
+    if options.scope == "kind" and kind is None:
+        raise ValueError("normalising per kind needs each group's kind")
+    pool_of = {n: modality[n] if options.scope == "modality" else f"{modality[n]}/{kind[n]}" for n in scores}
     if not 0.0 < target_ratio < 1.0:
         raise UserError(f"the pruning ratio must be between 0 and 1 (exclusive), got {target_ratio}.")
     names = list(scores)
@@ -118,12 +134,12 @@ def iterative_schedule(
                 f"{options.layer_floor:.0%} of its units; choose a smaller --ratio."
             )
         stats: dict[str, tuple[float, float]] = {}
-        for mod in sorted({modality[n] for n in taking}):
-            if options.iterative or mod not in frozen:
-                pool = torch.cat([u[n][alive[n]] for n in taking if modality[n] == mod])
-                frozen[mod] = _normaliser(pool, options.norm)
-            stats[mod] = frozen[mod]
-        normalised = {n: (u[n] - stats[modality[n]][0]) / stats[modality[n]][1] for n in taking}
+        for key in sorted({pool_of[n] for n in taking}):
+            if options.iterative or key not in frozen:
+                pool = torch.cat([u[n][alive[n]] for n in taking if pool_of[n] == key])
+                frozen[key] = _normaliser(pool, options.norm)
+            stats[key] = frozen[key]
+        normalised = {n: (u[n] - stats[pool_of[n]][0]) / stats[pool_of[n]][1] for n in taking}
         pool = torch.cat([normalised[n][alive[n]] for n in taking])
         fine = target_ratio <= options.fine_throughout_below or removed > options.fine_after * budget
         k = min(k_fine if fine else k_coarse, pool.numel())

@@ -56,6 +56,7 @@ def plan_from_scores(
             target_ratio=target_ratio,
             basis_params=basis_params,
             options=iterative_options,
+            kind={g.name: g.kind for g in groups},
         )
     if schedule == "local":
         return local_schedule(scores, costs, target_ratio=target_ratio, basis_params=basis_params)
