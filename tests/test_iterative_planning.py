@@ -41,10 +41,8 @@ def test_kind_scope_normalises_attention_and_mlp_apart():
     # one mean over all six units (104/6): attention unit 0 (1/17.3) is the lowest, and its 10 params reach the budget
     assert pooled.steps[0]["normalisers"]["language"][1] == pytest.approx(104 / 6)
     assert pooled.removed_units == {"attn": [0]}
-    apart = iterative_schedule(
-        scores, costs, modality, target_ratio=0.01, basis_params=100, options=_opts(step_fraction=1 / 6, fine_step_fraction=1 / 6, scope="kind"),
-        kind=kind,
-    )  # fmt: skip
+    opts.scope = "kind"
+    apart = iterative_schedule(scores, costs, modality, target_ratio=0.01, basis_params=100, options=opts, kind=kind)
     # attention / 2 = [0.5, 1.5], MLP / 25 = [0.4, 0.8, 1.2, 1.6]: MLP channel 0 goes first
     assert apart.steps[0]["normalisers"] == {"language/attention": [0.0, 2.0], "language/mlp": [0.0, 25.0]}
     assert apart.removed_units == {"mlp": [0]}
