@@ -47,6 +47,13 @@ def run(command: list[str], output: Path, log: list[dict]) -> None:
         run_and_record(command, log)
 
 
+def attention_cut(work: Path, model: str, tag: str) -> tuple[int, int]:
+    """(attention units removed, layers that lost any) in a saved plan; the adapters name attention groups `*.attn`."""
+    groups = json.loads((work / "pruned" / f"{model}-{tag}" / "pruning.json").read_text())["groups"]
+    lost = [g["num_units"] - len(g["kept"]) for name, g in groups.items() if name.endswith(".attn")]
+    return sum(lost), sum(1 for n in lost if n)
+
+
 def perplexity(work: Path, model: str, tag: str, corpus: str) -> float:
     result = json.loads((work / "evals" / f"{model}-{tag}--{corpus}--256x10.json").read_text())
     return result["tasks"]["perplexity"]["perplexity"]
@@ -93,8 +100,10 @@ def main() -> int:
     tag = f"{round(args.ratio * 100)}"
     replanned = ("ukmp", *others) if every_method else ("ukmp",)
     models = [m for base in ("ukmp", *others) for m in (base, *([f"{base}-{suffix}"] if base in replanned else []))]
-    log: list[dict] = []
+    previous = args.results / "summary.json"  # a rerun skips finished commands: keep their record
+    log: list[dict] = json.loads(previous.read_text())["commands"] if previous.is_file() else []
     table: dict[str, dict[str, dict[int, float]]] = {m: {c: {} for c in SETS} for m in models}
+    cuts: dict[str, dict[int, tuple[int, int]]] = {}
     for seed in seeds:
         work = Path(args.work.format(seed=seed))
         for method in replanned:
@@ -118,8 +127,9 @@ def main() -> int:
         for model in models:
             for corpus in SETS:
                 table[model][corpus][seed] = perplexity(work, model, tag, corpus)
+            cuts.setdefault(model, {})[seed] = attention_cut(work, model, tag)
     summary = {"model": args.model, "ratio": args.ratio, "variant": args.variant, "seeds": seeds,
-               "perplexity": table, "commands": log}  # fmt: skip
+               "perplexity": table, "attention_cut": cuts, "commands": log}  # fmt: skip
     if args.variant == "search":
         summary["search"] = {"candidates": args.candidates, "samples": args.samples}
     args.results.mkdir(parents=True, exist_ok=True)
@@ -182,6 +192,10 @@ def render(summary: dict, args: argparse.Namespace) -> str:
             verdict, diff = paired_ordering([-v for v in b], [-v for v in w])  # lower is better
             cells.append(f"{verdict}: {-diff.mean:+.1f} [{-diff.max:+.1f}–{-diff.min:+.1f}]")
         lines.append(f"| {better} < {worse} | " + " | ".join(cells) + " |")
+    lines += ["", "Attention units (key/value groups) each plan removes, and in how many layers, per draw:", ""]
+    lines += ["| model | " + " | ".join(f"draw {s}" for s in seeds) + " |", "|---|" + "---|" * len(seeds)]
+    for model, per_draw in summary["attention_cut"].items():
+        lines.append(f"| {model} | " + " | ".join(f"{per_draw[s][0]} ({per_draw[s][1]})" for s in seeds) + " |")
     if summary["commands"]:
         minutes = sum(c["seconds"] for c in summary["commands"]) / 60
         lines += ["", f"The re-planning and evaluation commands of this run took {minutes:.1f} min (`summary.json`)."]
