@@ -125,7 +125,7 @@ class PruneConfig:
                 "form": "prefix-LM windows",
             }
         if schedule == "iterative":
-            options["iterative"] = asdict(self.iterative or IterativeOptions())
+            options["iterative"] = asdict(self.iterative or scorer.iterative_options())
         if self.scores_file is not None:
             options["scores_file"] = str(self.scores_file)
         return options
@@ -246,7 +246,7 @@ def plan(
             schedule=config.schedule or scorer.schedule,
             target_ratio=target_ratio,
             basis_params=dense.basis,
-            iterative_options=config.iterative,
+            iterative_options=config.iterative or scorer.iterative_options(),
             block_scores=block_scores,
             max_sparsity_margin=config.options.ecoflap.max_sparsity_margin,
         )

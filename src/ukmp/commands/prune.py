@@ -112,9 +112,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ukmi.add_argument(
         "--norm-scope",
         choices=SCOPES,
-        default="modality",
+        default=argparse.SUPPRESS,
         help="what one normaliser pools: the whole modality (the paper), or, beyond the paper, each kind of unit "
-        "(attention, MLP) of a modality apart, as FLAP and UPop do",
+        "(attention, MLP) of a modality apart, as FLAP and UPop do (default: the preset's)",
     )
     ukmi.add_argument("--no-iterative", action="store_true", help="compute the modality normalisers once")
     ukmi.add_argument(
@@ -154,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     ukmi_options.validate()
     iterative = IterativeOptions(
         norm=getattr(args, "norm", preset.norm),
-        scope=args.norm_scope,
+        scope=getattr(args, "norm_scope", preset.scope),
         iterative=preset.iterative and not args.no_iterative,
     )
     if args.step_fraction is not None:

@@ -26,6 +26,7 @@ from ukmp.distributed import ONE_PROCESS, World
 from ukmp.errors import UserError
 from ukmp.groups import PrunableGroup, PruningPlan
 from ukmp.method_scores import MethodScores
+from ukmp.planning.iterative import IterativeOptions
 from ukmp.scoring.calibration_pass import CalibrationPass
 from ukmp.scoring.ecoflap_sp import ECoFLaPOptions
 from ukmp.scoring.llm_pruner import LLMPrunerOptions
@@ -196,6 +197,10 @@ class Scorer:
     def block_scores(self, scored: MethodScores) -> dict[str, float] | None:
         """Per-group block scores for the allocated schedule (default: none)."""
         return None
+
+    def iterative_options(self) -> IterativeOptions:
+        """The iterative schedule's settings when the user sets none (default: the paper's)."""
+        return IterativeOptions()
 
     # -------------------------------------------------------------------------------- finalising
 

@@ -15,8 +15,9 @@ from ukmp.data.calibration import calibration_batches, load_calibration_samples,
 from ukmp.errors import UserError
 from ukmp.evaluation.generation import is_encoder_decoder
 from ukmp.method_scores import MethodScores
+from ukmp.planning.iterative import IterativeOptions
 from ukmp.scorers.base import Scorer, ScoringInputs
-from ukmp.scoring.presets import PRESETS
+from ukmp.scoring.presets import DEFAULT_PRESET, PRESETS
 from ukmp.scoring.token_selection import parse_threshold
 from ukmp.scoring.ukmi import ukmi_scores
 
@@ -41,6 +42,11 @@ class UKMPScorer(Scorer):
         self.options = dataclasses.replace(
             self.options, ukmi=dataclasses.replace(self.options.ukmi, threshold=threshold)
         )
+
+    def iterative_options(self) -> IterativeOptions:
+        """The schedule of this variant's preset: ``ukmp:paper`` plans as the paper, the others as ukmp's default."""
+        preset = PRESETS["paper" if self.variant == "paper" else DEFAULT_PRESET]
+        return IterativeOptions(norm=preset.norm, scope=preset.scope, iterative=preset.iterative)
 
     def compute(self, inputs: ScoringInputs) -> MethodScores:
         options = self.options.ukmi

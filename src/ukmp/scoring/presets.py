@@ -20,6 +20,7 @@ class Preset:
     name: str
     threshold: float | str
     norm: str = "mean"
+    scope: str = "modality"
     iterative: bool = True
     summary: str = ""
 
