@@ -105,7 +105,9 @@ def render(summary: dict, args: argparse.Namespace, variant: str, against: list[
         f"{', '.join(map(str, seeds))}); `{variant}` re-plans the same scores. VQA on the first {args.vqa_limit} "
         f"val questions, captions on the first {args.caption_limit} val images. Mean [min–max] over the draws.",
         "",
-        "| ratio | " + " | ".join(f"{m}, {label}" for m in (args.method, variant, *against) for _, label, _ in SHOWN),
+        "| ratio | "
+        + " | ".join(f"{m}, {label}" for m in (args.method, variant, *against) for _, label, _ in SHOWN)
+        + " |",
         "|---|" + "---|" * (len(SHOWN) * (2 + len(against))),
     ]
     for ratio, rows in summary["cells"].items():
