@@ -42,6 +42,17 @@ def compare_eval(run_dir: Path, method: str, ratio: float) -> dict[str, float]:
     return {"vqa_accuracy": tasks["vqa"]["accuracy"], "CIDEr": tasks["caption"]["metrics"]["CIDEr"]}
 
 
+def kept_fractions(artifact: Path) -> dict[str, float]:
+    """Fraction of units a plan keeps per component and kind (group names read `<component>.layers.<i>.<kind>`)."""
+    kept: dict[str, list[int]] = {}
+    for name, group in json.loads((artifact / "pruning.json").read_text())["groups"].items():
+        component, _, rest = name.partition(".layers.")
+        counts = kept.setdefault(f"{component} {rest.rsplit('.', 1)[-1]}", [0, 0])
+        counts[0] += len(group["kept"])
+        counts[1] += group["num_units"]
+    return {key: k / n for key, (k, n) in sorted(kept.items())}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--from", dest="source", type=Path, required=True, help="a `ukmp compare --seeds` run")
@@ -63,10 +74,13 @@ def main() -> int:
     against = [m for m in args.against.split(",") if m]
     variant = f"{args.method}+{args.name}"
     args.results.mkdir(parents=True, exist_ok=True)
-    log: list[dict] = []
+    previous = args.results / "summary.json"  # a rerun skips finished commands: keep their record
+    log: list[dict] = json.loads(previous.read_text())["log"] if previous.is_file() else []
     cells: dict[str, dict[str, list[dict]]] = {}
+    shapes: dict[str, dict[str, list[dict]]] = {}
     for ratio in ratios:
         rows = cells.setdefault(f"{ratio:g}", {m: [] for m in (args.method, variant, *against)})
+        kept = shapes.setdefault(f"{ratio:g}", {m: [] for m in rows})
         for seed in seeds:
             run_dir = args.source / f"seed-{seed}"
             scores = run_dir / "scores" / f"{args.method}.safetensors"
@@ -74,13 +88,16 @@ def main() -> int:
                 sys.exit(f"{scores} is missing: run `ukmp compare` with {args.method} first.")
             for method in (args.method, *against):
                 rows[method].append(compare_eval(run_dir, method, ratio))
+                kept[method].append(kept_fractions(run_dir / "artifacts" / artifact_name(method, ratio)))
             out = args.runs / f"seed-{seed}" / f"{artifact_name(args.method, ratio)}-{args.name}"
             if not (out / "pruning.json").is_file():
                 cmd = ["ukmp", "prune", args.model, "--method", base_method(args.method), "--ratio", f"{ratio:g}"]
                 cmd += ["--scores", str(scores), "--seed", str(seed), *shlex.split(args.flags)]
                 run([*cmd, "--out", str(out), "--overwrite", "--no-progress"], log)
             rows[variant].append(evaluate(out, out.parent / f"{out.name}.json", args, log))
-    summary = {"settings": {k: str(v) for k, v in vars(args).items()}, "seeds": seeds, "cells": cells, "log": log}
+            kept[variant].append(kept_fractions(out))
+    settings = {k: str(v) for k, v in vars(args).items()}
+    summary = {"settings": settings, "seeds": seeds, "cells": cells, "kept": shapes, "log": log}
     write_json_atomic(args.results / "summary.json", summary)
     text = render(summary, args, variant, against)
     write_text_atomic(args.results / "README.md", text)
@@ -122,6 +139,14 @@ def render(summary: dict, args: argparse.Namespace, variant: str, against: list[
                 verdict, diff = paired_ordering([r[key] for r in rows[variant]], [r[key] for r in rows[other]])
                 cells.append(f"{verdict}: {diff.mean:+.{digits}f} [{diff.min:+.{digits}f}–{diff.max:+.{digits}f}]")
             lines.append(f"| {float(ratio):.0%} | {variant} > {other} | " + " | ".join(cells) + " |")
+    lines += ["", "Units kept per component and kind (mean over the draws):", ""]
+    for ratio, per_method in summary["kept"].items():
+        parts = list(next(iter(per_method.values()))[0])
+        lines += [f"| {float(ratio):.0%} | " + " | ".join(parts) + " |", "|---|" + "---|" * len(parts)]
+        for method, draws in per_method.items():
+            means = [sum(d[part] for d in draws) / len(draws) for part in parts]
+            lines.append(f"| {method} | " + " | ".join(f"{m:.0%}" for m in means) + " |")
+        lines.append("")
     if summary["log"]:
         minutes = sum(c["seconds"] for c in summary["log"]) / 60
         lines += ["", f"The re-planning and evaluation commands of this run took {minutes:.1f} min (`summary.json`)."]
