@@ -5,6 +5,7 @@
         --work 'work/gemma3-s{seed}' --results results/gemma3-keep-end-layers-30
     python3 scripts/lm_replan_study.py --variant search --seeds 0,1,2,3,4,5,6,7 --results results/smollm2-plan-search
     python3 scripts/lm_replan_study.py --variant kind --seeds 0,1,2,3,4,5,6,7 --results results/smollm2-norm-scope
+    python3 scripts/lm_replan_study.py --variant auto --seeds 0,1,2,3,4,5,6,7 --results results/smollm2-norm-scope-auto
 
 Starts from `bench/smollm2.py --methods ukmp,llm-pruner-global --ratios 0.2 --seed S --work
 work/smollm2-sS` runs (one per draw). Their saved scores are re-planned with `ukmp prune --scores`, so
@@ -14,7 +15,9 @@ a draw's plans differ only in how they were planned, never in the calibration pa
 - `search`: every method with `--plan-search K` (beyond the paper): K plans, the scores' own and K-1
   perturbed, and the one with the lowest next-token loss on held-out windows of the calibration text;
 - `kind`: UKMP with `--norm-scope kind` (beyond the paper): attention units and MLP channels
-  normalised by their own means, as FLAP and UPop do, instead of one mean per modality.
+  normalised by their own means, as FLAP and UPop do, instead of one mean per modality;
+- `auto`: UKMP with `--norm-scope auto` (beyond the paper): both scopes planned, the one with the lower
+  next-token loss on held-out calibration windows kept.
 
 The re-planned models are evaluated with the bench's own `ukmp evaluate --task perplexity` commands.
 Every command runs as a subprocess, is recorded with its wall time, and is skipped when its output
@@ -66,6 +69,9 @@ VARIANTS = {
     "search": ("search", "re-planned with `--plan-search {k} --plan-search-samples {n}` (beyond the paper: "
                "{k} plans, the scores' own and {m} perturbed, and the one with the lowest next-token loss on {n} "
                "held-out 128-token windows of the calibration text)", True),
+    "auto": ("auto", "re-planned with `--norm-scope auto` (beyond the paper: planned with one mean per modality and "
+             "with one per kind of unit, keeping the plan with the lower next-token loss on the last 64 windows of "
+             "the calibration order, which the scorer never read)", False),
     "kind": ("kind", "re-planned with `--norm-scope kind` (beyond the paper: attention units and MLP channels "
              "each divided by their own mean at every step, as FLAP and UPop do, instead of one mean for both)", False),
 }  # fmt: skip
@@ -77,6 +83,8 @@ def variant_flags(args: argparse.Namespace, work: Path) -> list[str]:
         return ["--keep-end-layers", "llm-pruner"]
     if args.variant == "kind":
         return ["--norm-scope", "kind"]
+    if args.variant == "auto":
+        return ["--norm-scope", "auto", "--calib", str(work / "data" / "fortunes-calib.jsonl"), "--seq-len", "128"]
     calib = ["--calib", str(work / "data" / "fortunes-calib.jsonl"), "--seq-len", "128"]
     return [*calib, "--plan-search", str(args.candidates), "--plan-search-samples", str(args.samples)]
 
@@ -158,6 +166,7 @@ def render(summary: dict, args: argparse.Namespace) -> str:
         "ends": "UKMP with LLM-Pruner's end layers left dense",
         "search": "every method's plan searched",
         "kind": "UKMP normalised per kind of unit",
+        "auto": "UKMP's normalisation scope chosen by calibration loss",
     }
     lines = [
         f"# {title} at {args.ratio:.0%} of {of} parameters: {headline[args.variant]}, over draws",

@@ -13,7 +13,7 @@ one model.
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from ukmp.method_scores import MethodScores, check_scores_match
 from ukmp.planning.global_schedule import PlanResult
 from ukmp.planning.iterative import IterativeOptions
 from ukmp.planning.schedules import plan_from_scores
+from ukmp.planning.scope_choice import choose_scope, scope_choice_batches
 from ukmp.planning.search import PlanSearchOptions, search_plan, selection_batches
 from ukmp.preflight import check_calibration_data, check_model_source, check_processor_matches, check_ratio
 from ukmp.processors import load_processor
@@ -232,35 +233,52 @@ def score(
 
 def plan(
     config: PruneConfig, dense: DenseModel, scorer: Scorer, scored: MethodScores
-) -> tuple[PlanResult, dict[str, Any] | None]:
-    """The method's plan at ``config.ratio`` (searched among perturbed plans if asked); and the search trace."""
+) -> tuple[PlanResult, dict[str, Any]]:
+    """The method's plan at ``config.ratio`` (its scope chosen, or searched among perturbed plans, if asked).
+
+    Also returns the traces of those choices for the manifest (``norm_scope_choice``, ``plan_search``).
+    """
     frozen = set(skipped_groups(dense.groups, config.keep_end_layers))  # depths from the whole model
     groups = [g for g in scorer.plannable_groups(scored, dense.groups) if g.name not in frozen]
     target_ratio = scorer.planning_ratio(scored, dense.model, dense.groups, config.ratio, dense.basis)
     block_scores = scorer.block_scores(scored)
+    schedule = config.schedule or scorer.schedule
+    iterative = config.iterative or scorer.iterative_options()
+    traces: dict[str, Any] = {}
 
-    def make_plan(scores):
+    def make_plan(scores, scope: str | None = None):
         return plan_from_scores(
             scores,
             groups,
-            schedule=config.schedule or scorer.schedule,
+            schedule=schedule,
             target_ratio=target_ratio,
             basis_params=dense.basis,
-            iterative_options=config.iterative or scorer.iterative_options(),
+            iterative_options=iterative if scope is None else replace(iterative, scope=scope),
             block_scores=block_scores,
             max_sparsity_margin=config.options.ecoflap.max_sparsity_margin,
         )
 
+    drawn = scored.stats.get("calibration", {})
+    if schedule == "iterative" and iterative.scope == "auto":
+        data = calibration_for_choice(config, dense, drawn, "--norm-scope auto")
+        seed = int(drawn.get("seed", config.seed))
+        num_samples = int(drawn.get("num_samples", config.num_samples))
+        split = drawn.get("split", config.calib_split)
+        batches = scope_choice_batches(dense.processor, dense.model, data, split, seed=seed, num_samples=num_samples)
+        data_name = portable_path(data.path if text_source(data) is not None else data)
+        scope, chosen, traces["norm_scope_choice"] = choose_scope(
+            dense.model, groups, lambda s: make_plan(scored.scores, s), batches, data_name
+        )
+        iterative = replace(iterative, scope=scope)  # a plan search below perturbs around the chosen scope
+        if not config.plan_search.enabled:
+            return chosen, traces
     if not config.plan_search.enabled:
-        return make_plan(scored.scores), None
+        return make_plan(scored.scores), traces
     # a language model's plan is chosen on windows of its calibration text that the scores never read:
     # the tail of the order the scores drew their windows from (their seed and count, also when re-planned)
     text = text_source(config.calib) if config.calib is not None else None
-    drawn = scored.stats.get("calibration", {})
     if text is not None:
-        seq_len = int(drawn.get("seq_len", config.seq_len or text.seq_len))
-        data = TextCalibrationSource(text.path, seq_len, tokenizer=dense.processor)
-        seed = int(drawn.get("seed", config.seed))
+        data, seed = calibration_for_choice(config, dense, drawn, "--plan-search"), int(drawn.get("seed", config.seed))
     else:
         data, seed = config.plan_search_data, config.seed
     reserved = 2 * int(drawn.get("num_samples", config.num_samples))
@@ -275,7 +293,19 @@ def plan(
         seed=config.seed,
         progress=config.progress,
     )
-    return result, {**trace, "data": portable_path(data.path if text is not None else data)}
+    traces["plan_search"] = {**trace, "data": portable_path(data.path if text is not None else data)}
+    return result, traces
+
+
+def calibration_for_choice(config: PruneConfig, dense: DenseModel, drawn: dict[str, Any], flag: str) -> Any:
+    """The calibration data a plan choice reads: a text source cut as the scores' windows were, or the folder."""
+    if config.calib is None:
+        raise UserError(f"{flag} chooses with the calibration data: pass --calib (the data the scores came from).")
+    text = text_source(config.calib)
+    if text is None:
+        return config.calib
+    seq_len = int(drawn.get("seq_len", config.seq_len or text.seq_len))
+    return TextCalibrationSource(text.path, seq_len, tokenizer=dense.processor)
 
 
 def prune_scored(
@@ -287,7 +317,7 @@ def prune_scored(
     overwrite: bool = False,
 ) -> dict[str, Any]:
     """Plan, slice ``dense.model`` in place and save it to ``config.out``; returns a summary."""
-    result, trace = plan(config, dense, scorer, scored)
+    result, traces = plan(config, dense, scorer, scored)
     model = dense.model
     scorer.finalize(
         model, dense.groups, result.plan, scored, lambda: apply_plan_physically(model, result.plan, dense.adapter)
@@ -295,8 +325,7 @@ def prune_scored(
     cast_to_saved_dtype(model, config.dtype, dense.param_dtypes)
     after = parameter_counts(model, dense.adapter)
     options = config.manifest_options(scorer, scored, config.components or list(dense.adapter.default_components))
-    if trace is not None:
-        options["plan_search"] = trace
+    options.update(traces)
     save_pruned(
         model,
         result.plan,

@@ -23,7 +23,7 @@ from ukmp.commands.shared_options import (
 from ukmp.data.index import default_calib_split, resolve_data_dir
 from ukmp.data.text import is_text_data
 from ukmp.errors import UserError
-from ukmp.planning.iterative import SCOPES, IterativeOptions
+from ukmp.planning.iterative import SCOPE_CHOICES, IterativeOptions
 from ukmp.planning.schedules import SCHEDULES
 from ukmp.preflight import check_ratio
 from ukmp.pruning import PruneConfig, prune
@@ -111,10 +111,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     ukmi.add_argument(
         "--norm-scope",
-        choices=SCOPES,
+        choices=SCOPE_CHOICES,
         default=argparse.SUPPRESS,
         help="what one normaliser pools: the whole modality (the paper), or, beyond the paper, each kind of unit "
-        "(attention, MLP) of a modality apart, as FLAP and UPop do (default: the preset's)",
+        "(attention, MLP) of a modality apart, as FLAP and UPop do; auto plans both and keeps the lower "
+        "calibration loss (default: the preset's)",
     )
     ukmi.add_argument("--no-iterative", action="store_true", help="compute the modality normalisers once")
     ukmi.add_argument(
@@ -182,6 +183,9 @@ def run(args: argparse.Namespace) -> int:
             search_data = resolve_data_dir(args.calib, search.split, flag="--calib")
         else:
             calib = args.calib  # re-planning saved scores still reads the text's held-out windows
+    if iterative.scope == "auto" and calib is None and args.calib is not None:  # re-planning saved scores
+        text = is_text_data(args.calib)
+        calib = args.calib if text else resolve_data_dir(args.calib, args.calib_split, flag="--calib")
     print(f"ukmp prune: {args.model}, method {args.method}, ratio {args.ratio:g} of {args.of} parameters")
     options = MethodOptions(
         ukmi=ukmi_options,

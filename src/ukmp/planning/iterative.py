@@ -37,6 +37,8 @@ from ukmp.planning.global_schedule import GroupCost, PlanResult, plan_removing_l
 NORMALISATIONS = ("mean", "minmax", "standardize", "none")
 #: what one normaliser pools: a whole modality (the paper), or one kind of unit inside a modality
 SCOPES = ("modality", "kind")
+#: ``auto`` (beyond the paper) plans with both scopes and keeps the lower calibration loss (`planning.scope_choice`)
+SCOPE_CHOICES = (*SCOPES, "auto")
 
 
 @dataclass
@@ -58,8 +60,8 @@ class IterativeOptions:
     def validate(self) -> None:
         if self.norm not in NORMALISATIONS:
             raise UserError(f"--norm must be one of {', '.join(NORMALISATIONS)}, got {self.norm!r}.")
-        if self.scope not in SCOPES:
-            raise UserError(f"--norm-scope must be one of {', '.join(SCOPES)}, got {self.scope!r}.")
+        if self.scope not in SCOPE_CHOICES:
+            raise UserError(f"--norm-scope must be one of {', '.join(SCOPE_CHOICES)}, got {self.scope!r}.")
         if not 0 < self.fine_step_fraction <= self.step_fraction <= 1:
             raise UserError("step fractions must satisfy 0 < fine step <= step <= 1.")
 
@@ -102,6 +104,8 @@ def iterative_schedule(
     options.validate()
     if options.scope == "kind" and kind is None:
         raise ValueError("normalising per kind needs each group's kind")
+    if options.scope not in SCOPES:
+        raise ValueError(f"scope {options.scope!r} is a choice between plans; plan with one of {SCOPES}")
     pool_of = {n: modality[n] if options.scope == "modality" else f"{modality[n]}/{kind[n]}" for n in scores}
     if not 0.0 < target_ratio < 1.0:
         raise UserError(f"the pruning ratio must be between 0 and 1 (exclusive), got {target_ratio}.")

@@ -150,6 +150,12 @@ def text_selection_batches(processor, data, options: PlanSearchOptions, seed: in
     return list(calibration_batches(processor, held_out, options.batch_size, encoder_decoder=False))
 
 
+def plan_loss(model: nn.Module, groups: Sequence[PrunableGroup], plan: PruningPlan, batches: Sequence) -> float:
+    """Mean next-token loss of ``model`` with ``plan``'s removed units masked (what the sliced model computes)."""
+    with consumer_inputs_masked(model, groups, plan):
+        return mean_target_nll(model, batches)
+
+
 @torch.no_grad()
 def search_plan(
     model: nn.Module,
@@ -172,8 +178,7 @@ def search_plan(
         for k in tqdm(range(options.candidates), desc="plan search", unit="plan", disable=not progress):
             candidate = scores if k == 0 else perturbed_scores(scores, options.spread, generator)
             result = make_plan(candidate)
-            with consumer_inputs_masked(model, groups, result.plan):
-                loss = mean_target_nll(model, batches)
+            loss = plan_loss(model, groups, result.plan, batches)
             losses.append(round(loss, 6))
             if best is None or loss < best[0]:
                 best = (loss, k, result)
