@@ -83,9 +83,9 @@ def variant_flags(args: argparse.Namespace, work: Path) -> list[str]:
         return ["--keep-end-layers", "llm-pruner"]
     if args.variant == "kind":
         return ["--norm-scope", "kind"]
-    if args.variant == "auto":
-        return ["--norm-scope", "auto", "--calib", str(work / "data" / "fortunes-calib.jsonl"), "--seq-len", "128"]
     calib = ["--calib", str(work / "data" / "fortunes-calib.jsonl"), "--seq-len", "128"]
+    if args.variant == "auto":
+        return ["--norm-scope", "auto", *calib]
     return [*calib, "--plan-search", str(args.candidates), "--plan-search-samples", str(args.samples)]
 
 

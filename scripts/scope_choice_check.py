@@ -10,11 +10,13 @@ re-planned with `--norm-scope kind` (`scripts/replan_study.py`, `scripts/lm_repl
 kind`), computes each pruned model's mean next-token loss on calibration data only, and checks whether
 the plan with the lower loss is the one with the better held-out result.
 
-- `blip2`: the loss on the first `--samples` gradient-pass samples of the draw (the world's `alttext`
-  captions the scorer read; two candidates leave little room to overfit them); the held-out result is
-  the compare run's VQA accuracy on val.
-- `lm`: the loss on the last `--samples` windows of the draw's calibration order, which the scorer never
-  read (as `--plan-search` uses them); the held-out result is fortunes-eval perplexity.
+The samples are the ones `--norm-scope auto` reads (`ukmp.planning.scope_choice.scope_choice_batches`):
+
+- `blip2`: the first 128 gradient-pass samples of the draw (the world's `alttext` captions the scorer
+  read; two candidates leave little room to overfit them); the held-out result is the compare run's
+  VQA accuracy on val.
+- `lm`: the last 64 windows of the draw's calibration order, which the scorer never read (as
+  `--plan-search` uses them); the held-out result is fortunes-eval perplexity.
 """
 
 from __future__ import annotations
@@ -27,29 +29,29 @@ import torch
 
 from ukmp.atomic import write_text_atomic
 from ukmp.compare import artifact_name
-from ukmp.data.calibration import TextCalibrationSource, calibration_batches, load_calibration_samples, take_disjoint
+from ukmp.data.calibration import TextCalibrationSource, text_source
 from ukmp.data.index import resolve_data_dir
 from ukmp.evaluation.model_loading import load_model_and_processor
-from ukmp.planning.search import PlanSearchOptions, text_selection_batches
+from ukmp.planning.scope_choice import scope_choice_batches
 from ukmp.removal_cost import mean_target_nll
 
 
-def loss_of(artifact: Path, make_batches) -> float:
+def loss_of(artifact: Path, data, split: str, seed: int, num_samples: int) -> float:
+    """The pruned model's mean next-token loss on the samples `--norm-scope auto` chooses with."""
     model, processor, _ = load_model_and_processor(str(artifact), device="cpu")
+    model = model.float().eval()
+    text = text_source(data)
+    if text is not None:  # a calibration text, cut into 128-token windows as the bench cut it
+        data = TextCalibrationSource(text.path, 128, tokenizer=processor)
+    batches = scope_choice_batches(processor, model, data, split, seed=seed, num_samples=num_samples)
     with torch.no_grad():
-        return mean_target_nll(model.float().eval(), make_batches(processor))
+        return mean_target_nll(model, batches)
 
 
 def blip2_rows(args: argparse.Namespace) -> list[dict]:
     rows = []
     calib = resolve_data_dir("shapes", "alttext", 2 * args.num_samples, flag="--calib")
     for seed in args.seeds:
-        samples = load_calibration_samples(calib, "alttext", seed=seed, pool=2 * args.num_samples)
-        chosen = take_disjoint(samples, [args.num_samples, args.num_samples])[1][: args.samples]
-
-        def batches(processor, chosen=chosen):
-            return list(calibration_batches(processor, chosen, 16, encoder_decoder=True))
-
         for ratio in args.ratios:
             name = artifact_name("ukmp", ratio)
             plans = {
@@ -64,7 +66,7 @@ def blip2_rows(args: argparse.Namespace) -> list[dict]:
                     "accuracy"
                 ],
             }
-            loss = {k: loss_of(p, batches) for k, p in plans.items()}
+            loss = {k: loss_of(p, calib, "alttext", seed, args.num_samples) for k, p in plans.items()}
             rows.append({"draw": seed, "ratio": ratio, "loss": loss, "held_out": vqa, "higher_is_better": True})
     return rows
 
@@ -75,12 +77,6 @@ def lm_rows(args: argparse.Namespace) -> list[dict]:
         work = Path(args.work.format(seed=seed))
         tag = f"{round(args.ratios[0] * 100)}"
         data = work / "data" / "fortunes-calib.jsonl"
-
-        def batches(processor, seed=seed, data=data):
-            source = TextCalibrationSource(data, 128, tokenizer=processor)
-            options = PlanSearchOptions(samples=args.samples)
-            return text_selection_batches(processor, source, options, seed, reserved=2 * args.num_samples)
-
         plans = {"one mean": work / "pruned" / f"ukmp-{tag}", "kind": work / "pruned" / f"ukmp-kind-{tag}"}
         ppl = {
             k: json.loads((work / "evals" / f"{p.name}--fortunes-eval--256x10.json").read_text())["tasks"][
@@ -88,7 +84,7 @@ def lm_rows(args: argparse.Namespace) -> list[dict]:
             ]["perplexity"]
             for k, p in plans.items()
         }
-        loss = {k: loss_of(p, batches) for k, p in plans.items()}
+        loss = {k: loss_of(p, data, "train", seed, args.num_samples) for k, p in plans.items()}
         rows.append({"draw": seed, "ratio": args.ratios[0], "loss": loss, "held_out": ppl, "higher_is_better": False})
     return rows
 
@@ -130,14 +126,12 @@ def main() -> int:
     parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--ratios", default=None, help="default: 0.2,0.35,0.5 (blip2), 0.2 (lm)")
     parser.add_argument("--num-samples", type=int, default=None, help="the scorer's per-pass count (256 / 16)")
-    parser.add_argument("--samples", type=int, default=None, help="loss samples (128 / 64)")
     parser.add_argument("--results", type=Path, required=True)
     args = parser.parse_args()
     blip2 = args.model == "blip2"
     args.seeds = [int(s) for s in args.seeds.split(",")]
     args.ratios = [float(r) for r in (args.ratios or ("0.2,0.35,0.5" if blip2 else "0.2")).split(",")]
     args.num_samples = args.num_samples or (256 if blip2 else 16)
-    args.samples = args.samples or (128 if blip2 else 64)
     torch.set_num_threads(1)
     rows = blip2_rows(args) if blip2 else lm_rows(args)
     where = f"--from {args.source} --replan {args.replan}" if blip2 else f"--work '{args.work}'"
