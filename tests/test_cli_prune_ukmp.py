@@ -128,4 +128,4 @@ def test_norm_scope_kind_replans_saved_scores_with_one_normaliser_per_kind(calib
     assert {n: g["kept"] for n, g in manifest["groups"].items()} == expected.plan.kept
     pools = set(expected.steps[0]["normalisers"])
     assert pools == {f"{g.modality}/{g.kind}" for g in dense.groups}
-    assert json.loads((scored / "pruning.json").read_text())["method"]["options"]["iterative"]["scope"] == "modality"
+    assert json.loads((scored / "pruning.json").read_text())["method"]["options"]["iterative"]["scope"] == "auto"

@@ -100,14 +100,27 @@ def test_vision_language_model_chooses_on_the_gradient_pass_samples(
     assert _replan_with(model, out, choice["chosen"], tmp_path / "fixed", "0.3") == manifest["groups"]
 
 
-def test_re_planning_saved_scores_with_auto_needs_the_calibration_data(
-    lm_dir: Path, corpus: Path, tmp_path: Path, capsys
+def test_re_planning_saved_scores_with_auto_reads_the_data_the_scores_name(
+    lm_dir: Path, corpus: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(scope_choice, "TEXT_WINDOWS", 3)
     scored = tmp_path / "scored"
-    assert main(["prune", str(lm_dir), *LM, "--calib", str(corpus), "--out", str(scored)]) == 0
-    argv = ["prune", str(lm_dir), *LM[:4], "--scores", str(scored / "scores.safetensors"), "--norm-scope", "auto"]
-    assert main([*argv, "--out", str(tmp_path / "replanned")]) == 2
-    assert "pass --calib" in capsys.readouterr().err and not (tmp_path / "replanned").exists()
+    assert main(["prune", str(lm_dir), *LM, "--calib", str(corpus), "--out", str(scored)]) == 0  # auto: the default
+    argv = ["prune", str(lm_dir), *LM[:4], "--seq-len", "12", "--scores", str(scored / "scores.safetensors")]
+    # without --calib the choice reads the corpus the scores record, as with it
+    assert main([*argv, "--out", str(tmp_path / "recorded")]) == 0
+    assert main([*argv, "--calib", str(corpus), "--out", str(tmp_path / "given")]) == 0
+    assert _choice(tmp_path / "recorded") == _choice(tmp_path / "given") == _choice(scored)
+    # once that data is gone, one sentence names both ways on
+    corpus.rename(tmp_path / "moved.txt")
+    try:
+        capsys.readouterr()
+        assert main([*argv, "--out", str(tmp_path / "replanned")]) == 2
+    finally:
+        (tmp_path / "moved.txt").rename(corpus)
+    err = capsys.readouterr().err
+    assert "pass --calib" in err and "--norm-scope modality" in err and "Traceback" not in err
+    assert not (tmp_path / "replanned").exists()
 
 
 def test_the_schedule_itself_plans_one_scope() -> None:

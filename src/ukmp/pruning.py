@@ -300,7 +300,8 @@ def plan(
 def calibration_for_choice(config: PruneConfig, dense: DenseModel, drawn: dict[str, Any], flag: str) -> Any:
     """The calibration data a plan choice reads: a text source cut as the scores' windows were, or the folder."""
     if config.calib is None:
-        raise UserError(f"{flag} chooses with the calibration data: pass --calib (the data the scores came from).")
+        fix = " (or --norm-scope modality to plan without it)" if flag == "--norm-scope auto" else ""
+        raise UserError(f"{flag} chooses with the calibration data: pass --calib (the data the scores came from){fix}.")
     text = text_source(config.calib)
     if text is None:
         return config.calib
