@@ -25,7 +25,7 @@ from ukmp.adapters import find_adapter
 from ukmp.adapters.base import ModelAdapter
 from ukmp.artifact import cast_to_saved_dtype, check_output_dir, save_pruned, state_dict_sha256
 from ukmp.data.calibration import TextCalibrationSource, text_source
-from ukmp.data.index import portable_path
+from ukmp.data.index import cache_dir, portable_path
 from ukmp.distributed import ONE_PROCESS, World, current_world
 from ukmp.errors import UserError
 from ukmp.groups import PrunableGroup
@@ -298,15 +298,31 @@ def plan(
 
 
 def calibration_for_choice(config: PruneConfig, dense: DenseModel, drawn: dict[str, Any], flag: str) -> Any:
-    """The calibration data a plan choice reads: a text source cut as the scores' windows were, or the folder."""
-    if config.calib is None:
-        fix = " (or --norm-scope modality to plan without it)" if flag == "--norm-scope auto" else ""
-        raise UserError(f"{flag} chooses with the calibration data: pass --calib (the data the scores came from){fix}.")
-    text = text_source(config.calib)
+    """The calibration data a plan choice reads: a text source cut as the scores' windows were, or the folder.
+
+    Saved scores re-planned without calibration data choose on the data they record, where it still is.
+    """
+    calib = config.calib if config.calib is not None else recorded_calibration(drawn, flag)
+    text = text_source(calib)
     if text is None:
-        return config.calib
+        return calib
     seq_len = int(drawn.get("seq_len", config.seq_len or text.seq_len))
     return TextCalibrationSource(text.path, seq_len, tokenizer=dense.processor)
+
+
+def recorded_calibration(drawn: dict[str, Any], flag: str) -> Path:
+    """The calibration data saved scores record (``drawn``, their ``calibration`` stats), if it is here."""
+    recorded = drawn.get("data")
+    path = None if recorded is None else Path(recorded.replace("$UKMP_CACHE", str(cache_dir()), 1)).expanduser()
+    if path is None or not path.exists():
+        where = "record none" if recorded is None else f"name {recorded}, which is not here"
+        fix = ", or --norm-scope modality to plan without it" if flag == "--norm-scope auto" else ""
+        raise UserError(
+            f"{flag} chooses with the calibration data the scores came from, and they {where}: "
+            f"pass --calib with that data{fix}."
+        )
+    print(f"{flag}: choosing on the calibration data the scores came from, {path}")
+    return path
 
 
 def prune_scored(

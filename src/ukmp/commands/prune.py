@@ -20,10 +20,9 @@ from ukmp.commands.shared_options import (
     add_plan_search_arguments,
     plan_search_options,
 )
-from ukmp.data.index import cache_dir, default_calib_split, resolve_data_dir
+from ukmp.data.index import default_calib_split, resolve_data_dir
 from ukmp.data.text import is_text_data
 from ukmp.errors import UserError
-from ukmp.method_scores import MethodScores
 from ukmp.planning.iterative import SCOPE_CHOICES, IterativeOptions
 from ukmp.planning.schedules import SCHEDULES
 from ukmp.preflight import check_ratio
@@ -184,11 +183,7 @@ def run(args: argparse.Namespace) -> int:
             search_data = resolve_data_dir(args.calib, search.split, flag="--calib")
         else:
             calib = args.calib  # re-planning saved scores still reads the text's held-out windows
-    iterative_schedule = (args.schedule or get_scorer(args.method).schedule) == "iterative"
-    if iterative_schedule and iterative.scope == "auto" and calib is None and args.scores is not None:
-        if args.calib is None:  # re-planning saved scores: choose on the data they came from
-            args.calib, args.calib_split = recorded_calibration(args.scores)
-            print(f"ukmp prune: --norm-scope auto chooses on the calibration data the scores came from, {args.calib}")
+    if iterative.scope == "auto" and calib is None and args.calib is not None:  # re-planning saved scores
         text = is_text_data(args.calib)
         calib = args.calib if text else resolve_data_dir(args.calib, args.calib_split, flag="--calib")
     print(f"ukmp prune: {args.model}, method {args.method}, ratio {args.ratio:g} of {args.of} parameters")
@@ -223,20 +218,6 @@ def run(args: argparse.Namespace) -> int:
     )
     prune(config, overwrite=args.overwrite)
     return 0
-
-
-def recorded_calibration(scores_file: str | Path) -> tuple[str, str]:
-    """The calibration data and split a scores file names, for `--norm-scope auto` re-planning it without `--calib`."""
-    drawn = MethodScores.load(scores_file).stats.get("calibration", {})
-    recorded = drawn.get("data")
-    path = None if recorded is None else Path(recorded.replace("$UKMP_CACHE", str(cache_dir()), 1)).expanduser()
-    if path is None or not path.exists():
-        where = "names none" if recorded is None else f"names {recorded}, which is not here"
-        raise UserError(
-            f"--norm-scope auto chooses with the calibration data the scores came from, and {scores_file} {where}: "
-            "pass --calib with that data, or --norm-scope modality to plan without it."
-        )
-    return str(path), drawn.get("split") or default_calib_split(str(path))
 
 
 def _threshold_value(text: str) -> float | str:
