@@ -130,3 +130,18 @@ def test_the_schedule_itself_plans_one_scope() -> None:
             scores, costs, {"a": "language"}, target_ratio=0.5, basis_params=2,
             options=IterativeOptions(scope="auto"), kind={"a": "mlp"},
         )  # fmt: skip
+
+
+def test_a_short_calibration_text_chooses_on_every_window_the_scorer_leaves(
+    lm_dir: Path, corpus: Path, tmp_path: Path, capsys
+) -> None:
+    out = tmp_path / "auto"
+    assert main(["prune", str(lm_dir), *LM, "--calib", str(corpus), "--out", str(out)]) == 0  # auto: the default
+    windows = load_calibration_samples(TextCalibrationSource(corpus, 12, tokenizer=tiny_tokenizer()), "train", seed=0)
+    assert len(windows) - 8 < scope_choice.TEXT_WINDOWS  # fewer held-out windows than the choice reads at most
+    assert _choice(out)["samples"] == len(windows) - 8  # the scorer read 2 x 4 windows
+    # a draw that reads every window leaves none to choose on: one sentence, nothing written
+    every = ["--num-samples", str(len(windows) // 2), "--calib", str(corpus), "--out", str(tmp_path / "none")]
+    assert main(["prune", str(lm_dir), *LM[:6], *every]) == 2
+    err = capsys.readouterr().err
+    assert "--norm-scope modality" in err and "Traceback" not in err and not (tmp_path / "none").exists()

@@ -11,8 +11,8 @@ than the noise (`scripts/scope_choice_check.py`).
 Only calibration data is read, as the paper's methods read: for an image-text folder the first
 `IMAGE_SAMPLES` samples after the first `num_samples` of the draw's calibration order (the gradient
 pass's samples when entropy is on); for a calibration text the last `TEXT_WINDOWS` windows of that
-order, which no scorer reads. The two candidates are evaluated masked (no model copy), as in
-`planning.search`. Ties go to one mean per modality, the paper's.
+order, which no scorer reads (all of them where there are fewer). The two candidates are evaluated
+masked (no model copy), as in `planning.search`. Ties go to one mean per modality, the paper's.
 """
 
 from __future__ import annotations
@@ -24,11 +24,12 @@ import torch
 from torch import nn
 
 from ukmp.data.calibration import calibration_batches, load_calibration_samples, take_disjoint, text_source
+from ukmp.errors import UserError
 from ukmp.evaluation.generation import is_encoder_decoder
 from ukmp.groups import PrunableGroup
 from ukmp.planning.global_schedule import PlanResult
 from ukmp.planning.iterative import SCOPES
-from ukmp.planning.search import PlanSearchOptions, plan_loss, text_selection_batches
+from ukmp.planning.search import held_out_windows, plan_loss, window_batches
 
 IMAGE_SAMPLES = 128
 TEXT_WINDOWS = 64
@@ -36,10 +37,18 @@ BATCH_SIZE = 16
 
 
 def scope_choice_batches(processor, model: nn.Module, data, split: str, *, seed: int, num_samples: int) -> list:
-    """The calibration samples that choose the scope (see the module docstring), as model inputs."""
+    """The calibration samples that choose the scope (see the module docstring), as model inputs.
+
+    A calibration text with fewer held-out windows gives fewer (the manifest records how many).
+    """
     if text_source(data) is not None:
-        options = PlanSearchOptions(samples=TEXT_WINDOWS, batch_size=BATCH_SIZE)
-        return text_selection_batches(processor, data, options, seed, reserved=2 * num_samples)
+        windows = held_out_windows(processor, data, seed, reserved=2 * num_samples)[-TEXT_WINDOWS:]
+        if not windows:
+            raise UserError(
+                f"--norm-scope auto chooses on windows of the calibration text that the scorer does not read, but "
+                f"the scorer reads all of {data}'s: give more text, lower --num-samples, or pass --norm-scope modality."
+            )
+        return window_batches(processor, windows, BATCH_SIZE)
     samples = load_calibration_samples(data, split, seed=seed, pool=2 * num_samples)
     chosen = take_disjoint(samples, [num_samples, num_samples])[1][:IMAGE_SAMPLES]
     return list(calibration_batches(processor, chosen, BATCH_SIZE, encoder_decoder=is_encoder_decoder(model)))

@@ -139,15 +139,25 @@ def selection_batches(
 
 def text_selection_batches(processor, data, options: PlanSearchOptions, seed: int, *, reserved: int):
     """Held-out windows of the calibration text, next-token loss on every token (see `selection_batches`)."""
-    windows = load_calibration_samples(data, options.split, seed=seed, tokenizer=processor)
-    if options.samples + reserved > len(windows):
+    held_out = held_out_windows(processor, data, seed, reserved=reserved)
+    if options.samples > len(held_out):
         raise UserError(
             f"--plan-search needs {options.samples} windows of the calibration text beside the {reserved} the "
-            f"scorer reads, but {data} has {len(windows)}; lower --plan-search-samples or --num-samples, "
+            f"scorer reads, but {data} has {len(held_out) + reserved}; lower --plan-search-samples or --num-samples, "
             "or give more text."
         )
-    held_out = [TextSample(w.ids, 0) for w in windows[len(windows) - options.samples :]]
-    return list(calibration_batches(processor, held_out, options.batch_size, encoder_decoder=False))
+    return window_batches(processor, held_out[len(held_out) - options.samples :], options.batch_size)
+
+
+def held_out_windows(processor, data, seed: int, *, reserved: int) -> list[TextSample]:
+    """The windows of the calibration text after the first ``reserved`` of its order (those the scorers read)."""
+    windows = load_calibration_samples(data, "train", seed=seed, tokenizer=processor)
+    return [TextSample(w.ids, 0) for w in windows[reserved:]]
+
+
+def window_batches(processor, windows: Sequence[TextSample], batch_size: int) -> list:
+    """Text windows as model inputs with every token a target."""
+    return list(calibration_batches(processor, windows, batch_size, encoder_decoder=False))
 
 
 def plan_loss(model: nn.Module, groups: Sequence[PrunableGroup], plan: PruningPlan, batches: Sequence) -> float:
