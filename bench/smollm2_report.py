@@ -64,11 +64,12 @@ def markdown(results: dict[str, Any]) -> str:
         ratio = "0" if entry["method"] == "dense" else f"{entry['target_ratio']:g} ({entry['achieved_ratio']:.3f})"
         cells = [_ppl(ppl.get(k)) + _rel(ppl.get(k), dense.get(k)) for k in EVAL_TITLES]
         lines.append(f"| {label} | {ratio} | {entry['parameters']:,} | " + " | ".join(cells) + " |")
+    floor = s.get("load_floor_mb")  # known only when the run includes `random`, which allocates next to nothing
     lines += [
         "",
         "Scoring cost (once per method; the other ratios re-plan from the saved scores). Peak memory is the "
-        f"scoring process's peak RSS, which includes loading the model: a process that only loads it peaks at "
-        f"{s.get('load_floor_mb')} MiB.",
+        "scoring process's peak RSS, which includes loading the model"
+        + (f": a process that only loads it peaks at {floor} MiB." if floor is not None else "."),
         "",
         "| method | scoring seconds | peak memory (MiB) |",
         "|---|---:|---:|",
