@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import torch
 
+from script_loader import load_script
 from ukmp.groups import PruningPlan
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "allocation_swap.py"
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("allocation_swap", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("allocation_swap")
 
 
 def test_crossed_plan_by_hand() -> None:
