@@ -25,7 +25,7 @@ from ukmp.adapters import find_adapter
 from ukmp.adapters.base import ModelAdapter
 from ukmp.artifact import cast_to_saved_dtype, check_output_dir, save_pruned, state_dict_sha256
 from ukmp.data.calibration import TextCalibrationSource, text_source
-from ukmp.data.index import cache_dir, portable_path
+from ukmp.data.index import local_path, portable_path
 from ukmp.distributed import ONE_PROCESS, World, current_world
 from ukmp.errors import UserError
 from ukmp.groups import PrunableGroup
@@ -313,7 +313,7 @@ def calibration_for_choice(config: PruneConfig, dense: DenseModel, drawn: dict[s
 def recorded_calibration(drawn: dict[str, Any], flag: str) -> Path:
     """The calibration data saved scores record (``drawn``, their ``calibration`` stats), if it is here."""
     recorded = drawn.get("data")
-    path = None if recorded is None else Path(recorded.replace("$UKMP_CACHE", str(cache_dir()), 1)).expanduser()
+    path = None if recorded is None else local_path(recorded)
     if path is None or not path.exists():
         where = "record none" if recorded is None else f"name {recorded}, which is not here"
         fix = ", or --norm-scope modality to plan without it" if flag == "--norm-scope auto" else ""

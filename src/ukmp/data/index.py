@@ -63,6 +63,14 @@ def portable_path(path: str | Path) -> str:
         return str(path)
 
 
+def local_path(portable: str) -> Path:
+    """A path as `portable_path` wrote it, on this machine: `$UKMP_CACHE/...` under this machine's cache."""
+    prefix = "$UKMP_CACHE"
+    if portable == prefix or portable.startswith(prefix + "/"):
+        return cache_dir() / portable[len(prefix) :].lstrip("/")
+    return Path(portable).expanduser()
+
+
 def is_builtin_world(arg: str | Path | None) -> bool:
     """`shapes` names the built-in world unless a folder of that name exists here."""
     return str(arg) == SHAPES and not Path(SHAPES).exists()
