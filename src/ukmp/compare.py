@@ -180,6 +180,12 @@ def recovery_kind(method: str, mode: str) -> str | None:
 COMPARE_MARKERS = ("results.json", "evals", "scores", "artifacts", "seed-*")
 
 
+def without_predictions(result: dict[str, Any]) -> dict[str, Any]:
+    """`result` without its per-question answers: they stay in OUT/evals/, out of the compare table."""
+    tasks = {task: {k: v for k, v in out.items() if k != "predictions"} for task, out in result["tasks"].items()}
+    return {**result, "tasks": tasks}
+
+
 def check_planned_alike(artifact: Path, config: CompareConfig) -> None:
     """A reused artifact was planned as this run asks (end layers, plan search); else one sentence."""
     options = json.loads((artifact / "pruning.json").read_text())["method"]["options"]
@@ -337,7 +343,7 @@ class CompareRun:
         """
         file = self.out / "evals" / f"{name}.json"
         if file.is_file():
-            return json.loads(file.read_text())
+            return without_predictions(json.loads(file.read_text()))
         c = self.config
         model, processor, _ = load_model_and_processor(str(model_ref), device="cpu")
         merged: dict[str, Any] | None = None
@@ -353,6 +359,9 @@ class CompareRun:
                 c.eval_batch_size,
                 model_name=label or name,
                 progress=c.progress,
+                # Per-question answers let `ukmp.question_noise` separate the plans' spread over
+                # draws from the noise of the question sample they were measured on.
+                keep_predictions=task in ("vqa", "gqa"),
             )
             if merged is None:
                 merged = result
@@ -361,7 +370,7 @@ class CompareRun:
                 merged["seconds"] = round(merged["seconds"] + result["seconds"], 2)
         merged["limits"] = {t: (c.caption_limit if t == "caption" and c.caption_limit else c.limit) for t in c.tasks}
         write_json_atomic(file, merged)
-        return merged
+        return without_predictions(merged)
 
     # ----------------------------------------------------------------------------------- recovery
 
