@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from eval_tiny_model import tiny_model_dir
+from script_loader import load_script
 from ukmp.cli import main
 from ukmp.compare import DEFAULT_METHODS
 from ukmp.data.world_writer import write_split
@@ -106,7 +107,7 @@ def test_compare_recovers_ukmp_with_lpd_and_baselines_with_plain_lora(data, tmp_
     assert "## After recovery" in (out / "results.md").read_text()
 
 
-def test_compare_over_seeds_reports_spreads_and_paired_orderings(data, tmp_path: Path) -> None:
+def test_compare_over_seeds_reports_spreads_and_paired_orderings(data, tmp_path: Path, capsys) -> None:
     out = tmp_path / "seeds"
     assert _compare(out, data, "--methods", "ukmp,ukmp:q0.5,random", "--ratios", "0.3", "--seeds", "2") == 0
     results = json.loads((out / "results.json").read_text())
@@ -133,6 +134,16 @@ def test_compare_over_seeds_reports_spreads_and_paired_orderings(data, tmp_path:
     # the dense model was evaluated once and shared
     dense = [json.loads((out / f"seed-{s}" / "evals" / "dense.json").read_text()) for s in (0, 1)]
     assert dense[0] == dense[1]
+    # every answer is kept beside the evaluation (not in the tables), and scoring them again gives
+    # the accuracies the table reports
+    assert len(json.loads((out / "seed-0" / "evals" / "ukmp-30.json").read_text())["tasks"]["vqa"]["predictions"]) == 4
+    assert "predictions" not in (out / "results.json").read_text()
+    capsys.readouterr()
+    argv = [str(out), "--methods", "ukmp", "--ratios", "0.3", "--eval", str(data[1])]
+    assert load_script("question_noise").main(argv) == 0
+    table_row = capsys.readouterr().out.splitlines()[2]
+    per_draw = ", ".join(f"{v:.1f}" for v in cells["ukmp"]["metrics"][vqa])
+    assert table_row.startswith(f"| ukmp | 0.3 | 4 | {per_draw} |")
 
 
 def test_cached_ukmp_scores_made_with_another_threshold_are_refused(data, tmp_path: Path, capsys) -> None:

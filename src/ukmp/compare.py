@@ -231,8 +231,9 @@ class CompareRun:
                 setattr(self, name, getattr(shared, name))
             self._calibration = None
             self._loaded = True
-            if shared.dense_eval is not None:
-                write_json_atomic(self.out / "evals" / "dense.json", shared.dense_eval)
+            if shared.dense_eval is not None:  # the file, answers included
+                dense_file = json.loads((shared.out / "evals" / "dense.json").read_text())
+                write_json_atomic(self.out / "evals" / "dense.json", dense_file)
 
     def say(self, text: str) -> None:
         print(text, flush=True)
