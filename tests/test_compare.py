@@ -11,6 +11,7 @@ from eval_tiny_model import tiny_model_dir
 from script_loader import load_script
 from ukmp.cli import main
 from ukmp.compare import DEFAULT_METHODS
+from ukmp.data.index import load_task
 from ukmp.data.world_writer import write_split
 
 
@@ -68,6 +69,8 @@ def test_compare_runs_every_method_writes_table_plot_artifacts_and_resumes(data,
         (["--methods", "ukmp:q2"], "must be in (0, 1]"),
         (["--methods", "flap:q0.3"], "flap takes no variant"),
         (["--seeds", "0"], "--seeds must be at least 1"),
+        (["--limit", "0"], "must be at least 1 (or 'all')"),
+        (["--limit", "some"], "takes a number of records or 'all'"),
     ],
 )
 def test_compare_rejects_bad_input_with_one_sentence(extra, message, data, tmp_path: Path, capsys) -> None:
@@ -210,3 +213,14 @@ def test_a_reused_artifact_planned_with_another_plan_search_is_refused(tmp_path:
         check_planned_alike(artifact, config)
     config.plan_search = PlanSearchOptions(candidates=8)
     check_planned_alike(artifact, config)  # planned alike: reused silently
+
+
+def test_limit_all_evaluates_every_record_and_says_so(data, tmp_path: Path) -> None:
+    out = tmp_path / "all"
+    assert _compare(out, data, "--methods", "random", "--ratios", "0.3", "--limit", "all") == 0
+    questions = len(load_task(data[1], "val", "vqa"))
+    assert questions > 4  # more than the fixture's usual --limit 4
+    dense = json.loads((out / "evals" / "dense.json").read_text())
+    assert dense["tasks"]["vqa"]["num_questions"] == questions
+    assert "all records" in (out / "results.md").read_text()
+    assert "--limit all" in json.loads((out / "results.json").read_text())["command"]

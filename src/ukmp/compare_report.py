@@ -63,6 +63,11 @@ def results_data(run) -> dict[str, Any]:
     }
 
 
+def records_used(limit: int | None) -> str:
+    """'first 1000 records' or, for no limit, 'all records'."""
+    return "all records" if limit is None else f"first {limit} records"
+
+
 def _fmt(value: float | None, digits: int = 4) -> str:
     return "n/a" if value is None else f"{value:.{digits}g}"
 
@@ -77,7 +82,7 @@ def results_markdown(data: dict[str, Any]) -> str:
         "",
         f"Ratios are fractions of {s['ratio_of']} parameters removed. Calibration: {s['calib']} "
         f"({s['calib_split']}, {s['num_samples']} samples per pass). Evaluation: {s['eval']} {s['eval_split']}, "
-        f"tasks {', '.join(s['tasks'])} (first {s['limit']} records; captions {s['caption_limit']}). "
+        f"tasks {', '.join(s['tasks'])} ({records_used(s['limit'])}; captions {s['caption_limit']}). "
         f"Recovery: {s['recover']}.",
     ]
     if data.get("command"):

@@ -16,7 +16,7 @@ from typing import Any
 
 from ukmp.atomic import write_if_drawn, write_json_atomic, write_text_atomic
 from ukmp.compare import CompareConfig, CompareRun, check_compare_output
-from ukmp.compare_report import results_data
+from ukmp.compare_report import records_used, results_data
 from ukmp.scorers.registry import is_proposed
 from ukmp.seed_stats import paired_ordering, spread
 
@@ -128,7 +128,7 @@ def seeds_markdown(config: CompareConfig, data: dict[str, Any]) -> str:
         "",
         f"Seeds {', '.join(map(str, data['seeds']))}: each draws its own calibration samples ({s['calib']}, split "
         f"{s['calib_split']}, {s['num_samples']} per pass) and prefix splits. Evaluation: {s['eval']} "
-        f"{s['eval_split']}, first {s['limit']} records per task, captions on {s['caption_limit']} images. "
+        f"{s['eval_split']}, {records_used(s['limit'])} per task, captions on {s['caption_limit']} images. "
         f"Ratios are fractions of {s['ratio_of']} parameters removed. Recovery: {s['recover']}.",
         "",
         "Cells: mean [min–max] over the seeds ±95% t-interval half-width of the mean. Per-seed tables: "

@@ -63,7 +63,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--num-samples", type=int, default=256, help="calibration samples per pass")
     parser.add_argument("--batch-size", type=int, default=8, help="calibration batch size")
     parser.add_argument("--tasks", default="vqa,caption", help="evaluation tasks (vqa, gqa, caption, retrieval)")
-    parser.add_argument("--limit", type=int, default=1000, help="evaluate on the first N records of each task")
+    parser.add_argument(
+        "--limit",
+        default="1000",
+        help="evaluate on the first N records of each task, or 'all' of them",
+    )
     parser.add_argument("--caption-limit", type=int, default=200, help="first N images for captioning")
     parser.add_argument("--eval-batch-size", type=int, default=64, help="evaluation batch size")
     parser.add_argument("--of", choices=("all", "prunable"), default="all", help="ratio basis")
@@ -109,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
         num_samples=args.num_samples,
         batch_size=args.batch_size,
         tasks=tuple(parse_list(args.tasks, "--tasks")),
-        limit=args.limit,
+        limit=records_limit(args.limit),
         caption_limit=args.caption_limit,
         eval_batch_size=args.eval_batch_size,
         of=args.of,
@@ -128,11 +132,24 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def records_limit(text: str) -> int | None:
+    """--limit: a positive number of records, or 'all' (None: every record of the split)."""
+    if text.strip().lower() == "all":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise UserError(f"--limit takes a number of records or 'all', got {text!r}.") from None
+    if value < 1:
+        raise UserError(f"--limit must be at least 1 (or 'all'), got {value}.")
+    return value
+
+
 def _command_line(args: argparse.Namespace) -> str:
     """The command that reproduces this run (every setting that shapes the results, spelled out)."""
     parts = ["ukmp", "compare", args.model, "--methods", args.methods, "--ratios", args.ratios]
     parts += ["--calib", args.calib, "--eval", args.eval_data, "--out", str(args.out), "--recover", args.recover]
-    parts += ["--num-samples", str(args.num_samples), "--tasks", args.tasks, "--limit", str(args.limit)]
+    parts += ["--num-samples", str(args.num_samples), "--tasks", args.tasks, "--limit", args.limit]
     parts += ["--caption-limit", str(args.caption_limit), "--seed", str(args.seed)]
     parts += ["--calib-split", args.calib_split or default_calib_split(args.calib), "--eval-split", args.eval_split]
     if args.seeds > 1:
