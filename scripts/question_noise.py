@@ -9,6 +9,8 @@ accuracies, their span, and what `ukmp.question_noise` makes of it: the standard
 question sample alone puts into the draws, the plans' own standard deviation, and the span five
 such plans would be expected to show on an unlimited question set. `--first N` repeats the table
 on the first N questions (what the compare tables report), to show how the span moves with n.
+`--against OTHER` adds each method's paired ordering "RUN > OTHER" over the same draws (e.g. plans
+searched against the plain plans of another run).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from ukmp.data.index import load_task, resolve_data_dir
 from ukmp.errors import UserError
 from ukmp.evaluation.vqa_metric import vqa_accuracy
 from ukmp.question_noise import draw_spread
+from ukmp.seed_stats import paired_ordering
 
 
 def draw_folders(run: Path) -> list[Path]:
@@ -66,6 +69,28 @@ def rows(run: Path, methods: list[str], ratios: list[float], records: list, firs
     return out
 
 
+def against(run: Path, other: Path, methods: list[str], ratios: list[float], records: list) -> list[str]:
+    """Paired orderings "run > other" per method and ratio, over the draws both runs have."""
+    folders = draw_folders(run)
+    out = ["| method | ratio | ordering | verdict | mean difference [min–max] ±95% |", "|---|---|---|---|---|"]
+    for method in methods:
+        for ratio in ratios:
+            name = artifact_name(method, ratio)
+            mine, theirs = [], []
+            for f in folders:
+                a = per_question(f / "evals" / f"{name}.json", records)
+                b = per_question(other / f.name / "evals" / f"{name}.json", records)
+                n = min(len(a), len(b))
+                mine.append(100.0 * sum(a[:n]) / n)
+                theirs.append(100.0 * sum(b[:n]) / n)
+            verdict, diff = paired_ordering(mine, theirs)
+            out.append(
+                f"| {method} | {ratio:g} | {run.name} > {other.name} | {verdict} | "
+                f"{diff.mean:+.1f} [{diff.min:+.1f}–{diff.max:+.1f}] ±{diff.ci95:.1f} |"
+            )
+    return out
+
+
 HEADER = [
     "| method | ratio | questions | VQA % per draw | mean | span | sd over draws | sd from the questions "
     "| sd of the plans | expected span without question noise |",
@@ -79,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", default="ukmp,upop,flap")
     parser.add_argument("--ratios", default="0.5")
     parser.add_argument("--first", type=int, default=None, help="also table the first N questions")
+    parser.add_argument("--against", type=Path, default=None, help="another run of the same draws to pair with")
     parser.add_argument("--eval", default="shapes", help="the evaluation data the run used")
     parser.add_argument("--split", default="val")
     parser.add_argument("--out", type=Path, default=None, help="write the tables here (Markdown)")
@@ -90,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         lines = HEADER + rows(args.run, methods, ratios, records, None)
         if args.first is not None:
             lines += [""] + HEADER + rows(args.run, methods, ratios, records, args.first)
+        if args.against is not None:
+            lines += [""] + against(args.run, args.against, methods, ratios, records)
     except UserError as err:
         print(f"question_noise: {err}", file=sys.stderr)
         return 2

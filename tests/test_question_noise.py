@@ -74,3 +74,14 @@ def test_the_script_names_an_evaluation_without_answers(tmp_path: Path):
         (tmp_path / f"seed-{seed}" / "evals" / "ukmp-50.json").write_text(json.dumps({"tasks": {"vqa": {}}}))
     with pytest.raises(UserError, match="no per-question answers"):
         script.rows(tmp_path, ["ukmp"], [0.5], records, None)
+
+
+def test_the_script_pairs_two_runs_draw_by_draw(tmp_path: Path):
+    script = load_script("question_noise")
+    records = [VQARecord(Path("x.png"), i, "q?", ("red",) * 10) for i in range(2)]
+    # searched: 100, 100; plain: 50, 0 -> differences +50 and +100, mean +75
+    for seed, plain in ((0, {"0": "red", "1": "blue"}), (1, {"0": "blue", "1": "blue"})):
+        _write_eval(tmp_path / "searched" / f"seed-{seed}", "ukmp-50", {"0": "red", "1": "red"})
+        _write_eval(tmp_path / "plain" / f"seed-{seed}", "ukmp-50", plain)
+    lines = script.against(tmp_path / "searched", tmp_path / "plain", ["ukmp"], [0.5], records)
+    assert lines[2].startswith("| ukmp | 0.5 | searched > plain | within noise | +75.0 [+50.0–+100.0] ±")
