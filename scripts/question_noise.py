@@ -49,17 +49,30 @@ def per_question(eval_file: Path, records: list) -> list[float]:
     return [vqa_accuracy(answers[str(r.question_id)], r.answers) for r in used]
 
 
-def rows(run: Path, methods: list[str], ratios: list[float], records: list, first: int | None) -> list[str]:
+def draw_scores(run: Path, methods: list[str], ratios: list[float], records: list) -> dict[str, list[list[float]]]:
+    """Per-question scores of every draw, by artifact name: each evaluation file read and scored once."""
     folders = draw_folders(run)
+    names = [artifact_name(method, ratio) for method in methods for ratio in ratios]
+    return {name: [per_question(f / "evals" / f"{name}.json", records) for f in folders] for name in names}
+
+
+def check_same_draws(run: Path, other: Path) -> None:
+    """Two runs are paired draw by draw, so they must hold the same seed-* folders."""
+    draws, other_draws = ([f.name for f in draw_folders(r)] for r in (run, other))
+    if draws != other_draws:
+        theirs, mine = ", ".join(other_draws), ", ".join(draws)
+        raise UserError(f"{other} has draws {theirs} and {run} {mine}; pair runs of one draw set.")
+
+
+def rows(scores: dict[str, list[list[float]]], methods: list[str], ratios: list[float], first: int | None) -> list[str]:
     out = []
     for method in methods:
         for ratio in ratios:
-            name = artifact_name(method, ratio)
-            scores = [per_question(f / "evals" / f"{name}.json", records) for f in folders]
-            n = min(len(s) for s in scores)
+            draws = scores[artifact_name(method, ratio)]
+            n = min(len(d) for d in draws)
             if first is not None:
                 n = min(n, first)
-            s = draw_spread([row[:n] for row in scores])
+            s = draw_spread([d[:n] for d in draws])
             per_draw = ", ".join(f"{a:.1f}" for a in s.accuracies)
             mean = sum(s.accuracies) / len(s.accuracies)
             out.append(
@@ -69,23 +82,26 @@ def rows(run: Path, methods: list[str], ratios: list[float], records: list, firs
     return out
 
 
-def against(run: Path, other: Path, methods: list[str], ratios: list[float], records: list) -> list[str]:
-    """Paired orderings "run > other" per method and ratio, over the draws both runs have."""
-    folders = draw_folders(run)
+def against(
+    mine: dict[str, list[list[float]]],
+    theirs: dict[str, list[list[float]]],
+    label: str,
+    methods: list[str],
+    ratios: list[float],
+) -> list[str]:
+    """Paired orderings (``label``, e.g. "searched > plain") per method and ratio, draw by draw."""
     out = ["| method | ratio | ordering | verdict | mean difference [min–max] ±95% |", "|---|---|---|---|---|"]
     for method in methods:
         for ratio in ratios:
             name = artifact_name(method, ratio)
-            mine, theirs = [], []
-            for f in folders:
-                a = per_question(f / "evals" / f"{name}.json", records)
-                b = per_question(other / f.name / "evals" / f"{name}.json", records)
+            a_means, b_means = [], []
+            for a, b in zip(mine[name], theirs[name], strict=True):
                 n = min(len(a), len(b))
-                mine.append(100.0 * sum(a[:n]) / n)
-                theirs.append(100.0 * sum(b[:n]) / n)
-            verdict, diff = paired_ordering(mine, theirs)
+                a_means.append(100.0 * sum(a[:n]) / n)
+                b_means.append(100.0 * sum(b[:n]) / n)
+            verdict, diff = paired_ordering(a_means, b_means)
             out.append(
-                f"| {method} | {ratio:g} | {run.name} > {other.name} | {verdict} | "
+                f"| {method} | {ratio:g} | {label} | {verdict} | "
                 f"{diff.mean:+.1f} [{diff.min:+.1f}–{diff.max:+.1f}] ±{diff.ci95:.1f} |"
             )
     return out
@@ -113,11 +129,16 @@ def main(argv: list[str] | None = None) -> int:
         records = list(load_task(resolve_data_dir(args.eval, args.split), args.split, "vqa"))
         methods = [m for m in args.methods.split(",") if m]
         ratios = [float(r) for r in args.ratios.split(",") if r]
-        lines = HEADER + rows(args.run, methods, ratios, records, None)
-        if args.first is not None:
-            lines += [""] + HEADER + rows(args.run, methods, ratios, records, args.first)
         if args.against is not None:
-            lines += [""] + against(args.run, args.against, methods, ratios, records)
+            check_same_draws(args.run, args.against)
+        scores = draw_scores(args.run, methods, ratios, records)
+        lines = HEADER + rows(scores, methods, ratios, None)
+        if args.first is not None:
+            lines += [""] + HEADER + rows(scores, methods, ratios, args.first)
+        if args.against is not None:
+            other = draw_scores(args.against, methods, ratios, records)
+            label = f"{args.run.name} > {args.against.name}"
+            lines += [""] + against(scores, other, label, methods, ratios)
     except UserError as err:
         print(f"question_noise: {err}", file=sys.stderr)
         return 2

@@ -60,9 +60,10 @@ def test_the_script_scores_every_answer_and_tables_the_first_n(tmp_path: Path):
     records = [VQARecord(Path("x.png"), i, "q?", ("red",) * 10) for i in range(4)]
     _write_eval(tmp_path / "seed-0", "ukmp-50", {"0": "red", "1": "red", "2": "blue", "3": "blue"})
     _write_eval(tmp_path / "seed-1", "ukmp-50", {"0": "red", "1": "blue", "2": "red", "3": "blue"})
-    full = script.rows(tmp_path, ["ukmp"], [0.5], records, None)
+    scores = script.draw_scores(tmp_path, ["ukmp"], [0.5], records)
+    full = script.rows(scores, ["ukmp"], [0.5], None)
     assert full == [f"| ukmp | 0.5 | 4 | 50.0, 50.0 | 50.0 | 0.0 | 0.00 | {math.sqrt(1e4 / 12):.2f} | 0.00 | 0.0 |"]
-    first_two = script.rows(tmp_path, ["ukmp"], [0.5], records, 2)
+    first_two = script.rows(scores, ["ukmp"], [0.5], 2)
     assert first_two[0].startswith("| ukmp | 0.5 | 2 | 100.0, 50.0 | 75.0 | 50.0 |")
 
 
@@ -73,7 +74,7 @@ def test_the_script_names_an_evaluation_without_answers(tmp_path: Path):
         (tmp_path / f"seed-{seed}" / "evals").mkdir(parents=True)
         (tmp_path / f"seed-{seed}" / "evals" / "ukmp-50.json").write_text(json.dumps({"tasks": {"vqa": {}}}))
     with pytest.raises(UserError, match="no per-question answers"):
-        script.rows(tmp_path, ["ukmp"], [0.5], records, None)
+        script.draw_scores(tmp_path, ["ukmp"], [0.5], records)
 
 
 def test_the_script_pairs_two_runs_draw_by_draw(tmp_path: Path):
@@ -83,5 +84,17 @@ def test_the_script_pairs_two_runs_draw_by_draw(tmp_path: Path):
     for seed, plain in ((0, {"0": "red", "1": "blue"}), (1, {"0": "blue", "1": "blue"})):
         _write_eval(tmp_path / "searched" / f"seed-{seed}", "ukmp-50", {"0": "red", "1": "red"})
         _write_eval(tmp_path / "plain" / f"seed-{seed}", "ukmp-50", plain)
-    lines = script.against(tmp_path / "searched", tmp_path / "plain", ["ukmp"], [0.5], records)
+    searched = script.draw_scores(tmp_path / "searched", ["ukmp"], [0.5], records)
+    plain = script.draw_scores(tmp_path / "plain", ["ukmp"], [0.5], records)
+    lines = script.against(searched, plain, "searched > plain", ["ukmp"], [0.5])
     assert lines[2].startswith("| ukmp | 0.5 | searched > plain | within noise | +75.0 [+50.0–+100.0] ±")
+
+
+def test_the_script_pairs_only_runs_of_one_draw_set(tmp_path: Path, capsys):
+    script = load_script("question_noise")
+    for run, seeds in (("a", (0, 1)), ("b", (0, 1, 2))):
+        for seed in seeds:
+            _write_eval(tmp_path / run / f"seed-{seed}", "ukmp-50", {"0": "red"})
+    assert script.main([str(tmp_path / "a"), "--methods", "ukmp", "--against", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert "pair runs of one draw set" in err and "Traceback" not in err

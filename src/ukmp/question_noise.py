@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -42,9 +42,6 @@ class DrawSpread:
     question_noise_std: float
     plan_std: float
     expected_plan_span: float
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def draw_spread(scores: Sequence[Sequence[float]]) -> DrawSpread:
