@@ -46,7 +46,7 @@ def main() -> int:
     trace = searched["method"]["options"]["plan_search"]
     model = str(args.work / "model" / args.gguf)
     config = PruneConfig(model=model, out=args.out, method="ukmp", ratio=args.ratio, of=args.of)
-    dense = load_dense(config, float32=False)
+    dense = load_dense(config, runs=False)
     scores = MethodScores.load(next(args.work.glob("pruned/ukmp-*/scores.safetensors"))).scores
     generator = torch.Generator().manual_seed(args.seed)
     attention = [g for g in dense.groups if g.name.endswith(".attn")]

@@ -49,6 +49,7 @@ from ukmp.evaluation.model_loading import load_model_and_processor
 from ukmp.loading import resolve_model_ref
 from ukmp.method_scores import MethodScores, check_scores_match
 from ukmp.output_guard import check_output
+from ukmp.placement import Placement
 from ukmp.planning.search import PlanSearchOptions
 from ukmp.preflight import check_calibration_data
 from ukmp.pruning import PruneConfig, load_dense, prune_scored, score
@@ -103,6 +104,8 @@ class CompareConfig:
     plan_search_data: str | None = None
     dtype: str = "auto"
     keep_end_layers: str = "none"  # 'llm-pruner': every method leaves LLM-Pruner's end layers dense
+    #: where every method scores and slices, and in what precision; evaluation and recovery use its device
+    placement: Placement = field(default_factory=Placement)
     extra: dict = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -142,6 +145,12 @@ class CompareConfig:
         if self.keep_end_layers not in SKIPS:
             raise UserError(f"--keep-end-layers must be one of {', '.join(SKIPS)}, got {self.keep_end_layers!r}.")
         self.plan_search.validate()
+        self.placement.resolved()
+
+    @property
+    def device(self) -> str:
+        """The device evaluation and recovery run on (the first of a device map's, where one is given)."""
+        return self.placement.resolved().device
 
     def scorer(self, method: str) -> Scorer:
         """The registered scorer ``method`` names, with this run's method options."""
@@ -249,7 +258,7 @@ class CompareRun:
         check_calibration_data(self.calib_dir, c.calib_split)
         if c.plan_search.enabled:
             self.plan_search_data = resolve_data_dir(c.calib, c.plan_search.split, flag="--calib")
-        self.dense = load_dense(self.prune_config(c.methods[0], c.ratios[0], self.out), float32=True)
+        self.dense = load_dense(self.prune_config(c.methods[0], c.ratios[0], self.out), runs=True)
         if self.dense.processor is None:
             raise UserError(f"{c.model} has no processor files (image processor + tokenizer) to read data with.")
         self._calibration = None
@@ -297,6 +306,7 @@ class CompareRun:
             progress=c.progress,
             dtype=c.dtype,
             keep_end_layers=c.keep_end_layers,
+            placement=c.placement,
         )
 
     # ------------------------------------------------------------------------------------ scoring
@@ -346,7 +356,7 @@ class CompareRun:
         if file.is_file():
             return without_predictions(json.loads(file.read_text()))
         c = self.config
-        model, processor, _ = load_model_and_processor(str(model_ref), device="cpu")
+        model, processor, _ = load_model_and_processor(str(model_ref), device=c.device)
         merged: dict[str, Any] | None = None
         for task in c.tasks:
             limit = c.caption_limit if task == "caption" and c.caption_limit is not None else c.limit
@@ -396,7 +406,7 @@ class CompareRun:
             batch_size=c.recover_batch_size,
             max_samples=c.recover_samples,
             seed=c.seed,
-            cpu=not torch.cuda.is_available(),
+            cpu=torch.device(c.device).type == "cpu",
             merge=True,
         )
         run_recovery(config, overwrite=True, progress=c.progress)

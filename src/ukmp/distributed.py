@@ -5,6 +5,9 @@ added up across processes, so every process ends with the scores one process wou
 Why sums: G = sum_n dL_n/dW, F = sum_n (dL_n/dW)^2 and the angle histograms are all sums over
 samples, so splitting the samples and adding the parts changes only the order of float additions
 (the histograms are integer counts: exactly equal).
+
+With GPUs each process scores on its own GPU (accelerate's ``PartialState.device``) and NCCL adds
+the sums where they lie; on CPUs gloo does.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ class World:
 
     rank: int = 0
     size: int = 1
+    #: this process's device under a launch (accelerate gives each process its own GPU where there are GPUs)
+    device: str = "cpu"
 
     @property
     def is_main(self) -> bool:
@@ -48,7 +53,7 @@ class World:
         if self.size == 1:
             return dict(counts)
         names = sorted(counts)
-        values = torch.tensor([counts[n] for n in names], dtype=torch.float64)
+        values = torch.tensor([counts[n] for n in names], dtype=torch.float64, device=self.device)
         self.sum_([values])
         return {n: int(v) for n, v in zip(names, values.tolist())}
 
@@ -61,5 +66,5 @@ def current_world() -> World:
     """The launch this process belongs to: ``accelerate launch`` sets WORLD_SIZE; else one process."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return ONE_PROCESS
-    state = PartialState(cpu=not torch.cuda.is_available())  # joins the process group (gloo on CPUs)
-    return World(state.process_index, state.num_processes)
+    state = PartialState(cpu=not torch.cuda.is_available())  # joins the process group (NCCL on GPUs, gloo on CPUs)
+    return World(state.process_index, state.num_processes, str(state.device))

@@ -20,19 +20,10 @@ from __future__ import annotations
 
 import gc
 import json
-import resource
 import sys
 from pathlib import Path
 
-
-def _status_kib(field: str) -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None
+from ukmp.peak_memory import lifetime_peak_rss_kib, reset_peak_rss, status_kib
 
 
 def _own_memory(model) -> None:
@@ -64,21 +55,11 @@ def _release_freed_memory() -> None:
         pass  # not glibc: the figure may then include some freed memory
 
 
-def _reset_peak() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
-
-
 def _rss_kib() -> int:
-    rss = _status_kib("VmRSS")
+    rss = status_kib("VmRSS")
     if rss is not None:
         return rss
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak // 1024 if sys.platform == "darwin" else peak
+    return lifetime_peak_rss_kib()
 
 
 def _import_model_code(ref: str) -> None:
@@ -116,7 +97,7 @@ def probe(spec: dict) -> dict:
         del forward
     _release_freed_memory()
     loaded = _rss_kib()
-    exact = _reset_peak() and _status_kib("VmHWM") is not None
+    exact = reset_peak_rss() and status_kib("VmHWM") is not None
     where = "in a fresh process per model, minus the RSS before loading"
     method = (
         f"peak RSS (VmHWM, reset before each forward) {where}" if exact else f"lifetime peak RSS (ru_maxrss) {where}"
@@ -129,9 +110,9 @@ def probe(spec: dict) -> dict:
             _release_freed_memory()
             before = _rss_kib()
             if exact:
-                _reset_peak()
+                reset_peak_rss()
             model(**forward)
-            peak = _status_kib("VmHWM") if exact else _rss_peak_lifetime()
+            peak = status_kib("VmHWM") if exact else lifetime_peak_rss_kib()
             batches[str(batch)] = {
                 "peak_mib": (peak - runtime) / 1024,
                 "activations_mib": (peak - before) / 1024,
@@ -143,11 +124,6 @@ def probe(spec: dict) -> dict:
         "model_mib": (loaded - runtime) / 1024,
         "batches": batches,
     }
-
-
-def _rss_peak_lifetime() -> int:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak // 1024 if sys.platform == "darwin" else peak
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,6 +31,7 @@ from ukmp.errors import UserError
 from ukmp.groups import PrunableGroup
 from ukmp.loading import base_reference, load_model, resolve_model_ref
 from ukmp.method_scores import MethodScores, check_scores_match
+from ukmp.placement import Placement
 from ukmp.planning.global_schedule import PlanResult
 from ukmp.planning.iterative import IterativeOptions
 from ukmp.planning.schedules import plan_from_scores
@@ -83,9 +84,12 @@ class PruneConfig:
     progress: bool = True
     dtype: str = "auto"
     keep_end_layers: str = "none"  # 'llm-pruner': leave LLM-Pruner's first/last layers dense (any method)
+    #: where scoring, the plan choices and the slicing run, and in what precision (`ukmp.placement`)
+    placement: Placement = field(default_factory=Placement)
 
     def validate(self) -> None:
         check_ratio(self.ratio)
+        self.placement.resolved()
         if self.dtype not in SAVED_DTYPES:
             raise UserError(f"--dtype must be one of {', '.join(SAVED_DTYPES)}, got {self.dtype!r}.")
         if self.of not in ("all", "prunable"):
@@ -144,8 +148,8 @@ class DenseModel:
     checksum: str
     counts: dict[str, int]
     basis: int
-    #: each parameter's dtype as the base was loaded (a T5 keeps `wo` in float32 inside a float16
-    #: checkpoint); scoring and slicing run in float32, the artifact goes back to these
+    #: the dtype each parameter is saved in with ``--dtype auto``: the base's as loaded (a T5 keeps `wo` in
+    #: float32 inside a float16 checkpoint), or the scoring precision where that was lower (see ``load_dense``)
     param_dtypes: dict[str, torch.dtype] = field(default_factory=dict)
 
     def copy(self) -> DenseModel:
@@ -154,25 +158,35 @@ class DenseModel:
 
 
 def load_dense(
-    config: PruneConfig, *, preloaded: tuple[Any, Any] | None = None, float32: bool | None = None
+    config: PruneConfig, *, preloaded: tuple[Any, Any] | None = None, runs: bool | None = None
 ) -> DenseModel:
-    """Load ``config.model`` (or take ``preloaded`` = (model, processor), sliced later: pass a copy).
+    """Load ``config.model`` (or take ``preloaded`` = (model, processor), sliced later: pass a copy), placed.
 
-    The model runs in float32 when it will be run at all (``float32``; by default when the method
-    reads calibration data or a plan search evaluates candidates). A data-free method keeps the
-    base dtype: its scores are the same (an L1 norm of exact upcasts) and a bf16 model then costs
-    one copy of its weights instead of two.
+    The model is cast to the scoring precision and put on ``config.placement``'s device(s) when it
+    will be run at all (``runs``; by default when the method reads calibration data or a plan search
+    evaluates candidates). A data-free method keeps the base dtype: its scores are the same (an L1
+    norm of exact upcasts) and a bf16 model then costs one copy of its weights instead of two.
+
+    The checksum is taken before the cast, so it names the base as loaded. A parameter the cast made
+    less precise (float32 scored in bfloat16) is saved in the scoring precision under ``--dtype
+    auto``: the sliced weights are those values, and saving them wider would only pretend otherwise.
     """
     ref = resolve_model_ref(config.model)
     if preloaded is None:
         check_model_source(ref, config.gguf_file)
     model = preloaded[0] if preloaded is not None else load_model(ref, gguf_file=config.gguf_file)
-    param_dtypes = {name: p.dtype for name, p in model.named_parameters()}
-    if float32 is None:
-        float32 = config.scorer().calibrated or config.plan_search.enabled
-    model = (model.float() if float32 else model).eval()
     if getattr(model, "ukmp_manifest", None) is not None:
         raise UserError(f"{config.model} is already a pruned model; give its dense base model instead.")
+    scorer = config.scorer()
+    if runs is None:
+        runs = scorer.calibrated or config.plan_search.enabled
+    checksum = state_dict_sha256(model, as_float32=True)
+    base_dtypes = {name: p.dtype for name, p in model.named_parameters()}
+    model = config.placement.place(model, runs=runs, gradients=scorer.reads_gradients).eval()
+    param_dtypes = {
+        name: base_dtypes[name] if p.dtype in (base_dtypes[name], torch.float32) else p.dtype
+        for name, p in model.named_parameters()
+    }
     adapter = find_adapter(model)
     groups = adapter.groups(model, config.components)
     if not groups:
@@ -181,7 +195,6 @@ def load_dense(
     check_processor_matches(model, processor, str(ref))
     counts = parameter_counts(model, adapter)
     basis = counts["total"] if config.of == "all" else prunable_parameters(groups)
-    checksum = state_dict_sha256(model, as_float32=True)
     return DenseModel(str(ref), model, processor, adapter, groups, checksum, counts, basis, param_dtypes)
 
 
@@ -407,6 +420,8 @@ def prune(
             f"--method {scorer.name} scores in one process; only {', '.join(splitting)} split their calibration "
             "samples across the processes of `accelerate launch`: run this method without it."
         )
+    if world.size > 1:
+        config = replace(config, placement=world_placement(config.placement, world))
     dense = load_dense(config, preloaded=preloaded)
     scored = score(config, dense, scorer, world=world)
     if not world.is_main:
@@ -415,6 +430,16 @@ def prune(
     if verbose:
         print_summary(summary, config, dense.basis, out)
     return summary
+
+
+def world_placement(placement: Placement, world: World) -> Placement:
+    """Under ``accelerate launch`` each process scores on its own device (``--device cpu`` keeps them on CPUs)."""
+    if placement.device_map is not None:
+        raise UserError(
+            "--device-map spreads one model over the devices, while `accelerate launch` gives each process a whole "
+            "copy; use one of them."
+        )
+    return placement if placement.device.strip().lower() == "cpu" else replace(placement, device=world.device)
 
 
 def print_summary(summary: dict[str, Any], config: PruneConfig, basis: int, out: Path) -> None:

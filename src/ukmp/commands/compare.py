@@ -16,7 +16,9 @@ from ukmp.commands.help_format import HelpFormatter
 from ukmp.commands.shared_options import (
     add_dtype_argument,
     add_keep_end_layers_argument,
+    add_placement_arguments,
     add_plan_search_arguments,
+    placement_from,
     plan_search_options,
 )
 from ukmp.compare import DEFAULT_METHODS, RECOVERY_MODES, CompareConfig, parse_list, parse_ratios
@@ -87,6 +89,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     search = parser.add_argument_group("plan search, beyond the paper (every method searched alike)")
     add_plan_search_arguments(search)
     add_dtype_argument(parser)
+    add_placement_arguments(parser.add_argument_group("device and precision (src/ukmp/placement.py)"))
     parser.add_argument("--overwrite", action="store_true", help="start afresh instead of reusing OUT")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.set_defaults(func=run)
@@ -126,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         plan_search=plan_search_options(args),
         keep_end_layers=args.keep_end_layers,
+        placement=placement_from(args),
         extra={"command": _command_line(args)},
     )
     run_compare(config, overwrite=args.overwrite)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ukmp.atomic import replace_folder
 from ukmp.commands.help_format import HelpFormatter
+from ukmp.commands.shared_options import add_placement_arguments, placement_from
 from ukmp.data.index import SHAPES_CALIB_SPLIT
 from ukmp.errors import UserError
 from ukmp.output_guard import check_output, remove_stale_temporaries, temporary_prefix
@@ -39,6 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--limit", type=int, default=None, help="evaluate on the first N val records only")
     parser.add_argument("--model", default=MODEL, help="model to run the demo on (default: the shipped one)")
+    add_placement_arguments(parser.add_argument_group("device and precision (src/ukmp/placement.py)"))
     parser.set_defaults(func=run)
 
 
@@ -53,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
     from ukmp.zoo import resolve_model_name
 
     check_ratio(args.ratio)
+    placement = placement_from(args)
+    device = placement.resolved().device
     model_dir = Path(resolve_model_name(args.model) or args.model)
     # a rerun replaces an earlier demo's folder, and nothing else
     check_output(args.out, overwrite=True, markers=DEMO_MARKERS, inputs=(model_dir,))
@@ -70,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     tmp = Path(tempfile.mkdtemp(prefix=temporary_prefix(args.out), dir=args.out.parent))
     try:
         print(f"[1/3] evaluating the dense {name}")
-        dense = evaluate_model(str(model_dir), val, limit=args.limit, name=name)
+        dense = evaluate_model(str(model_dir), val, limit=args.limit, name=name, device=device)
         _dump(tmp / "dense_results.json", dense)
         artifact = tmp / f"{name}-ukmp-{round(args.ratio * 100)}"
         print(f"[2/3] pruning {args.ratio:.0%} of all parameters with UKMP")
@@ -82,10 +86,11 @@ def run(args: argparse.Namespace) -> int:
             calib=calib,
             calib_split=SHAPES_CALIB_SPLIT,
             num_samples=args.num_samples,
+            placement=placement,
         )
         prune_summary = prune(config)
         print("[3/3] evaluating the pruned model (reloaded from its artifact)")
-        pruned = evaluate_model(str(artifact), val, limit=args.limit, name=artifact.name)
+        pruned = evaluate_model(str(artifact), val, limit=args.limit, name=artifact.name, device=device)
         _dump(tmp / "pruned_results.json", pruned)
         report = _report(name, dense, pruned, prune_summary, artifact.name, time.time() - started, args)
         (tmp / "report.md").write_text(report)

@@ -17,7 +17,9 @@ from ukmp.commands.help_format import HelpFormatter
 from ukmp.commands.shared_options import (
     add_dtype_argument,
     add_keep_end_layers_argument,
+    add_placement_arguments,
     add_plan_search_arguments,
+    placement_from,
     plan_search_options,
 )
 from ukmp.data.index import default_calib_split, resolve_data_dir
@@ -70,6 +72,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.add_argument("--gguf-file", default=None, help="the GGUF file inside the MODEL folder to load")
     add_dtype_argument(parser)
+    add_placement_arguments(parser.add_argument_group("device and precision (src/ukmp/placement.py)"))
     ukmi = parser.add_argument_group("UKMP (docs/method-notes.md)")
     ukmi.add_argument(
         "--calib", default=None, help="calibration data folder (ukmp_data.json), 'shapes', or a .txt/.jsonl text file"
@@ -141,6 +144,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_ratio(args.ratio)
+    placement = placement_from(args)
     if args.num_samples < 1:
         raise UserError(f"--num-samples must be at least 1, got {args.num_samples}.")
     components = [c.strip() for c in args.components.split(",")] if args.components else None
@@ -215,6 +219,7 @@ def run(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         keep_end_layers=args.keep_end_layers,
         progress=not args.no_progress,
+        placement=placement,
     )
     prune(config, overwrite=args.overwrite)
     return 0

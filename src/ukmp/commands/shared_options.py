@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ukmp.placement import SCORE_DTYPES, Placement
 from ukmp.planning.search import PlanSearchOptions
 from ukmp.pruning import SAVED_DTYPES
 from ukmp.scoring.llm_pruner import SKIPS
@@ -51,8 +52,35 @@ def add_dtype_argument(parser: argparse._ActionsContainer) -> None:
         "--dtype",
         choices=SAVED_DTYPES,
         default="auto",
-        help="dtype of the saved weights; auto keeps the base model's (scoring always runs in float32)",
+        help="dtype of the saved weights; auto keeps the base model's (or the scoring precision where that is lower)",
     )
+
+
+def add_placement_arguments(parser: argparse._ActionsContainer) -> None:
+    """--device, --score-dtype and --device-map: where and in what precision scoring runs (`ukmp.placement`)."""
+    parser.add_argument(
+        "--device", default="auto", help="cpu, cuda, cuda:N, or auto: the first GPU when there is one, else the CPU"
+    )
+    parser.add_argument(
+        "--score-dtype",
+        choices=SCORE_DTYPES,
+        default="auto",
+        help="precision of the weights and activations while scoring (sums are formed in float32); "
+        "auto: bfloat16 on a GPU, float32 on the CPU",
+    )
+    parser.add_argument(
+        "--device-map",
+        default=None,
+        help="place a model larger than one device: auto (accelerate spreads it over the GPUs, then the CPU), "
+        "or a JSON object / file from module names to devices; overrides --device",
+    )
+
+
+def placement_from(args: argparse.Namespace) -> Placement:
+    """The parsed placement flags, checked (one sentence for a device that is not here)."""
+    placement = Placement(device=args.device, dtype=args.score_dtype, device_map=args.device_map)
+    placement.resolved()
+    return placement
 
 
 def add_keep_end_layers_argument(parser: argparse._ActionsContainer) -> None:

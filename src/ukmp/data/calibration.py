@@ -31,6 +31,7 @@ from ukmp.data.reading import load_image
 from ukmp.data.text import is_text_data, text_windows
 from ukmp.data.text_calibration import DEFAULT_CALIB_SEQ_LEN, TextSample, pad_id, prefix_lm_windows, text_batches
 from ukmp.errors import UserError
+from ukmp.placement import to_model
 
 
 @dataclass(frozen=True)
@@ -113,9 +114,23 @@ def take_disjoint(samples: Sequence[PrefixLMSample], counts: Sequence[int]) -> l
 
 
 def calibration_batches(
+    processor, samples: Sequence[PrefixLMSample], batch_size: int, *, encoder_decoder: bool, model=None
+) -> Iterator[dict[str, torch.Tensor]]:
+    """Model inputs for `samples`, `batch_size` at a time, with -100 outside the targets.
+
+    With ``model`` the batches are placed for it (its input device, its precision; `ukmp.placement`).
+    """
+    batches = _batches(processor, samples, batch_size, encoder_decoder=encoder_decoder)
+    if model is None:
+        yield from batches
+        return
+    for batch in batches:
+        yield to_model(batch, model)
+
+
+def _batches(
     processor, samples: Sequence[PrefixLMSample], batch_size: int, *, encoder_decoder: bool
 ) -> Iterator[dict[str, torch.Tensor]]:
-    """Model inputs for `samples`, `batch_size` at a time, with -100 outside the targets."""
     if samples and isinstance(samples[0], TextSample):
         tokenizer = getattr(processor, "tokenizer", processor)
         yield from text_batches(samples, batch_size, pad_id(tokenizer))

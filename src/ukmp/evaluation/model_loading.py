@@ -13,19 +13,9 @@ from pathlib import Path
 from ukmp.errors import UserError
 from ukmp.evaluation.harness import evaluate
 from ukmp.loading import load_model, resolve_model_ref
+from ukmp.placement import resolve_device
 from ukmp.preflight import looks_local
 from ukmp.processors import load_processor
-
-
-def pick_device(device: str = "auto"):
-    import torch
-
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except RuntimeError as exc:
-        raise UserError(f"unknown device {device!r}; use cpu, cuda, cuda:N or auto.") from exc
 
 
 def load_model_and_processor(name: str, *, device: str = "auto", gguf_file: str | None = None):
@@ -41,7 +31,7 @@ def load_model_and_processor(name: str, *, device: str = "auto", gguf_file: str 
         )
     model = load_model(path, gguf_file=gguf_file)
     processor = load_processor(path, gguf_file)
-    return model.to(pick_device(device)).eval(), processor, path
+    return model.to(resolve_device(device)).eval(), processor, path
 
 
 def evaluate_model(
@@ -54,9 +44,10 @@ def evaluate_model(
     name: str | None = None,
     batch_size: int = 64,
     progress: bool = True,
+    device: str = "cpu",
 ) -> dict:
-    """Load a dense model or a pruned artifact and run the evaluation harness on it."""
-    model, processor, _ = load_model_and_processor(model_ref, device="cpu")
+    """Load a dense model or a pruned artifact (on ``device``) and run the evaluation harness on it."""
+    model, processor, _ = load_model_and_processor(model_ref, device=device)
     return evaluate(
         model,
         processor,

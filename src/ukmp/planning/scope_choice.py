@@ -48,10 +48,12 @@ def scope_choice_batches(processor, model: nn.Module, data, split: str, *, seed:
                 f"--norm-scope auto chooses on windows of the calibration text that the scorer does not read, but "
                 f"the scorer reads all of {data}'s: give more text, lower --num-samples, or pass --norm-scope modality."
             )
-        return window_batches(processor, windows, BATCH_SIZE)
+        return window_batches(processor, windows, BATCH_SIZE, model=model)
     samples = load_calibration_samples(data, split, seed=seed, pool=2 * num_samples)
     chosen = take_disjoint(samples, [num_samples, num_samples])[1][:IMAGE_SAMPLES]
-    return list(calibration_batches(processor, chosen, BATCH_SIZE, encoder_decoder=is_encoder_decoder(model)))
+    return list(
+        calibration_batches(processor, chosen, BATCH_SIZE, encoder_decoder=is_encoder_decoder(model), model=model)
+    )
 
 
 @torch.no_grad()

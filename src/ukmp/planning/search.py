@@ -123,7 +123,7 @@ def selection_batches(
     measures): the scorers read the first `reserved` windows of that order, so the two never meet.
     """
     if text_source(data) is not None:
-        return text_selection_batches(processor, data, options, seed, reserved=reserved)
+        return text_selection_batches(processor, data, options, seed, reserved=reserved, model=model)
     pairs = vqa_samples(data, options.split)
     if not pairs:
         raise UserError(
@@ -132,12 +132,16 @@ def selection_batches(
     random.Random(seed).shuffle(pairs)
     return list(
         calibration_batches(
-            processor, pairs[: options.samples], options.batch_size, encoder_decoder=is_encoder_decoder(model)
+            processor,
+            pairs[: options.samples],
+            options.batch_size,
+            encoder_decoder=is_encoder_decoder(model),
+            model=model,
         )
     )
 
 
-def text_selection_batches(processor, data, options: PlanSearchOptions, seed: int, *, reserved: int):
+def text_selection_batches(processor, data, options: PlanSearchOptions, seed: int, *, reserved: int, model=None):
     """Held-out windows of the calibration text, next-token loss on every token (see `selection_batches`)."""
     held_out = held_out_windows(processor, data, seed, reserved=reserved)
     if options.samples > len(held_out):
@@ -146,7 +150,7 @@ def text_selection_batches(processor, data, options: PlanSearchOptions, seed: in
             f"scorer reads, but {data} has {len(held_out) + reserved}; lower --plan-search-samples or --num-samples, "
             "or give more text."
         )
-    return window_batches(processor, held_out[len(held_out) - options.samples :], options.batch_size)
+    return window_batches(processor, held_out[len(held_out) - options.samples :], options.batch_size, model=model)
 
 
 def held_out_windows(processor, data, seed: int, *, reserved: int) -> list[TextSample]:
@@ -155,9 +159,9 @@ def held_out_windows(processor, data, seed: int, *, reserved: int) -> list[TextS
     return [TextSample(w.ids, 0) for w in windows[reserved:]]
 
 
-def window_batches(processor, windows: Sequence[TextSample], batch_size: int) -> list:
-    """Text windows as model inputs with every token a target."""
-    return list(calibration_batches(processor, windows, batch_size, encoder_decoder=False))
+def window_batches(processor, windows: Sequence[TextSample], batch_size: int, *, model=None) -> list:
+    """Text windows as model inputs with every token a target (placed for ``model`` when given)."""
+    return list(calibration_batches(processor, windows, batch_size, encoder_decoder=False, model=model))
 
 
 def plan_loss(model: nn.Module, groups: Sequence[PrunableGroup], plan: PruningPlan, batches: Sequence) -> float:

@@ -26,11 +26,13 @@ from ukmp.distributed import ONE_PROCESS, World
 from ukmp.errors import UserError
 from ukmp.groups import PrunableGroup, PruningPlan
 from ukmp.method_scores import MethodScores
+from ukmp.peak_memory import measured_peak
+from ukmp.placement import model_device
 from ukmp.planning.iterative import IterativeOptions
 from ukmp.scoring.calibration_pass import CalibrationPass
 from ukmp.scoring.ecoflap_sp import ECoFLaPOptions
 from ukmp.scoring.llm_pruner import LLMPrunerOptions
-from ukmp.scoring.ukmi import UKMIOptions, peak_memory_mb
+from ukmp.scoring.ukmi import UKMIOptions
 
 
 @dataclass
@@ -142,6 +144,11 @@ class Scorer:
         """What this scorer reads from the shared calibration pass ('activations', 'gradients', 'fisher')."""
         return set()
 
+    @property
+    def reads_gradients(self) -> bool:
+        """Whether scoring backpropagates (memory for one gradient per prunable weight is then needed)."""
+        return bool(self.calibration_needs() & {"gradients", "fisher"})
+
     def compute(self, inputs: ScoringInputs) -> MethodScores:
         """Per-unit scores of every group of ``inputs.groups`` (stats and factors as the method has them)."""
         raise NotImplementedError
@@ -150,14 +157,16 @@ class Scorer:
         """``compute``, timed, with the calibration and approximation recorded in the stats.
 
         The time of shared calibration passes this scorer relied on is recorded apart from its own,
-        so a comparison can charge each method what it would cost alone.
+        so a comparison can charge each method what it would cost alone. The peak memory is measured
+        inside this method's scoring, on the device the model runs on (``ukmp.peak_memory``).
         """
         if self.calibrated and inputs.calib is None:
             raise UserError(f"--method {self.name} needs calibration data: pass --calib DIR (or --calib shapes).")
         shared = inputs.shared_pass
         passes_before = len(shared.passes) if shared is not None else 0
         started = time.time()
-        scored = self.compute(inputs)
+        with measured_peak(model_device(inputs.model)) as peak:
+            scored = self.compute(inputs)
         elapsed = time.time() - started
         scored.method = self.label
         stats = scored.stats
@@ -172,7 +181,7 @@ class Scorer:
                 "passes": used,
                 "needs": sorted(needs),
             }
-        stats.setdefault("scoring", {"seconds": elapsed, "peak_memory_mb": peak_memory_mb()})
+        stats.setdefault("scoring", {"seconds": elapsed, **peak.as_dict()})
         if self.calibrated:
             stats.setdefault("calibration", inputs.calibration_record())
         if self.approximation:

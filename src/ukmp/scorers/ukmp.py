@@ -48,6 +48,10 @@ class UKMPScorer(Scorer):
         preset = PRESETS["paper" if self.variant == "paper" else DEFAULT_PRESET]
         return IterativeOptions(norm=preset.norm, scope=preset.scope, iterative=preset.iterative)
 
+    @property
+    def reads_gradients(self) -> bool:
+        return True  # UKMI's gradient pass runs outside the shared calibration pass
+
     def compute(self, inputs: ScoringInputs) -> MethodScores:
         options = self.options.ukmi
         options.validate()
@@ -67,7 +71,9 @@ class UKMPScorer(Scorer):
         n_batches = -(-len(gradient_samples) // inputs.batch_size)
 
         def batches(chosen):
-            return calibration_batches(inputs.processor, chosen, inputs.batch_size, encoder_decoder=enc_dec)
+            return calibration_batches(
+                inputs.processor, chosen, inputs.batch_size, encoder_decoder=enc_dec, model=inputs.model
+            )
 
         result = ukmi_scores(
             inputs.model,

@@ -28,8 +28,10 @@ from ukmp.data.calibration import calibration_batches, load_calibration_samples,
 from ukmp.errors import UserError
 from ukmp.evaluation.generation import is_encoder_decoder
 from ukmp.groups import PrunableGroup
+from ukmp.peak_memory import PeakMeter
+from ukmp.placement import model_device
 from ukmp.scoring.activation_stats import ChannelStats, consumer_names, record_input_stats
-from ukmp.scoring.ukmi import _member_modules, _target_logits, peak_memory_mb
+from ukmp.scoring.ukmi import _member_modules, _target_logits, take_gradients
 
 
 def plain_target_loss(model: nn.Module, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -82,7 +84,11 @@ class CalibrationPass:
     def batches(self, batch_size: int | None = None):
         """Model inputs for the samples, ``batch_size`` at a time (default: the pass's batch size)."""
         return calibration_batches(
-            self.processor, self.samples(), batch_size or self.batch_size, encoder_decoder=self.encoder_decoder
+            self.processor,
+            self.samples(),
+            batch_size or self.batch_size,
+            encoder_decoder=self.encoder_decoder,
+            model=self.model,
         )
 
     # -------------------------------------------------------------------------------- shared pass
@@ -130,10 +136,13 @@ class CalibrationPass:
             for module in modules.values():
                 module.weight.requires_grad_(True)
                 module.weight.grad = None
-        grads = {n: torch.zeros_like(m.weight, dtype=torch.float32) for n, m in modules.items()} if with_grad else {}
+        # without Fisher, autograd's accumulation into .grad is the sum G: one set of gradients, no buffer
+        in_place = with_grad and not with_fisher
+        grads = {n: torch.zeros_like(m.weight, dtype=torch.float32) for n, m in modules.items()} if with_fisher else {}
         names = consumer_names(self.groups) if "activations" in needs else []
         started = time.time()
         tokens = 0
+        meter = PeakMeter(model_device(model)).start()
         desc = "calibration pass (" + ", ".join(sorted(needs)) + ")"
         try:
             with record_input_stats(model, names) as stats:
@@ -148,13 +157,17 @@ class CalibrationPass:
                         continue
                     out = model(**batch)
                     plain_target_loss(model, out.logits, batch["labels"]).backward()
+                    if in_place:
+                        continue
                     for name, module in modules.items():
                         g = module.weight.grad.float()
                         grads[name] += g
-                        if with_fisher:
-                            fisher[name] += g * g
+                        fisher[name] += g * g
                         module.weight.grad = None
+            if in_place:
+                grads = take_gradients(modules)
         finally:
+            reading = meter.stop()
             for p, flag in flags.items():
                 p.requires_grad_(flag)
             model.train(was_training)
@@ -169,6 +182,6 @@ class CalibrationPass:
                 "samples": len(self.samples()),
                 "target_tokens": tokens,
                 "seconds": time.time() - started,
-                "peak_memory_mb": peak_memory_mb(),
+                **reading.as_dict(),
             }
         )

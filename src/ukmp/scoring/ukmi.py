@@ -23,9 +23,8 @@ fp16/bf16: a deliberate, documented difference that makes the scores determinist
 
 from __future__ import annotations
 
-import resource
-import sys
 import time
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -37,6 +36,8 @@ from ukmp.adapters.base import get_module
 from ukmp.distributed import ONE_PROCESS, World
 from ukmp.evaluation.generation import is_encoder_decoder
 from ukmp.groups import PrunableGroup
+from ukmp.peak_memory import PeakMeter
+from ukmp.placement import model_device
 from ukmp.scoring.entropy import ANGLE_MODES, RowAngleHistogram
 from ukmp.scoring.token_selection import (
     DEFAULT_THRESHOLD,
@@ -94,14 +95,6 @@ class UKMIScores:
     stats: dict = field(default_factory=dict)
 
 
-def peak_memory_mb(device: torch.device | None = None) -> float:
-    """Peak memory so far: the accelerator's allocator peak, else the process's peak RSS."""
-    if device is not None and device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
-
-
 def _member_modules(model: nn.Module, groups: list[PrunableGroup]) -> dict[str, nn.Linear]:
     return {m.module: get_module(model, m.module) for g in groups for m in g.members}
 
@@ -138,15 +131,18 @@ def accumulate_gradients(
     for module in modules.values():
         module.weight.requires_grad_(True)
         module.weight.grad = None
-    # fp32 weights without Fisher: autograd's own accumulation into .grad *is* the sum G, so no second
-    # buffer is needed (peak memory stays that of one forward+backward). Otherwise sum into fp32 buffers.
-    in_place = not need_fisher and all(m.weight.dtype == torch.float32 for m in modules.values())
+    # Without Fisher, autograd's own accumulation into .grad *is* the sum G, so no second buffer is
+    # needed: scoring holds the weights and one set of gradients (bfloat16 scoring: the sum over batches
+    # is then formed in bfloat16; everything computed from it is float32). Fisher needs per-sample
+    # gradients, summed into float32 buffers.
+    in_place = not need_fisher
     grads = {} if in_place else {n: torch.zeros_like(m.weight, dtype=torch.float32) for n, m in modules.items()}
     fisher = (
         {name: torch.zeros_like(m.weight, dtype=torch.float32) for name, m in modules.items()} if need_fisher else {}
     )
     tokens = {"selected": 0, "valid": 0, "samples": 0}
     started = time.time()
+    meter = PeakMeter(model_device(model)).start()
     try:
         for batch in tqdm(batches, total=total, desc="UKMI gradients", unit="batch", disable=not progress):
             # Fisher needs per-sample gradients; the first-order sum does not, and one backward of the
@@ -169,10 +165,9 @@ def accumulate_gradients(
                         fisher[name] += g * g
                     module.weight.grad = None
         if in_place:
-            for name, module in modules.items():
-                grads[name] = module.weight.grad if module.weight.grad is not None else torch.zeros_like(module.weight)
-                module.weight.grad = None
+            grads = take_gradients(modules)
     finally:
+        reading = meter.stop()
         for p, flag in flags.items():
             p.requires_grad_(flag)
         model.train(was_training)
@@ -180,13 +175,22 @@ def accumulate_gradients(
     tokens = world.sum_counts(tokens)
     stats = {
         "seconds": time.time() - started,
-        "peak_memory_mb": peak_memory_mb(),
+        **reading.as_dict(),
         "backpropagated_tokens": tokens["selected"],
         "target_tokens": tokens["valid"],
         "samples": tokens["samples"],
         "processes": world.size,
     }
     return grads, fisher, stats
+
+
+def take_gradients(modules: dict[str, nn.Linear]) -> dict[str, torch.Tensor]:
+    """Each weight's accumulated ``.grad`` (zeros where none arrived), detached from its module."""
+    grads = {}
+    for name, module in modules.items():
+        grads[name] = module.weight.grad if module.weight.grad is not None else torch.zeros_like(module.weight)
+        module.weight.grad = None
+    return grads
 
 
 def _split_samples(batch: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
@@ -211,8 +215,13 @@ def taylor_unit_scores(
     fisher: dict[str, torch.Tensor],
     term: str,
 ) -> dict[str, torch.Tensor]:
-    """Mean salience per attached weight, per unit (the block-wise param norm)."""
+    """Mean salience per attached weight, per unit (the block-wise param norm).
+
+    A module's float32 salience is kept only until the last group that reads it is done, so at most
+    a few weight matrices' worth exists at once (not a float32 copy of the model).
+    """
     cache: dict[str, torch.Tensor] = {}
+    readers = Counter(m.module for g in groups for m in g.members)
     out: dict[str, torch.Tensor] = {}
     units = torch.arange(max(g.num_units for g in groups)) if groups else torch.arange(0)
     for group in groups:
@@ -222,7 +231,8 @@ def taylor_unit_scores(
             module = get_module(model, member.module)
             if member.module not in cache:
                 cache[member.module] = salience(module.weight, grads[member.module], fisher.get(member.module), term)
-            s = cache[member.module]
+            readers[member.module] -= 1
+            s = cache[member.module] if readers[member.module] else cache.pop(member.module)
             index = member.indices(units[: group.num_units]).to(s.device)
             per_index = s.index_select(member.dim, index).sum(dim=1 - member.dim).double().cpu()
             total += per_index.reshape(group.num_units, member.width).sum(dim=1)
@@ -264,6 +274,7 @@ def accumulate_entropy(
     decoder_only = not is_encoder_decoder(model)  # from the config, never from tensor shapes
     started = time.time()
     samples = 0
+    meter = PeakMeter(model_device(model)).start()
     try:
         with torch.no_grad():
             for batch in tqdm(batches, total=total, desc="UKMI entropy", unit="batch", disable=not progress):
@@ -272,12 +283,13 @@ def accumulate_entropy(
                     model(**piece)
                     samples += 1
     finally:
+        reading = meter.stop()
         for h in hooks:
             h.remove()
         model.train(was_training)
     world.sum_([h.counts for h in hists.values()])
     samples = world.sum_counts({"samples": samples})["samples"]
-    stats = {"seconds": time.time() - started, "peak_memory_mb": peak_memory_mb(), "samples": samples}
+    stats = {"seconds": time.time() - started, **reading.as_dict(), "samples": samples}
     return {name: h.entropy() for name, h in hists.items()}, stats
 
 

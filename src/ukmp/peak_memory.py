@@ -1,0 +1,96 @@
+"""Peak memory of one step, measured inside that step, on the device it ran on.
+
+Why not the process's lifetime peak: a comparison scores several methods in one process, and a
+lifetime peak only grows, so every method after the largest would report the largest's figure. On
+an accelerator the allocator's peak is reset before the step (``torch.cuda.reset_peak_memory_stats``);
+on the CPU the kernel's peak resident set size is reset by writing ``5`` to
+``/proc/self/clear_refs`` (Linux) and read back from ``VmHWM``. Where neither can be reset (another
+operating system) the process's lifetime peak is reported, and the reading says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import resource
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+
+def status_kib(field: str) -> int | None:
+    """A ``/proc/self/status`` field in KiB (``VmRSS``, ``VmHWM``), or None off Linux."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def reset_peak_rss() -> bool:
+    """Reset the kernel's peak resident set size of this process; False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def lifetime_peak_rss_kib() -> int:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak // 1024 if sys.platform == "darwin" else peak
+
+
+@dataclass
+class PeakReading:
+    """What ``measured_peak`` found: the peak in MiB, on which device, and how it was measured."""
+
+    device: str
+    mib: float = 0.0
+    kind: str = ""
+
+    def as_dict(self) -> dict[str, object]:
+        return {"peak_memory_mb": round(self.mib, 1), "memory_device": self.device, "memory_kind": self.kind}
+
+
+class PeakMeter:
+    """Resets the peak on ``start`` and reads it on ``stop``, for steps that are not one ``with`` block."""
+
+    def __init__(self, device: torch.device | str = "cpu") -> None:
+        self.device = torch.device(device)
+        self.resettable = False
+
+    def start(self) -> PeakMeter:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+        else:
+            self.resettable = reset_peak_rss()
+        return self
+
+    def stop(self) -> PeakReading:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            mib = torch.cuda.max_memory_allocated(self.device) / 2**20
+            return PeakReading(str(self.device), mib, "allocator peak during this step")
+        peak = status_kib("VmHWM") if self.resettable else None
+        if peak is None:
+            return PeakReading(str(self.device), lifetime_peak_rss_kib() / 1024, "process lifetime peak RSS")
+        return PeakReading(str(self.device), peak / 1024, "peak RSS during this step")
+
+
+@contextlib.contextmanager
+def measured_peak(device: torch.device | str = "cpu") -> Iterator[PeakReading]:
+    """Measure the peak memory of the block on ``device``; the reading is filled in when the block ends."""
+    reading = PeakReading(str(device))
+    meter = PeakMeter(device).start()
+    try:
+        yield reading
+    finally:
+        done = meter.stop()
+        reading.mib, reading.kind = done.mib, done.kind
