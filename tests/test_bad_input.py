@@ -357,6 +357,32 @@ def demo_into_foreign_folder(w: World, tmp: Path):
     return ["demo", "--out", str(out)], [out], None
 
 
+def device_cuda_without_cuda(w: World, tmp: Path):
+    return _prune(w.model, tmp / "out", "--device", "cuda"), [w.model], tmp / "out"
+
+
+def device_nonsense(w: World, tmp: Path):
+    return _prune(w.model, tmp / "out", "--device", "gpu0"), [w.model], tmp / "out"
+
+
+def device_map_unknown_module(w: World, tmp: Path):
+    device_map = '{"vision_model": "cpu", "text_tower": "cpu"}'
+    return _calibrated(w, w.model, w.calib, tmp / "out", "--device-map", device_map), [w.model], tmp / "out"
+
+
+def device_map_on_disk(w: World, tmp: Path):
+    return _prune(w.model, tmp / "out", "--device-map", '{"": "disk"}'), [w.model], tmp / "out"
+
+
+def device_map_not_json(w: World, tmp: Path):
+    return _prune(w.model, tmp / "out", "--device-map", "{vision: cpu"), [w.model], tmp / "out"
+
+
+def compare_device_cuda_without_cuda(w: World, tmp: Path):
+    argv = ["compare", str(w.model), "--methods", "magnitude", "--eval", str(w.val), "--device", "cuda:1"]
+    return [*argv, "--out", str(tmp / "cmp")], [w.model], tmp / "cmp"
+
+
 CASES = [
     Case("truncated dense model.safetensors", truncated_weights, "is truncated or corrupt"),
     Case("empty dense model.safetensors", empty_weights, "is truncated or corrupt"),
@@ -408,6 +434,12 @@ CASES = [
     Case("--vqa-fraction above 1", recover_bad_vqa_fraction, "--vqa-fraction"),
     Case("config.json that is not JSON", config_json_broken, "config.json"),
     Case("demo --out a folder of the user's", demo_into_foreign_folder, "not a ukmp output"),
+    Case("--device cuda on a machine without CUDA", device_cuda_without_cuda, "needs CUDA"),
+    Case("--device that is no device", device_nonsense, "--device must be"),
+    Case("--device-map naming a module the model lacks", device_map_unknown_module, "text_tower"),
+    Case("--device-map putting the model on disk", device_map_on_disk, "on disk"),
+    Case("--device-map that is not JSON", device_map_not_json, "--device-map must be"),
+    Case("compare --device cuda:1 without CUDA", compare_device_cuda_without_cuda, "needs CUDA"),
 ]
 
 

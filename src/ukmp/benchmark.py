@@ -224,10 +224,13 @@ def _label(ref: str) -> str:
     return path.name if path.name else ref
 
 
-def build_from_recipe(recipe: Mapping[str, Any]) -> nn.Module:
-    """A model from ``{"load": ref}`` plus, optionally, ``{"plan": dict, "apply": "masks"|"physical"}``."""
+def build_from_recipe(recipe: Mapping[str, Any], dtype: torch.dtype = torch.float32) -> nn.Module:
+    """A model from ``{"load": ref}`` plus, optionally, ``{"plan": dict, "apply": "masks"|"physical"}``, in ``dtype``.
 
-    model = load_model(recipe["load"]).float()
+    Cast right after loading, so a bf16 checkpoint measured in bf16 never exists in float32.
+    """
+
+    model = load_model(recipe["load"]).to(dtype)
     if "plan" in recipe:
         plan = PruningPlan.from_dict(recipe["plan"])
         apply = apply_plan_as_masks if recipe["apply"] == "masks" else apply_plan_physically
@@ -236,7 +239,7 @@ def build_from_recipe(recipe: Mapping[str, Any]) -> nn.Module:
 
 
 def load_variants(model_ref: str, pruned_refs: Sequence[str], options: BenchOptions) -> list[Variant]:
-    """Dense, then per artifact: pruned, masked reference, rounded variant (float32, on the CPU)."""
+    """Dense, then per artifact: pruned, masked reference, rounded variant (in the bench's dtype, on the CPU)."""
 
     ref = resolve_model_ref(model_ref)
     if Path(ref).is_dir() and is_pruned_artifact(ref):
@@ -246,25 +249,27 @@ def load_variants(model_ref: str, pruned_refs: Sequence[str], options: BenchOpti
             raise UserError(
                 f"{pruned} is not a ukmp pruned artifact (it has no pruning.json); pass `ukmp prune` outputs."
             )
-    dense = load_model(ref).float().eval().requires_grad_(False)
+    dtype = DTYPES[options.dtype]
+    dense = load_model(ref)
     check_supported(dense, model_ref)
+    # the base checksum names the weights as loaded: taken before the cast to the bench's dtype
+    checksum = state_dict_sha256(dense, as_float32=True) if pruned_refs else None
+    dense = dense.to(dtype).eval().requires_grad_(False)
     groups = find_adapter(dense).all_groups(dense)
     taken: set[str] = set()
     dense_name = _unique(_label(model_ref), taken)
     variants = [Variant(dense_name, "dense", model_ref, {"load": ref}, model=dense)]
-    checksum: str | None = None
     for pruned in pruned_refs:
         manifest = read_manifest(pruned)
         expected = (manifest.get("base_model") or {}).get("sha256")
         if expected:
-            checksum = checksum or state_dict_sha256(dense)
             if checksum != expected:
                 raise UserError(
                     f"{pruned} was not pruned from {model_ref} (the base checksum in its pruning.json differs); "
                     "pass the dense model it was pruned from as MODEL."
                 )
         name = _unique(_label(pruned), taken)
-        model = load_model(pruned).float().eval().requires_grad_(False)
+        model = load_model(pruned).to(dtype).eval().requires_grad_(False)
         plan = PruningPlan.from_dict(manifest["groups"])
         pruned_variant = Variant(name, "pruned", pruned, {"load": str(pruned)}, manifest=manifest, model=model)
         variants.append(pruned_variant)

@@ -88,7 +88,7 @@ def probe(spec: dict) -> dict:
     _import_model_code(spec["recipe"]["load"])
     _release_freed_memory()
     runtime = _rss_kib()
-    model = build_from_recipe(spec["recipe"]).to(DTYPES[spec["dtype"]])
+    model = build_from_recipe(spec["recipe"], DTYPES[spec["dtype"]])
     _own_memory(model)
     options = BenchOptions(text_len=int(spec["text_len"]))
     with torch.inference_mode():  # one-time costs (kernel setup, lazy imports) must not count as a batch's peak

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import resource
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,3 +95,15 @@ def measured_peak(device: torch.device | str = "cpu") -> Iterator[PeakReading]:
     finally:
         done = meter.stop()
         reading.mib, reading.kind = done.mib, done.kind
+
+
+@contextlib.contextmanager
+def recorded_step(record: dict[str, dict], name: str, device: torch.device | str = "cpu") -> Iterator[None]:
+    """Time the block and measure its peak memory into ``record[name]`` (seconds, peak, device).
+
+    A measurement inside the block resets the same peak, so do not nest one step in another.
+    """
+    started = time.perf_counter()
+    with measured_peak(device) as reading:
+        yield
+    record[name] = {"seconds": round(time.perf_counter() - started, 2), **reading.as_dict()}

@@ -31,7 +31,8 @@ from ukmp.errors import UserError
 from ukmp.groups import PrunableGroup
 from ukmp.loading import base_reference, load_model, resolve_model_ref
 from ukmp.method_scores import MethodScores, check_scores_match
-from ukmp.placement import Placement
+from ukmp.peak_memory import recorded_step
+from ukmp.placement import Placement, model_device
 from ukmp.planning.global_schedule import PlanResult
 from ukmp.planning.iterative import IterativeOptions
 from ukmp.planning.schedules import plan_from_scores
@@ -346,16 +347,55 @@ def prune_scored(
     *,
     overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Plan, slice ``dense.model`` in place and save it to ``config.out``; returns a summary."""
-    result, traces = plan(config, dense, scorer, scored)
+    """Plan, slice ``dense.model`` in place and save it to ``config.out``; returns a summary.
+
+    The summary's ``steps`` give each step's wall time and peak memory (``ukmp.peak_memory``).
+    """
+    steps: dict[str, dict] = {}
     model = dense.model
-    scorer.finalize(
-        model, dense.groups, result.plan, scored, lambda: apply_plan_physically(model, result.plan, dense.adapter)
-    )
-    cast_to_saved_dtype(model, config.dtype, dense.param_dtypes)
+    device = model_device(model)
+    with recorded_step(steps, "plan", device):
+        result, traces = plan(config, dense, scorer, scored)
+    with recorded_step(steps, "slice", device):
+        scorer.finalize(
+            model, dense.groups, result.plan, scored, lambda: apply_plan_physically(model, result.plan, dense.adapter)
+        )
+        cast_to_saved_dtype(model, config.dtype, dense.param_dtypes)
     after = parameter_counts(model, dense.adapter)
     options = config.manifest_options(scorer, scored, config.components or list(dense.adapter.default_components))
     options.update(traces)
+    with recorded_step(steps, "save", "cpu"):
+        _save(config, dense, scorer, scored, result, options, overwrite)
+    stats = scored.stats
+    summary = {
+        "method": scorer.label,
+        "schedule": options["schedule"],
+        "target_ratio": config.ratio,
+        "achieved_ratio": result.achieved_ratio,
+        "params_before": dense.counts["total"],
+        "params_after": after["total"],
+        "counts_before": dense.counts,
+        "counts_after": after,
+        "scoring_seconds": stats.get("scoring", {}).get("seconds", 0.0)
+        + stats.get("shared_calibration", {}).get("seconds", 0.0),
+        "steps": steps,
+        "out": str(config.out),
+    }
+    if "gradient_pass" in stats:
+        summary["backpropagated_tokens"] = stats["gradient_pass"]["backpropagated_tokens"]
+    return summary
+
+
+def _save(
+    config: PruneConfig,
+    dense: DenseModel,
+    scorer: Scorer,
+    scored: MethodScores,
+    result: PlanResult,
+    options: dict[str, Any],
+    overwrite: bool,
+) -> None:
+    model = dense.model
     save_pruned(
         model,
         result.plan,
@@ -374,23 +414,6 @@ def prune_scored(
         extra={"scoring": scored.stats},
         extra_files={"scores.safetensors": scored.save},
     )
-    stats = scored.stats
-    summary = {
-        "method": scorer.label,
-        "schedule": options["schedule"],
-        "target_ratio": config.ratio,
-        "achieved_ratio": result.achieved_ratio,
-        "params_before": dense.counts["total"],
-        "params_after": after["total"],
-        "counts_before": dense.counts,
-        "counts_after": after,
-        "scoring_seconds": stats.get("scoring", {}).get("seconds", 0.0)
-        + stats.get("shared_calibration", {}).get("seconds", 0.0),
-        "out": str(config.out),
-    }
-    if "gradient_pass" in stats:
-        summary["backpropagated_tokens"] = stats["gradient_pass"]["backpropagated_tokens"]
-    return summary
 
 
 def prune(
@@ -422,11 +445,15 @@ def prune(
         )
     if world.size > 1:
         config = replace(config, placement=world_placement(config.placement, world))
-    dense = load_dense(config, preloaded=preloaded)
+    loading: dict[str, dict] = {}
+    with recorded_step(loading, "load", "cpu"):
+        dense = load_dense(config, preloaded=preloaded)
     scored = score(config, dense, scorer, world=world)
     if not world.is_main:
         return {"out": str(config.out), "process": world.rank}  # the main process plans and saves
     summary = prune_scored(config, dense, scorer, scored, overwrite=overwrite)
+    scoring = scored.stats.get("scoring", {})
+    summary["steps"] = {**loading, "score": scoring, **summary["steps"]}
     if verbose:
         print_summary(summary, config, dense.basis, out)
     return summary
@@ -457,5 +484,13 @@ def print_summary(summary: dict[str, Any], config: PruneConfig, basis: int, out:
     width = max(len(k) for k in before)
     for key in before:
         print(f"  {key:<{width}}  {before[key]:>14,} -> {after[key]:>14,}")
+    steps = ", ".join(_step_text(name, step) for name, step in summary.get("steps", {}).items() if "seconds" in step)
+    if steps:
+        print(f"steps: {steps}")
     files = sorted(p.name for p in out.iterdir())
     print(f"wrote {out.resolve()} ({', '.join(files)}); load it with ukmp.load_pruned")
+
+
+def _step_text(name: str, step: dict[str, Any]) -> str:
+    peak = step.get("peak_memory_mb")
+    return f"{name} {step['seconds']:.1f} s" + (f" (peak {peak / 1024:.2f} GiB)" if peak is not None else "")
