@@ -19,10 +19,12 @@ from ukmp.artifact import load_pruned, read_manifest
 from ukmp.data.world_writer import write_split
 from ukmp.distributed import World
 from ukmp.errors import UserError
+from ukmp.groups import PruningPlan
 from ukmp.loading import load_model
 from ukmp.method_scores import MethodScores
 from ukmp.placement import Placement, parse_device_map, resolve_device, resolve_dtype, to_model
 from ukmp.pruning import PruneConfig, prune, world_placement
+from ukmp.surgery import apply_plan_physically
 
 #: two parts, as a map over two GPUs would give (the vision tower, and everything else)
 TWO_PARTS = '{"vision_model": "cpu", "language_model": "cpu", "": "cpu"}'
@@ -87,12 +89,14 @@ def test_bfloat16_scoring_ranks_units_as_float32_and_saves_what_it_sliced(tmp_pa
     names = sorted(full)
     pooled = [torch.cat([s[n].double() for n in names]).numpy() for s in (low, full)]
     assert spearmanr(*pooled).statistic > 0.98
-    # the float32 base was scored and sliced in bf16: the artifact says so instead of pretending float32
-    manifest = read_manifest(tmp_path / "bf16")
-    assert manifest["dtype"] == "bfloat16"
-    assert {p.dtype for p in load_pruned(tmp_path / "bf16").parameters()} == {torch.bfloat16}
+    # only the plan came from the bf16 pass: the artifact holds the float32 base's own weights, sliced
+    plan = PruningPlan.from_dict(read_manifest(tmp_path / "bf16")["groups"])
+    expected = apply_plan_physically(load_model(tiny_model_dir()), plan).state_dict()
+    saved = load_pruned(tmp_path / "bf16").state_dict()
+    assert saved.keys() == expected.keys()
+    assert all(saved[k].dtype == torch.float32 and torch.equal(saved[k], expected[k]) for k in saved)
     steps = summary["steps"]
-    assert set(steps) == {"load", "score", "plan", "slice", "save"}
+    assert set(steps) == {"load", "score", "plan", "reload", "slice", "save"}
     assert steps["score"]["memory_device"] == "cpu" and steps["score"]["peak_memory_mb"] > 0
 
 

@@ -141,7 +141,7 @@ def parse_device_map(text: str) -> dict[str, str]:
 
 
 def check_map_modules(model: nn.Module, device_map: dict[str, str]) -> dict[str, str]:
-    """Every name of the map is a module (or parameter) of ``model`` and every parameter is placed; else one sentence."""
+    """Every name of the map is a module (or parameter) of ``model``, every parameter is placed; else one sentence."""
     names = {name for name, _ in model.named_modules()} | {name for name, _ in model.named_parameters()}
     unknown = sorted(n for n in device_map if n not in names)
     if unknown:

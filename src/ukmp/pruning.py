@@ -13,6 +13,7 @@ one model.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -149,13 +150,30 @@ class DenseModel:
     checksum: str
     counts: dict[str, int]
     basis: int
-    #: the dtype each parameter is saved in with ``--dtype auto``: the base's as loaded (a T5 keeps `wo` in
-    #: float32 inside a float16 checkpoint), or the scoring precision where that was lower (see ``load_dense``)
+    #: each parameter's dtype as the base was loaded (a T5 keeps `wo` in float32 inside a float16
+    #: checkpoint); scoring may run in float32, the artifact goes back to these
     param_dtypes: dict[str, torch.dtype] = field(default_factory=dict)
+    #: where the scoring precision lost some of the base's (bfloat16 scoring of a float32 or float16 base):
+    #: loads the base again, in its own precision and placement, to be sliced (``slice_target``)
+    reload_base: Callable[[], nn.Module] | None = field(default=None, repr=False)
 
     def copy(self) -> DenseModel:
         """A copy whose model can be sliced while this one stays dense."""
+        if self.reload_base is not None:
+            return DenseModel(**{**self.__dict__, "model": self.reload_base(), "reload_base": None})
         return DenseModel(**{**self.__dict__, "model": copy.deepcopy(self.model)})
+
+    def take_slice_target(self) -> nn.Module:
+        """The model to slice: the scored one, or where its precision was lower, the base in its own.
+
+        Only the scores and the plan come from a lower-precision pass; the artifact's weights are the
+        base's. The scored model is released first, so the two never take memory together here.
+        """
+        if self.reload_base is not None:
+            reload, self.reload_base = self.reload_base, None
+            self.model = None  # the scored model is freed before the base is loaded
+            self.model = reload()
+        return self.model
 
 
 def load_dense(
@@ -168,9 +186,9 @@ def load_dense(
     evaluates candidates). A data-free method keeps the base dtype: its scores are the same (an L1
     norm of exact upcasts) and a bf16 model then costs one copy of its weights instead of two.
 
-    The checksum is taken before the cast, so it names the base as loaded. A parameter the cast made
-    less precise (float32 scored in bfloat16) is saved in the scoring precision under ``--dtype
-    auto``: the sliced weights are those values, and saving them wider would only pretend otherwise.
+    The checksum is taken before the cast, so it names the base as loaded. Where the cast loses
+    precision (a float32 or float16 base scored in bfloat16), the base is loaded again for the slice
+    (``DenseModel.take_slice_target``), so the artifact holds the base's own weights.
     """
     ref = resolve_model_ref(config.model)
     if preloaded is None:
@@ -182,12 +200,19 @@ def load_dense(
     if runs is None:
         runs = scorer.calibrated or config.plan_search.enabled
     checksum = state_dict_sha256(model, as_float32=True)
-    base_dtypes = {name: p.dtype for name, p in model.named_parameters()}
+    param_dtypes = {name: p.dtype for name, p in model.named_parameters()}
     model = config.placement.place(model, runs=runs, gradients=scorer.reads_gradients).eval()
-    param_dtypes = {
-        name: base_dtypes[name] if p.dtype in (base_dtypes[name], torch.float32) else p.dtype
-        for name, p in model.named_parameters()
-    }
+    lossy = any(p.dtype not in (param_dtypes[n], torch.float32) for n, p in model.named_parameters())
+    reload_base = None
+    if lossy:
+        if preloaded is not None:
+            raise UserError("a preloaded model cannot be scored in a lower precision than its own; pass it unloaded.")
+
+        def reload_base() -> nn.Module:
+            print(f"loading {config.model} again in its own precision, to slice (scored in {config.placement.dtype})")
+            base = load_model(ref, gguf_file=config.gguf_file)
+            return config.placement.place(base, runs=False, gradients=False).eval()
+
     adapter = find_adapter(model)
     groups = adapter.groups(model, config.components)
     if not groups:
@@ -196,7 +221,7 @@ def load_dense(
     check_processor_matches(model, processor, str(ref))
     counts = parameter_counts(model, adapter)
     basis = counts["total"] if config.of == "all" else prunable_parameters(groups)
-    return DenseModel(str(ref), model, processor, adapter, groups, checksum, counts, basis, param_dtypes)
+    return DenseModel(str(ref), model, processor, adapter, groups, checksum, counts, basis, param_dtypes, reload_base)
 
 
 def calibration_source(config: PruneConfig, processor: Any) -> Any:
@@ -352,10 +377,13 @@ def prune_scored(
     The summary's ``steps`` give each step's wall time and peak memory (``ukmp.peak_memory``).
     """
     steps: dict[str, dict] = {}
-    model = dense.model
-    device = model_device(model)
+    device = model_device(dense.model)
     with recorded_step(steps, "plan", device):
         result, traces = plan(config, dense, scorer, scored)
+    if dense.reload_base is not None:
+        with recorded_step(steps, "reload", "cpu"):
+            dense.take_slice_target()
+    model = dense.model
     with recorded_step(steps, "slice", device):
         scorer.finalize(
             model, dense.groups, result.plan, scored, lambda: apply_plan_physically(model, result.plan, dense.adapter)
