@@ -221,6 +221,8 @@ def main() -> None:
             entry.pop("load", None)
             save()
         entry["artifact_bytes"] = folder_bytes(artifact)
+        scoring = json.loads((artifact / "pruning.json").read_text())["extra"]["scoring"]
+        entry["passes"] = {k: v for k, v in scoring.items() if isinstance(v, dict) and "peak_memory_mb" in v}
         if "load" not in entry:
             print(f"[load] {method}: load_pruned in a fresh process", flush=True)
             result, seconds, peak = run_child(["--child-load", str(artifact)], work / "logs" / f"load-{method}.log")
@@ -239,10 +241,19 @@ def main() -> None:
         record["bench_seconds"] = time.perf_counter() - started
         record["bench_artifacts"] = artifacts
         save()
+    record["samples"] = args.samples
+    if "ukmp" in record["methods"]:
+        record["gradient_pass_peak_mb"] = record["methods"]["ukmp"]["passes"]["gradient_pass"]["peak_memory_mb"]
     record["bench"] = json.loads(bench_json.read_text())
     record["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform()}
     save()
     write_report(record, args)
+
+
+def process_peak(prune: dict) -> float:
+    """The prune process's peak RSS in MiB: each step resets the kernel's peak, so the largest step's, or the
+    kernel's own figure for the process where that is larger."""
+    return max([prune["process_peak_mib"], *(s.get("peak_memory_mb", 0.0) for s in prune["steps"].values())])
 
 
 def write_report(record: dict, args: argparse.Namespace) -> None:
@@ -287,7 +298,7 @@ def write_report(record: dict, args: argparse.Namespace) -> None:
         load = entry["load"]
         lines.append(
             f"| {method} | {cell('load')} | {cell('score')} | {cell('plan')} | {cell('slice')} | {cell('save')} "
-            f"| {prune['process_peak_mib'] / model_mib:.2f}× | {prune['wall_seconds'] / 60:.1f} min "
+            f"| {process_peak(prune) / model_mib:.2f}× | {prune['wall_seconds'] / 60:.1f} min "
             f"| {prune['achieved_ratio']:.4f} | {entry['artifact_bytes'] / model_bytes:.3f} "
             f"| {load['added_mib'] * 2**20 / entry['artifact_bytes']:.2f}× ({load['seconds']:.0f} s) |"
         )
@@ -313,7 +324,7 @@ def write_report(record: dict, args: argparse.Namespace) -> None:
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(args.out, "\n".join(lines))
-    summary = {k: v for k, v in record.items() if k != "bench"}
+    summary = {k: v for k, v in record.items() if k not in ("bench", "bench_artifacts")}  # no machine paths
     write_text_atomic(args.out.with_suffix(".json"), json.dumps(summary, indent=1))
     print("\n".join(lines))
     print(f"wrote {args.out}")
