@@ -61,8 +61,11 @@ def test_one_pass_serves_activations_and_plain_loss_gradients(dense, calib: Path
     reference, _, _ = accumulate_gradients(
         model, groups, cal.batches(1), UKMIOptions(threshold=1.0, entropy="off"), total=3
     )
+    # two float computations of one loss (plain cross-entropy; the selected-token loss at T = 1) differ in
+    # the last bits, which near-cancelling elements turn into ~1e-6 absolute; the gradients are ~1e-3 to 1e-1
     for name, g in grads.items():
-        torch.testing.assert_close(g, reference[name], rtol=1e-4, atol=1e-6)
+        assert g.abs().max() > 1e-3, name
+        torch.testing.assert_close(g, reference[name], rtol=1e-4, atol=1e-5)
     cal.gradients(fisher=True)  # a later need runs one more pass, and says so
     assert len(cal.passes) == 2 and "fisher" in cal.passes[1]["computes"]
 
