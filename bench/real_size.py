@@ -126,7 +126,7 @@ def build(folder: Path) -> dict:
     return {"parameters": params, "seconds": time.perf_counter() - started}
 
 
-def prune_child(model: str, method: str, out: str, samples: int) -> dict:
+def prune_child(model: str, method: str, out: str, samples: int, device: str) -> dict:
     """One prune through the library's ``prune`` (child process); its summary."""
     from ukmp.data.index import SHAPES_CALIB_SPLIT, resolve_data_dir
     from ukmp.placement import Placement
@@ -143,7 +143,7 @@ def prune_child(model: str, method: str, out: str, samples: int) -> dict:
         calib_split=SHAPES_CALIB_SPLIT,
         num_samples=samples,
         batch_size=samples,
-        placement=Placement(device="cpu", dtype="bfloat16"),
+        placement=Placement(device=device, dtype="bfloat16"),
     )
     summary = prune(config, overwrite=True)
     return {k: v for k, v in summary.items() if k in ("achieved_ratio", "params_before", "params_after", "steps")}
@@ -189,6 +189,8 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=4, help="calibration samples per pass")
     parser.add_argument("--methods", default="ukmp,magnitude,wanda-sp")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per model in the bench")
+    parser.add_argument("--device", default="cpu", help="where scoring, slicing and the bench run (cpu, cuda)")
+    parser.add_argument("--batch-sizes", default="1", help="batch sizes of the bench")
     parser.add_argument("--fresh", action="store_true", help="start over instead of resuming")
     parser.add_argument("--out", type=Path, default=RESULTS / "real_size.md")
     args = parser.parse_args()
@@ -215,7 +217,7 @@ def main() -> None:
         entry = record.setdefault("methods", {}).setdefault(method, {})
         if "prune" not in entry or not (artifact / "pruning.json").is_file():
             print(f"[prune] {method} at 50%, scoring in bf16 on {args.samples} samples", flush=True)
-            child = ["--child-prune", str(dense), method, str(artifact), str(args.samples)]
+            child = ["--child-prune", str(dense), method, str(artifact), str(args.samples), args.device]
             result, seconds, peak = run_child(child, work / "logs" / f"prune-{method}.log")
             entry["prune"] = {**result, "wall_seconds": seconds, "process_peak_mib": peak}
             entry.pop("load", None)
@@ -231,10 +233,10 @@ def main() -> None:
     bench_json = work / "bench.json"
     artifacts = [str(work / f"{m}-50") for m in args.methods.split(",")]
     if not bench_json.is_file() or record.get("bench_artifacts") != artifacts:
-        print("[bench] dense vs pruned at batch 1, bf16", flush=True)
-        command = [sys.executable, "-m", "ukmp", "bench", str(dense), *artifacts, "--batch-sizes", "1"]
+        print(f"[bench] dense vs pruned at batch {args.batch_sizes}, bf16, on {args.device}", flush=True)
+        command = [sys.executable, "-m", "ukmp", "bench", str(dense), *artifacts, "--batch-sizes", args.batch_sizes]
         command += ["--dtype", "bfloat16", "--no-masked", "--no-memory", "--repeats", str(args.repeats)]
-        command += ["--caption-tokens", "8", "--out", str(bench_json)]
+        command += ["--caption-tokens", "8", "--device", args.device, "--out", str(bench_json)]
         started = time.perf_counter()
         with open(work / "logs" / "bench.log", "w") as fh:
             subprocess.run(command, check=True, stdout=fh, stderr=subprocess.STDOUT)
@@ -245,7 +247,10 @@ def main() -> None:
     if "ukmp" in record["methods"]:
         record["gradient_pass_peak_mb"] = record["methods"]["ukmp"]["passes"]["gradient_pass"]["peak_memory_mb"]
     record["bench"] = json.loads(bench_json.read_text())
-    record["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform()}
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    record["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(), "gpu": gpu}
     save()
     write_report(record, args)
 
@@ -266,20 +271,24 @@ def write_report(record: dict, args: argparse.Namespace) -> None:
     bench = record["bench"]
     speed = {}
     for model in bench.get("models", []):
-        ratios = ((model.get("batches") or {}).get("1") or {}).get("speedup") or {}
-        speed[model["name"]] = {op: ratios.get(op) for op in ("encode", "forward", "generate")}
+        for batch, measured in sorted((model.get("batches") or {}).items(), key=lambda kv: int(kv[0])):
+            ratios = (measured or {}).get("speedup") or {}
+            speed[(model["name"], batch)] = {op: ratios.get(op) for op in ("encode", "forward", "generate")}
     build = record.get("build", {})
     lines = [
-        "# Real size: BLIP-2 FlanT5-XL's config in bfloat16, pruned to 50% on a 2-core CPU",
+        f"# Real size: BLIP-2 FlanT5-XL's config in bfloat16, pruned to 50% on {args.device}",
         "",
         f"Model: {build.get('parameters', 0):,} parameters (random weights, FlanT5-XL's exact shapes), "
-        f"{model_bytes / gib:.2f} GiB of bf16 weights. Machine: {record['machine']['cpus']} CPUs, no GPU. "
+        f"{model_bytes / gib:.2f} GiB of bf16 weights. Machine: {record['machine']['cpus']} CPUs"
+        f"{', ' + record['machine']['gpu'] if record['machine'].get('gpu') else ', no GPU'}. "
         f"Calibration: {args.samples} samples per pass of the shapes world's alt-text split (images resized "
-        "to 224 px), scoring in bfloat16 on the CPU.",
+        f"to 224 px), scoring in bfloat16 on {args.device}.",
         "",
-        "Command: `python3 bench/real_size.py` (resumes from `--work`; `--fresh` starts over). Peak memory is "
-        "the process's resident set size, as a multiple of the bf16 model's bytes (×), measured inside each "
-        "step (the kernel's peak is reset at its start, so the figure includes the model already resident).",
+        f"Command: `python3 bench/real_size.py --device {args.device} --batch-sizes {args.batch_sizes}` (resumes "
+        "from `--work`; `--fresh` starts over). Peak memory, as a multiple of the bf16 model's bytes (×), is "
+        "measured inside each step on the step's device: on the CPU the process's resident set size (the "
+        "kernel's peak is reset at the step's start, so it includes the model already resident), on a GPU "
+        "the allocator's peak.",
         "",
         "| method | load | score | plan | slice | save | whole prune process | prune wall | achieved ratio "
         "| artifact / dense bytes | `load_pruned` adds (× artifact) |",
@@ -308,15 +317,15 @@ def write_report(record: dict, args: argparse.Namespace) -> None:
         "weights and one bf16 gradient per prunable weight (the sum over batches lives in `.grad`); Taylor",
         "products, unit sums, entropy histograms and activation statistics are formed in float32 or wider.",
         "",
-        f"`ukmp bench` dense vs pruned, batch 1, bf16, median of {args.repeats} interleaved runs "
+        f"`ukmp bench` dense vs pruned on {args.device}, bf16, median of {args.repeats} interleaved runs "
         f"({record.get('bench_seconds', 0) / 60:.1f} min):",
         "",
-        "| model | image encoding speedup | forward speedup | caption generation speedup |",
-        "|---|---|---|---|",
+        "| model | batch | image encoding speedup | forward speedup | caption generation speedup |",
+        "|---|---|---|---|---|",
     ]
-    for name, ops in speed.items():
+    for (name, batch), ops in speed.items():
         cells = " | ".join("—" if ops[op] is None else f"{ops[op]:.2f}×" for op in ("encode", "forward", "generate"))
-        lines.append(f"| {name} | {cells} |")
+        lines.append(f"| {name} | {batch} | {cells} |")
     lines += [
         "",
         f"Built in {build.get('wall_seconds', 0) / 60:.1f} min (peak {build.get('peak_mib', 0) / 1024:.1f} GiB).",
@@ -335,7 +344,7 @@ def child_main(argv: list[str]) -> None:
     if kind == "--child-build":
         result = build(Path(rest[0]))
     elif kind == "--child-prune":
-        result = prune_child(rest[0], rest[1], rest[2], int(rest[3]))
+        result = prune_child(rest[0], rest[1], rest[2], int(rest[3]), rest[4])
     else:
         result = load_child(rest[0])
     print("RESULT " + json.dumps(result), flush=True)

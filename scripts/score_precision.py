@@ -32,10 +32,21 @@ def draws(run: Path) -> list[Path]:
     return folders or [run]
 
 
-def group_spearman(low: Path, full: Path) -> dict[str, float]:
-    """Spearman's rho of each group's unit scores, bf16 scores against float32 ones."""
+def group_spearman(low: Path, full: Path) -> tuple[dict[str, float], str]:
+    """Spearman's rho of each group's unit scores, bf16 against float32; and what the groups below 0.99 are.
+
+    A group below 0.99 is described by its size and by how close its two nearest float32 scores are
+    (relative gap): ranks of units that close are what a bf16 forward can swap.
+    """
     a, b = MethodScores.load(low).scores, MethodScores.load(full).scores
-    return {g: float(spearmanr(a[g].double().numpy(), b[g].double().numpy()).statistic) for g in sorted(b)}
+    rho = {g: float(spearmanr(a[g].double().numpy(), b[g].double().numpy()).statistic) for g in sorted(b)}
+    below = []
+    for g, value in rho.items():
+        if value < 0.99:
+            ranked = b[g].double().sort().values
+            gap = float(((ranked[1:] - ranked[:-1]) / ranked[1:].abs()).min())
+            below.append(f"{b[g].numel()} units, nearest {gap:.1%}")
+    return rho, "; ".join(below) or "none"
 
 
 def kept_overlap(low: Path, full: Path) -> float:
@@ -64,15 +75,15 @@ def main() -> None:
     methods = args.methods.split(",")
     ratios = [float(r) for r in args.ratios.split(",")]
     lines = [
-        "| method | draw | groups | smallest Spearman | groups ≥ 0.99 | ratio | kept units shared "
-        "| VQA bf16 | VQA fp32 |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| method | draw | groups | smallest Spearman | groups ≥ 0.99 | the groups below 0.99 | ratio "
+        "| kept units shared | VQA bf16 | VQA fp32 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     orderings = []
     for method in methods:
         accuracy: dict[float, tuple[list[float], list[float]]] = {r: ([], []) for r in ratios}
         for a, b in zip(low, full):
-            rho = group_spearman(a / "scores" / f"{method}.safetensors", b / "scores" / f"{method}.safetensors")
+            rho, below = group_spearman(a / "scores" / f"{method}.safetensors", b / "scores" / f"{method}.safetensors")
             for ratio in ratios:
                 name = artifact_name(method, ratio)
                 overlap = kept_overlap(a / "artifacts" / name, b / "artifacts" / name)
@@ -81,7 +92,8 @@ def main() -> None:
                 accuracy[ratio][1].append(vb)
                 lines.append(
                     f"| {method} | {a.name} | {len(rho)} | {min(rho.values()):.4f} "
-                    f"| {sum(v >= 0.99 for v in rho.values())} | {ratio:g} | {overlap:.1%} | {va:.2f} | {vb:.2f} |"
+                    f"| {sum(v >= 0.99 for v in rho.values())} | {below} | {ratio:g} | {overlap:.1%} "
+                    f"| {va:.2f} | {vb:.2f} |"
                 )
         for ratio, (va, vb) in accuracy.items():
             verdict, diff = paired_ordering(va, vb)

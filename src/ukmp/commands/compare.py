@@ -164,6 +164,10 @@ def _command_line(args: argparse.Namespace) -> str:
         parts += ["--dtype", args.dtype]
     if args.keep_end_layers != "none":
         parts += ["--keep-end-layers", args.keep_end_layers]
+    placement = placement_from(args).resolved()  # spelled out: "auto" means other things on other machines
+    parts += ["--device", placement.device, "--score-dtype", placement.dtype]
+    if placement.device_map is not None:
+        parts += ["--device-map", placement.device_map]
     if args.plan_search > 1:
         parts += ["--plan-search", str(args.plan_search), "--plan-search-split", args.plan_search_split]
         parts += ["--plan-search-samples", str(args.plan_search_samples)]
