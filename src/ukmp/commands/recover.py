@@ -22,6 +22,7 @@ from ukmp.errors import UserError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from ukmp.recovery.config import ANSWERS
     from ukmp.recovery.phases import SCHEDULES
 
     parser = subparsers.add_parser(
@@ -51,7 +52,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--vqa-fraction",
         type=float,
         default=0.0,
-        help="beyond the paper: replace this fraction of the caption samples by the split's VQA pairs",
+        help="beyond the paper: replace this fraction of the caption samples by question prompts (the split's "
+        "VQA questions, or --prompts)",
+    )
+    parser.add_argument(
+        "--answers",
+        choices=ANSWERS,
+        default="labels",
+        help="who answers the question prompts: the split's human labels, or the dense teacher (no labels read)",
+    )
+    parser.add_argument(
+        "--prompts",
+        default=None,
+        help='your own unlabelled prompts, a JSONL file of {"image": PATH, "prompt": TEXT} lines, answered by '
+        "the teacher (with --answers teacher)",
     )
     parser.add_argument("--batch-size", type=int, default=20, help="samples per optimizer step, over all processes")
     parser.add_argument("--lr", type=float, default=2e-5, help="learning rate after warm-up")
@@ -110,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         max_samples=args.max_samples,
         vqa_fraction=args.vqa_fraction,
+        answers=args.answers,
+        prompts=args.prompts,
         seed=args.seed,
         temperature=args.temperature,
         mixed_precision=args.mixed_precision,

@@ -9,6 +9,9 @@ from ukmp.errors import UserError
 from ukmp.recovery.phases import SCHEDULES
 from ukmp.recovery.recall_lora import RecallLoRAOptions
 
+#: where the answers to the recovery's question prompts come from
+ANSWERS = ("labels", "teacher")
+
 
 @dataclass
 class RecoveryConfig:
@@ -39,7 +42,11 @@ class RecoveryConfig:
     checkpoint_every: int = 200
     merge: bool = False
     seq_len: int = 128  # tokens per prefix-LM window when ``data`` is a text file (a standalone LM)
-    vqa_fraction: float = 0.0  # beyond the paper: share of the samples that are the split's VQA pairs
+    vqa_fraction: float = 0.0  # beyond the paper: share of the samples that are question prompts
+    #: who answers those prompts: the split's human "labels", or the dense "teacher" (no labels read)
+    answers: str = "labels"
+    #: a JSONL file of the user's own unlabelled prompts (image + prompt), answered by the teacher
+    prompts: str | None = None
 
     #: fields that do not change the trained weights (may differ between a run and its resumption)
     NOT_IN_RESULT = ("out", "checkpoint_every", "merge", "cpu")
@@ -71,6 +78,12 @@ class RecoveryConfig:
             raise UserError(f"--temperature must be positive, got {self.temperature}.")
         if not 0.0 <= self.vqa_fraction <= 1.0:
             raise UserError(f"--vqa-fraction must be between 0 and 1, got {self.vqa_fraction:g}.")
+        if self.answers not in ANSWERS:
+            raise UserError(f"--answers must be one of {', '.join(ANSWERS)}, got {self.answers!r}.")
+        if self.prompts is not None and self.answers != "teacher":
+            raise UserError("--prompts holds no answers: the teacher answers them, so pass --answers teacher.")
+        if self.prompts is not None and self.vqa_fraction == 0:
+            raise UserError("--prompts needs --vqa-fraction F > 0: the share of the samples taken from the prompts.")
         self.lora_options().validate()
 
 

@@ -48,7 +48,7 @@ from ukmp.artifact import WEIGHTS, cast_to_saved_dtype, save_pruned, weight_dtyp
 from ukmp.atomic import write_json_atomic
 from ukmp.data.calibration import TextCalibrationSource, load_calibration_samples
 from ukmp.data.index import DEFAULT_SHAPES_IMAGES, resolve_data_dir
-from ukmp.data.recovery_mix import mix_vqa
+from ukmp.data.recovery_mix import mix_questions, mix_vqa, read_prompts
 from ukmp.data.text import is_text_data
 from ukmp.errors import UserError
 from ukmp.evaluation.generation import is_encoder_decoder
@@ -71,6 +71,7 @@ from ukmp.recovery.recall_lora import (
     recall_layers,
 )
 from ukmp.recovery.recovered import ADAPTER_CONFIG, ADAPTER_FILE, ADAPTER_FORMAT
+from ukmp.recovery.teacher_answers import teacher_answerer
 
 HISTORY_FILE = "history.json"
 CURVE_FILE = "loss_curve.png"
@@ -130,6 +131,18 @@ def _make_out(out: Path, *, resume: bool, accelerator) -> None:
     accelerator.wait_for_everyone()
 
 
+def question_mix(config: RecoveryConfig, captions: list, data_dir, teacher, processor, progress: bool) -> list:
+    """The captions with ``config.vqa_fraction`` of them replaced by question prompts (`ukmp.data.recovery_mix`).
+
+    The prompts are the split's questions or the user's ``--prompts``; the answers their labels, or
+    with ``--answers teacher`` the teacher's own (no label is read).
+    """
+    answer = teacher_answerer(teacher, processor, progress=progress) if config.answers == "teacher" else None
+    if config.prompts is not None:
+        return mix_questions(captions, read_prompts(config.prompts), config.vqa_fraction, answer, seed=config.seed)
+    return mix_vqa(captions, data_dir, config.split, config.vqa_fraction, seed=config.seed, answer=answer)
+
+
 def run_recovery(
     config: RecoveryConfig,
     *,
@@ -172,7 +185,7 @@ def run_recovery(
     if config.vqa_fraction > 0:
         if text:
             raise UserError("--vqa-fraction needs an image-text data folder with VQA questions, not a text file.")
-        samples = mix_vqa(samples, data_dir, config.split, config.vqa_fraction, seed=config.seed)
+        samples = question_mix(config, samples, data_dir, teacher, processor, progress and accelerator.is_main_process)
     decoder_only = not is_encoder_decoder(student)
     options = config.lora_options()
     attach_recall_lora(student, teacher, student.ukmp_plan, options, seed=config.seed)
