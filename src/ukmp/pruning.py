@@ -154,7 +154,7 @@ class DenseModel:
     #: checkpoint); scoring may run in float32, the artifact goes back to these
     param_dtypes: dict[str, torch.dtype] = field(default_factory=dict)
     #: where the scoring precision lost some of the base's (bfloat16 scoring of a float32 or float16 base):
-    #: loads the base again, in its own precision and placement, to be sliced (``slice_target``)
+    #: loads the base again, in its own precision and placement, to be sliced (``take_slice_target``)
     reload_base: Callable[[], nn.Module] | None = field(default=None, repr=False)
 
     def copy(self) -> DenseModel:
@@ -209,7 +209,8 @@ def load_dense(
             raise UserError("a preloaded model cannot be scored in a lower precision than its own; pass it unloaded.")
 
         def reload_base() -> nn.Module:
-            print(f"loading {config.model} again in its own precision, to slice (scored in {config.placement.dtype})")
+            scored_in = config.placement.resolved().dtype
+            print(f"loading {config.model} again in its own precision, to slice (scored in {scored_in})")
             base = load_model(ref, gguf_file=config.gguf_file)
             return config.placement.place(base, runs=False, gradients=False).eval()
 
@@ -381,7 +382,7 @@ def prune_scored(
     with recorded_step(steps, "plan", device):
         result, traces = plan(config, dense, scorer, scored)
     if dense.reload_base is not None:
-        with recorded_step(steps, "reload", "cpu"):
+        with recorded_step(steps, "reload", device):
             dense.take_slice_target()
     model = dense.model
     with recorded_step(steps, "slice", device):
@@ -393,7 +394,24 @@ def prune_scored(
     options = config.manifest_options(scorer, scored, config.components or list(dense.adapter.default_components))
     options.update(traces)
     with recorded_step(steps, "save", "cpu"):
-        _save(config, dense, scorer, scored, result, options, overwrite)
+        save_pruned(
+            model,
+            result.plan,
+            config.out,
+            processor=dense.processor,
+            # a GGUF inside a folder is named by its own path, so the teacher of `ukmp recover` resolves to it
+            base_model_ref=config.base_model_name or base_reference(config.model, config.gguf_file),
+            base_revision=getattr(model.config, "_commit_hash", None),
+            base_checksum=dense.checksum,
+            method=scorer.name,
+            options=options,
+            seed=config.seed,
+            target_ratio=config.ratio,
+            ratio_basis=config.of,
+            overwrite=overwrite,
+            extra={"scoring": scored.stats},
+            extra_files={"scores.safetensors": scored.save},
+        )
     stats = scored.stats
     summary = {
         "method": scorer.label,
@@ -412,36 +430,6 @@ def prune_scored(
     if "gradient_pass" in stats:
         summary["backpropagated_tokens"] = stats["gradient_pass"]["backpropagated_tokens"]
     return summary
-
-
-def _save(
-    config: PruneConfig,
-    dense: DenseModel,
-    scorer: Scorer,
-    scored: MethodScores,
-    result: PlanResult,
-    options: dict[str, Any],
-    overwrite: bool,
-) -> None:
-    model = dense.model
-    save_pruned(
-        model,
-        result.plan,
-        config.out,
-        processor=dense.processor,
-        # a GGUF inside a folder is named by its own path, so the teacher of `ukmp recover` resolves to it
-        base_model_ref=config.base_model_name or base_reference(config.model, config.gguf_file),
-        base_revision=getattr(model.config, "_commit_hash", None),
-        base_checksum=dense.checksum,
-        method=scorer.name,
-        options=options,
-        seed=config.seed,
-        target_ratio=config.ratio,
-        ratio_basis=config.of,
-        overwrite=overwrite,
-        extra={"scoring": scored.stats},
-        extra_files={"scores.safetensors": scored.save},
-    )
 
 
 def prune(
