@@ -70,13 +70,13 @@ from ukmp.evaluation.harness import write_results
 from ukmp.groups import PrunableGroup, PruningPlan
 from ukmp.loading import load_model, resolve_model_ref
 from ukmp.method_scores import MethodScores
+from ukmp.placement import DTYPES
 from ukmp.surgery import apply_plan_as_masks, apply_plan_physically
 from ukmp.version import __version__
 
 BENCH_FORMAT = "ukmp-bench/1"
 OPERATIONS = ("encode", "forward", "generate")
 OPERATION_TITLES = {"encode": "image encoding", "forward": "forward", "generate": "caption generation"}
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 KINDS = ("dense", "pruned", "masked", "rounded")
 
 
