@@ -45,13 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ukmp {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"ukmp.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"ukmp.commands.{name}":
-                continue  # command not built yet
-            raise
-        module.register(subparsers)
+        # every listed command is ours: one that fails to import is a bug to see, not a command to drop
+        importlib.import_module(f"ukmp.commands.{name}").register(subparsers)
     return parser
 
 

@@ -21,16 +21,17 @@ from ukmp.errors import UserError
 from ukmp.gguf_models import find_gguf, load_gguf_model
 from ukmp.preflight import looks_local
 from ukmp.recovery.recovered import load_recovered
+from ukmp.zoo import resolve_model_name
 
 
 def resolve_model_ref(name: str) -> str:
-    """A local path as given, else a short zoo name resolved by ``ukmp.zoo`` (if it offers one)."""
+    """A local path as given, else a short zoo name resolved by ``ukmp.zoo`` (if it offers one).
+
+    The zoo is part of ukmp, so it is imported like any other module: were its import to fail, zoo
+    names would otherwise quietly stop resolving and surface much later as a model "not on the Hub".
+    """
     if Path(name).expanduser().exists():
         return str(Path(name).expanduser())
-    try:
-        from ukmp.zoo import resolve_model_name
-    except ImportError:
-        return name
     resolved = resolve_model_name(name)
     return str(resolved) if resolved else name
 
