@@ -52,31 +52,50 @@ def run_compare(config: CompareConfig, *, overwrite: bool = False) -> dict[str, 
 
 
 def aggregate(per_seed: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One entry per (method, ratio) with each metric's values over the seeds and their spread."""
+    """One entry per (method, ratio) with each metric's values over the seeds and their spread.
+
+    A metric's values keep the seed each came from (``<stage>_seeds``, parallel to them), so that
+    orderings pair by seed; the draws a metric is missing from are listed (``<stage>_lacking``).
+    """
+    drawn = [data["settings"]["seed"] for data in per_seed]
     cells: dict[tuple[str, float], dict[str, Any]] = {}
-    for data in per_seed:
+    for data, seed in zip(per_seed, drawn):
         for row in data["rows"]:
             cell = cells.setdefault(
                 (row["method"], row["target_ratio"]),
                 {"method": row["method"], "target_ratio": row["target_ratio"], "achieved": [], "seeds": []},
             )
             cell["achieved"].append(row["achieved_ratio"])
-            cell["seeds"].append(data["settings"]["seed"])
+            cell["seeds"].append(seed)
             cell.setdefault("recovery", row.get("recovery"))
             for key, _ in STAGES:
                 for metric, value in (row.get(key) or {}).items():
                     cell.setdefault(key, {}).setdefault(metric, []).append(value)
+                    cell.setdefault(f"{key}_seeds", {}).setdefault(metric, []).append(seed)
     out = []
     for cell in cells.values():
         for key, _ in STAGES:
             if key in cell:
                 cell[f"{key}_spread"] = {m: spread(v).as_dict() for m, v in cell[key].items()}
+                lacking = {m: [s for s in drawn if s not in had] for m, had in cell[f"{key}_seeds"].items()}
+                lacking = {m: seeds for m, seeds in lacking.items() if seeds}
+                if lacking:
+                    cell[f"{key}_lacking"] = lacking
         out.append(cell)
     return out
 
 
+def by_seed(cell: dict[str, Any], key: str, metric: str) -> dict[int, float]:
+    """``metric``'s value in each draw of ``cell`` that has it, by seed."""
+    return dict(zip(cell[f"{key}_seeds"][metric], cell[key][metric], strict=True))
+
+
 def orderings(cells: list[dict[str, Any]], key: str = "metrics") -> list[dict[str, Any]]:
-    """Every (UKMP method, other method) pair at every ratio and metric, paired by seed."""
+    """Every (UKMP method, other method) pair at every ratio and metric, paired by seed.
+
+    Only the draws where both have the metric pair up; where some do not, the ordering names the
+    seeds it paired over and the ones left unpaired.
+    """
     out = []
     for ratio in sorted({c["target_ratio"] for c in cells}):
         at = [c for c in cells if c["target_ratio"] == ratio and key in c]
@@ -86,23 +105,26 @@ def orderings(cells: list[dict[str, Any]], key: str = "metrics") -> list[dict[st
             for b in at:
                 if b is a or (is_proposed(b["method"]) and b["method"] < a["method"]):
                     continue  # each pair of UKMP methods once
-                common = sorted(set(a["seeds"]) & set(b["seeds"]))
                 for metric in a[key]:
                     if metric not in b[key]:
                         continue
-                    va = [a[key][metric][a["seeds"].index(s)] for s in common]
-                    vb = [b[key][metric][b["seeds"].index(s)] for s in common]
-                    verdict, diff = paired_ordering(va, vb)
-                    out.append(
-                        {
-                            "ratio": ratio,
-                            "better": a["method"],
-                            "worse": b["method"],
-                            "metric": metric,
-                            "verdict": verdict,
-                            "difference": diff.as_dict(),
-                        }
-                    )
+                    va, vb = by_seed(a, key, metric), by_seed(b, key, metric)
+                    common = sorted(va.keys() & vb.keys())
+                    if not common:
+                        continue
+                    verdict, diff = paired_ordering([va[s] for s in common], [vb[s] for s in common])
+                    ordering = {
+                        "ratio": ratio,
+                        "better": a["method"],
+                        "worse": b["method"],
+                        "metric": metric,
+                        "verdict": verdict,
+                        "difference": diff.as_dict(),
+                    }
+                    unpaired = sorted((set(a["seeds"]) | set(b["seeds"])) - set(common))
+                    if unpaired:
+                        ordering.update(seeds=common, unpaired=unpaired)
+                    out.append(ordering)
     return out
 
 
@@ -150,6 +172,7 @@ def seeds_markdown(config: CompareConfig, data: dict[str, Any]) -> str:
             achieved = sum(c["achieved"]) / len(c["achieved"])
             values = [_cell_text(c[key].get(m), _digits(m)) for m in metrics]
             lines.append(f"| {name} | {c['target_ratio']:g} | {achieved:.4f} | " + " | ".join(values) + " |")
+        lines += _lacking_lines(cells, key)
         lines += ["", f"### Orderings {stage}, paired by seed", ""]
         lines += ["| ratio | ordering | metric | verdict | mean difference [min–max] ±95% |", "|---|---|---|---|---|"]
         for o in data["orderings"][key]:
@@ -158,7 +181,7 @@ def seeds_markdown(config: CompareConfig, data: dict[str, Any]) -> str:
             half = "" if d["n"] < 2 else f" ±{d['ci95']:.{digits}f}"
             lines.append(
                 f"| {o['ratio']:g} | {o['better']} > {o['worse']} | {o['metric']} | {o['verdict']} | "
-                f"{d['mean']:+.{digits}f} [{d['min']:+.{digits}f}–{d['max']:+.{digits}f}]{half} |"
+                f"{d['mean']:+.{digits}f} [{d['min']:+.{digits}f}–{d['max']:+.{digits}f}]{half}{_paired_over(o)} |"
             )
     lines += [
         "",
@@ -167,6 +190,23 @@ def seeds_markdown(config: CompareConfig, data: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _lacking_lines(cells: list[dict[str, Any]], key: str) -> list[str]:
+    """One line per (cell, metric) that some draws lack: its mean is over the others, and pairs skip them."""
+    lines = []
+    for c in sorted(cells, key=lambda c: (c["target_ratio"], c["method"])):
+        for metric, seeds in (c.get(f"{key}_lacking") or {}).items():
+            which = ("seed " if len(seeds) == 1 else "seeds ") + ", ".join(map(str, seeds))
+            lines.append(f"- {c['method']} at {c['target_ratio']:g} has no {metric} in {which}.")
+    return ["", *lines] if lines else []
+
+
+def _paired_over(ordering: dict[str, Any]) -> str:
+    if "unpaired" not in ordering:
+        return ""
+    unpaired = ", ".join(map(str, ordering["unpaired"]))
+    return f" (paired over seeds {', '.join(map(str, ordering['seeds']))}; unpaired: {unpaired})"
 
 
 def write_seed_results(config: CompareConfig, per_seed: list[dict[str, Any]]) -> list[Path]:
