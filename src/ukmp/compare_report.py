@@ -135,8 +135,9 @@ def results_markdown(data: dict[str, Any]) -> str:
         "",
         "Scoring s is each method's own scoring time; shared calib s is the shared calibration pass it",
         "read (activation statistics and/or plain-loss gradients, computed once for all baselines).",
-        "UKMP's time is its own two passes (entropy, token-selected gradients). Peak MB is the process's",
-        "peak resident memory after scoring (monotone over the run).",
+        "UKMP's time is its own two passes (entropy, token-selected gradients). Peak MB is measured inside",
+        "each method's own scoring, on its device: on a CPU the process's resident memory (the model",
+        "included), on a GPU the allocator's peak (`ukmp.peak_memory`).",
         "",
     ]
     return "\n".join(lines)
