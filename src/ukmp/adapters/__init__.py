@@ -13,6 +13,7 @@ from ukmp.adapters.base import ModelAdapter, Part, describe
 from ukmp.adapters.registry import (
     WRAPPERS,
     gguf_architectures,
+    language_model_entry,
     language_model_labels,
     language_model_types,
     language_part,
@@ -71,9 +72,17 @@ def is_image_in_prompt_model(model: nn.Module) -> bool:
 
 
 def is_language_model(model: nn.Module) -> bool:
-    """A standalone decoder-only language model (no image side, no encoder)."""
-    config = model.config
-    return not hasattr(config, "vision_config") and not getattr(config, "is_encoder_decoder", False)
+    """A standalone decoder-only language model with its head (what bench and recover run as text-only).
+
+    Decided by the model's class in the registry, not by its config: a bare vision tower (CLIP,
+    SigLIP, BLIP-2's) has neither a ``vision_config`` nor an encoder-decoder flag either, and a bare
+    ``LlamaModel`` has no head to generate or to compute a loss with.
+    """
+    if wrapper_entry(model) is not None:
+        return False
+    entry = language_model_entry(model)
+    can_generate = getattr(model, "can_generate", None)
+    return entry is not None and entry.decoder_only and callable(can_generate) and bool(can_generate())
 
 
 def find_adapter(model: nn.Module) -> ModelAdapter:

@@ -36,6 +36,8 @@ class LanguageModel:
     model_types: tuple[str, ...]  #: config.json ``model_type`` values
     label: str  #: how messages name the family
     gguf_architectures: tuple[str, ...] = ()  #: GGUF ``general.architecture`` values that load as one
+    #: one stack reading the prompt and writing the continuation (OPT, Llama); T5 is an encoder-decoder
+    decoder_only: bool = True
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,11 @@ class Wrapper:
 
 LANGUAGE_MODELS: tuple[LanguageModel, ...] = (
     LanguageModel(
-        "ukmp.adapters.t5:T5Part", ("T5ForConditionalGeneration", "T5Model", "T5EncoderModel"), ("t5",), "T5"
+        "ukmp.adapters.t5:T5Part",
+        ("T5ForConditionalGeneration", "T5Model", "T5EncoderModel"),
+        ("t5",),
+        "T5",
+        decoder_only=False,
     ),
     LanguageModel("ukmp.adapters.opt:OPTPart", ("OPTForCausalLM",), ("opt",), "OPT"),
     LanguageModel(
