@@ -17,7 +17,7 @@ image. Every scorer reads its samples through these two functions, so each accep
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -175,10 +175,15 @@ def with_image_placeholder(processor, prompt: str) -> str:
 
 
 def _decoder_only_batch(processor, images: list, chunk: Sequence[PrefixLMSample]) -> dict[str, torch.Tensor]:
-    """image tokens + prefix + target in one right-padded sequence; labels only on the target."""
+    """image tokens + prefix + target in one right-padded sequence; labels only on the target.
+
+    The images are preprocessed once: the processor expands each image placeholder from the pixel
+    values it computes, and those same pixel values (as tensors) are what the model reads.
+    """
     tokenizer = processor.tokenizer
     texts = [with_image_placeholder(processor, s.text_input) for s in chunk]
-    prompts = processor(images=images, text=texts, return_tensors=None)
+    # the prompts stay unpadded lists (the targets are appended below); the images come back as tensors
+    prompts = processor(images=images, text=texts, images_kwargs={"return_tensors": "pt"})
     rows, label_rows = [], []
     for ids, sample in zip(prompts["input_ids"], chunk):
         target = tokenizer(" " + sample.text_output, add_special_tokens=False).input_ids
@@ -195,7 +200,7 @@ def _decoder_only_batch(processor, images: list, chunk: Sequence[PrefixLMSample]
         input_ids[r, : len(ids)] = torch.tensor(ids)
         attention[r, : len(ids)] = 1
         labels[r, : len(lab)] = torch.tensor(lab)
-    pixels = processor.image_processor(images, return_tensors="pt")
+    pixels = image_tensors(prompts)
     tiles = {"image_sizes": pixels["image_sizes"]} if "image_sizes" in pixels else {}  # LLaVA-NeXT's tiling
     return {
         "pixel_values": pixels["pixel_values"],
@@ -205,3 +210,15 @@ def _decoder_only_batch(processor, images: list, chunk: Sequence[PrefixLMSample]
         "labels": labels,
         **qformer_inputs(processor, [s.text_input for s in chunk]),
     }
+
+
+def image_tensors(encoded: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """A processor output's image entries (pixel values, LLaVA-NeXT's tile sizes) as tensors.
+
+    They are tensors already where the processor honours ``images_kwargs``; the conversion is the
+    processor's own (``BatchFeature``), so either way they are what its image processor returns for "pt".
+    """
+    from transformers import BatchFeature
+
+    keys = [k for k in ("pixel_values", "image_sizes") if k in encoded]
+    return dict(BatchFeature({k: encoded[k] for k in keys}, tensor_type="pt"))
