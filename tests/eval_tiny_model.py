@@ -30,8 +30,11 @@ def world_texts(n: int = 40) -> list[str]:
     return texts
 
 
-def build_tiny_blip2(out_dir: Path, seed: int = 0, lm_layers: int = 1) -> Path:
-    """Write a tiny random model + processor to `out_dir` and return it."""
+def build_tiny_blip2(out_dir: Path, seed: int = 0, lm_layers: int = 1, decoder_layers: int | None = None) -> Path:
+    """Write a tiny random model + processor to `out_dir` and return it.
+
+    ``decoder_layers`` gives the T5 decoder another depth than its encoder (``num_decoder_layers``).
+    """
     tokenizer = as_transformers_tokenizer(train_word_tokenizer(world_texts()))
     image_processor = BlipImageProcessor(
         size={"height": 64, "width": 64}, image_mean=[0.5] * 3, image_std=[0.5] * 3, do_rescale=True
@@ -42,6 +45,8 @@ def build_tiny_blip2(out_dir: Path, seed: int = 0, lm_layers: int = 1) -> Path:
     # 8 px patches keep the patch embedding (which no method prunes) small: with the shipped 32 px
     # patches it would be a fifth of this one-layer model, and 50% of all parameters could not be removed
     config.vision_config.patch_size = 8
+    if decoder_layers is not None:
+        config.text_config.num_decoder_layers = decoder_layers
     model = Blip2ForConditionalGeneration(config).eval()
     return _spread_and_save(model, processor, out_dir)
 

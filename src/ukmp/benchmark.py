@@ -66,6 +66,7 @@ from ukmp.adapters import find_adapter, is_image_in_prompt_model, is_language_mo
 from ukmp.artifact import is_pruned_artifact, read_manifest, state_dict_sha256
 from ukmp.atomic import write_text_atomic
 from ukmp.errors import UserError
+from ukmp.evaluation.generation import generation_cache
 from ukmp.evaluation.harness import write_results
 from ukmp.groups import PrunableGroup, PruningPlan
 from ukmp.loading import load_model, resolve_model_ref
@@ -343,6 +344,7 @@ def operations(model: nn.Module, forward: Mapping, generate: Mapping, caption_to
             min_new_tokens=caption_tokens,
             do_sample=False,
             num_beams=1,
+            **generation_cache(model),
         )
 
     if is_language_model(model) or is_image_in_prompt_model(model):

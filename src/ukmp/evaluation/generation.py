@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image
@@ -82,6 +83,25 @@ def is_encoder_decoder(model) -> bool:
     """True for a T5-style language model (prompt in the encoder), False for OPT/LLaMA-style ones."""
     config = getattr(model.config, "text_config", model.config)  # a standalone LM is its own text config
     return bool(getattr(config, "is_encoder_decoder", False))
+
+
+def generation_cache(model) -> dict[str, Any]:
+    """``generate``'s cache argument for an encoder-decoder language model: one that grows layer by layer.
+
+    Why: transformers 5 sizes the default cache of ``generate`` from the top-level config's layer
+    count, which for T5 is the encoder's (``num_layers``); a decoder with more layers
+    (``num_decoder_layers``, as in several T5 variants) then runs past the end of it (IndexError in
+    ``cache.update``). A cache without a config appends a layer whenever the decoder reaches one, so it
+    fits any depth and holds the same keys and values. Decoder-only models keep transformers' default.
+    """
+    if not is_encoder_decoder(model):
+        return {}
+    from transformers.cache_utils import DynamicCache, EncoderDecoderCache
+    from transformers.generation import utils as generation_utils
+
+    # transformers renamed generate's `past_key_values` to `cache` within 5.x; the old name still works, warned
+    name = "cache" if "cache" in getattr(generation_utils, "ALL_CACHE_NAMES", ()) else "past_key_values"
+    return {name: EncoderDecoderCache(DynamicCache(), DynamicCache())}
 
 
 def model_device_dtype(model) -> tuple[torch.device, torch.dtype]:
@@ -184,7 +204,7 @@ def generate_texts(
             }
             if not is_encoder_decoder(model):
                 lm_inputs["input_ids"] = inputs["input_ids"]
-            output = model.language_model.generate(**lm_inputs, **settings.generate_kwargs())
+            output = model.language_model.generate(**lm_inputs, **settings.generate_kwargs(), **generation_cache(model))
             if not is_encoder_decoder(model) and output.shape[1] > inputs["input_ids"].shape[1]:
                 output = output[:, inputs["input_ids"].shape[1] :]  # decoder-only: drop the echoed prompt
             texts.extend(t.strip() for t in processor.batch_decode(output, skip_special_tokens=True))
@@ -203,7 +223,7 @@ def _generate_with_placeholders(
             images = [load_image(p) for p in image_paths[start : start + batch_size]]
             batch = [with_image_placeholder(processor, p) for p in prompts[start : start + batch_size]]
             inputs = processor_inputs(processor, model, images, batch)
-            output = model.generate(**inputs, **settings.generate_kwargs())
+            output = model.generate(**inputs, **settings.generate_kwargs(), **generation_cache(model))
             output = output[:, inputs["input_ids"].shape[1] :]  # drop the echoed prompt
             texts.extend(t.strip() for t in processor.batch_decode(output, skip_special_tokens=True))
     return texts
