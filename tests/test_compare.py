@@ -156,7 +156,7 @@ def test_cached_ukmp_scores_made_with_another_threshold_are_refused(data, tmp_pa
     (out / "scores" / "ukmp:0.3.safetensors").rename(out / "scores" / "ukmp.safetensors")
     assert _compare(out, data, "--methods", "ukmp", "--ratios", "0.3") == 2
     err = capsys.readouterr().err
-    assert "made with threshold 0.3" in err and "--overwrite" in err
+    assert "made with --threshold 0.3" in err and "--overwrite" in err
 
 
 def _pruned_groups(groups: dict) -> list[str]:
@@ -200,19 +200,20 @@ def test_compare_keeps_end_layers_dense_for_every_method_and_refuses_mixed_reuse
 
 
 def test_a_reused_artifact_planned_with_another_plan_search_is_refused(tmp_path: Path) -> None:
-    from ukmp.compare import CompareConfig, check_planned_alike
     from ukmp.errors import UserError
-    from ukmp.planning.search import PlanSearchOptions
+    from ukmp.provenance import COMPARE_FIX, check_reusable
+    from ukmp.pruning import recorded_artifact_settings
+    from ukmp.scorers.registry import get_scorer
 
     artifact = tmp_path / "ukmp-50"
     artifact.mkdir()
     options = {"plan_search": {"candidates": 8, "losses": [1.0] * 8}}
+    # a manifest from before artifacts recorded their settings: read from its options
     (artifact / "pruning.json").write_text(json.dumps({"method": {"options": options}}))
-    config = CompareConfig(model="m", out=str(tmp_path))
-    with pytest.raises(UserError, match="--plan-search 8, but this run asks for 1"):
-        check_planned_alike(artifact, config)
-    config.plan_search = PlanSearchOptions(candidates=8)
-    check_planned_alike(artifact, config)  # planned alike: reused silently
+    recorded = recorded_artifact_settings(artifact, get_scorer("ukmp"))
+    with pytest.raises(UserError, match="--plan-search 8, but this run asks for --plan-search 1"):
+        check_reusable(artifact, recorded, {"--plan-search": 1, "--keep-end-layers": "none"}, COMPARE_FIX)
+    check_reusable(artifact, recorded, {"--plan-search": 8, "--keep-end-layers": "none"}, COMPARE_FIX)  # reused
 
 
 def test_limit_all_evaluates_every_record_and_says_so(data, tmp_path: Path) -> None:

@@ -9,10 +9,14 @@ The run folder is the record and the cache::
     OUT/results.json, results.md, quality_vs_ratio.png
 
 Anything already in OUT (scores, artifacts, evaluations, recoveries) is reused, so an interrupted
-run continues where it stopped; ``--overwrite`` starts afresh. The dense model is loaded once and
-kept dense; each (method, ratio) prunes a copy. The baselines' activation statistics and gradients
-come from one shared pass (``CalibrationPass``) declared up front with the union of their needs;
-UKMP runs its own passes (token-selected gradients and entropy), as the method prescribes.
+run continues where it stopped; ``--overwrite`` starts afresh. Each cached piece records the settings
+that decided it (`ukmp.provenance`: the scores file's metadata, the artifact's manifest, the
+evaluation's JSON, a recovery's compare_settings.json) and is reused only where this run asks for
+the same; otherwise the run stops with one sentence naming the setting, rather than mixing results.
+The dense model is loaded once and kept dense; each (method, ratio) prunes a copy. The baselines'
+activation statistics and gradients come from one shared pass (``CalibrationPass``) declared up
+front with the union of their needs; UKMP runs its own passes (token-selected gradients and
+entropy), as the method prescribes.
 
 UKMP variants are methods of their own: ``ukmp:q0.34`` is UKMP with the relative threshold q0.34,
 ``ukmp:1.0`` UKMP with T = 1.0 (no token selection), ``ukmp:paper`` UKMP with the paper's T = 0.4;
@@ -52,7 +56,8 @@ from ukmp.output_guard import check_output
 from ukmp.placement import Placement
 from ukmp.planning.search import PlanSearchOptions
 from ukmp.preflight import check_calibration_data
-from ukmp.pruning import PruneConfig, load_dense, prune_scored, score
+from ukmp.provenance import COMPARE_FIX, MODEL, Settings, as_recorded, check_reusable, data_key
+from ukmp.pruning import PruneConfig, load_dense, prune_scored, recorded_artifact_settings, score
 from ukmp.recovery.distill import MERGED_DIR, RecoveryConfig, run_recovery
 from ukmp.scorers.base import MethodOptions, Scorer, ScoringInputs
 from ukmp.scorers.registry import VARIANT_SEPARATOR, get_scorer
@@ -195,20 +200,34 @@ def without_predictions(result: dict[str, Any]) -> dict[str, Any]:
     return {**result, "tasks": tasks}
 
 
-def check_planned_alike(artifact: Path, config: CompareConfig) -> None:
-    """A reused artifact was planned as this run asks (end layers, plan search); else one sentence."""
-    options = json.loads((artifact / "pruning.json").read_text())["method"]["options"]
-    stored = {
-        "--keep-end-layers": options.get("keep_end_layers", "none"),
-        "--plan-search": options.get("plan_search", {}).get("candidates", 1),
-    }
-    asked = {"--keep-end-layers": config.keep_end_layers, "--plan-search": config.plan_search.candidates}
-    for flag, value in stored.items():
-        if value != asked[flag]:
-            raise UserError(
-                f"{artifact} was pruned with {flag} {value}, but this run asks for {asked[flag]}; "
-                "pass another --out (or --overwrite to start afresh)."
-            )
+#: where a recovery of OUT/recovered/<name>/ records the settings that decided it
+RECOVERY_SETTINGS = "compare_settings.json"
+
+
+def recorded_eval_settings(cached: dict[str, Any]) -> Settings:
+    """The settings a cached evaluation records; for one written before they were, those its limits show."""
+    if "settings" in cached:
+        return cached["settings"]
+    limits = cached.get("limits") or {}
+    out: Settings = {"--tasks": list(cached.get("tasks") or {})}
+    for task, limit in limits.items():
+        out["--caption-limit" if task == "caption" else "--limit"] = "all" if limit is None else limit
+    return out
+
+
+def recorded_recovery_settings(folder: Path) -> Settings:
+    """The settings a cached recovery records; for one written before they were, those its merged manifest shows."""
+    record = folder / RECOVERY_SETTINGS
+    if record.is_file():
+        return json.loads(record.read_text())
+    manifest = json.loads((folder / MERGED_DIR / "pruning.json").read_text())
+    recovery = manifest.get("recovery") or {}
+    out = dict((manifest.get("extra") or {}).get("settings") or {})
+    if "plain_lora" in recovery:
+        out["--recover"] = "lora" if recovery["plain_lora"] else "lpd"
+    if "batch_size" in recovery:
+        out["--recover-batch-size"] = recovery["batch_size"]
+    return out
 
 
 def check_compare_output(config: CompareConfig, *, overwrite: bool) -> None:
@@ -268,22 +287,26 @@ class CompareRun:
         """The shared calibration pass, declared with the needs of every method still to score."""
         if self._calibration is None:
             c = self.config
-            inputs = ScoringInputs(
-                self.dense.model,
-                self.dense.processor,
-                self.dense.groups,
-                self.calib_dir,
-                c.calib_split,
-                num_samples=c.num_samples,
-                batch_size=c.batch_size,
-                seed=c.seed,
-                progress=c.progress,
-            )
-            self._calibration = inputs.calibration_pass()
+            self._calibration = self.scoring_inputs().calibration_pass()
             for method in c.methods:
                 if not self._scores_file(method).is_file():
                     self._calibration.require(*c.scorer(method).calibration_needs())
         return self._calibration
+
+    def scoring_inputs(self) -> ScoringInputs:
+        """The dense model and calibration data every method of this run scores with."""
+        c = self.config
+        return ScoringInputs(
+            self.dense.model,
+            self.dense.processor,
+            self.dense.groups,
+            self.calib_dir,
+            c.calib_split,
+            num_samples=c.num_samples,
+            batch_size=c.batch_size,
+            seed=c.seed,
+            progress=c.progress,
+        )
 
     def prune_config(self, method: str, ratio: float, out: Path) -> PruneConfig:
         """The `ukmp prune` configuration of one artifact of this run."""
@@ -309,52 +332,127 @@ class CompareRun:
             placement=c.placement,
         )
 
+    # ----------------------------------------------------------------------------------- settings
+
+    def scores_settings(self, method: str) -> Settings:
+        """What decides ``method``'s scores in this run: what OUT/scores/<method> must record to be reused."""
+        c = self.config
+        scorer = c.scorer(method)
+        calibration = self.scoring_inputs().calibration_record() if scorer.calibrated else None
+        dtype = c.placement.resolved().dtype  # every method scores the model cast to it (`load_dense`, runs)
+        return {**scorer.settings(calibration, seed=c.seed, dtype=dtype), MODEL: self.dense.checksum}
+
+    def artifact_settings(self, method: str, ratio: float) -> Settings:
+        """The scores' settings and what decides the plan and the saved weights from them."""
+        plan = self.prune_config(method, ratio, self.out).plan_settings(
+            self.config.scorer(method), list(self.dense.adapter.default_components)
+        )
+        return {**self.scores_settings(method), **plan}
+
+    def recovery_settings(self, method: str, ratio: float) -> Settings:
+        """The artifact's settings and how it is recovered."""
+        c = self.config
+        recovery = {
+            "--recover": recovery_kind(method, c.recover),
+            "--recover-samples": c.recover_samples,
+            "--recover-batch-size": c.recover_batch_size,
+        }
+        return {**self.artifact_settings(method, ratio), **recovery}
+
+    def eval_settings(self) -> Settings:
+        """What decides an evaluation besides the model: the data, its split, the tasks and their limits."""
+        c = self.config
+        limit = "all" if c.limit is None else c.limit
+        out: Settings = {"--eval": data_key(c.eval_data), "--eval-split": c.eval_split, "--tasks": list(c.tasks)}
+        if any(task != "caption" for task in c.tasks):
+            out["--limit"] = limit
+        if "caption" in c.tasks:
+            out["--caption-limit"] = limit if c.caption_limit is None else c.caption_limit
+        return out
+
     # ------------------------------------------------------------------------------------ scoring
 
     def _scores_file(self, method: str) -> Path:
         return self.out / "scores" / f"{method}.safetensors"
 
+    def cached_scores(self, method: str) -> MethodScores | None:
+        """``method``'s scores from OUT, if there and made with this run's settings (else one sentence)."""
+        file = self._scores_file(method)
+        if not file.is_file():
+            return None
+        self._load()
+        scored = MethodScores.load(file)
+        check_scores_match(scored.scores, self.dense.groups)
+        recorded = self.config.scorer(method).recorded_settings(scored)
+        check_reusable(file, recorded, self.scores_settings(method), COMPARE_FIX)
+        return scored
+
     def scores(self, method: str) -> MethodScores:
         """``method``'s scores, computed once per run (through the shared calibration pass) and cached."""
-        file = self._scores_file(method)
-        scorer = self.config.scorer(method)
+        cached = self.cached_scores(method)
+        if cached is not None:
+            return cached
         self._load()
-        if file.is_file():
-            scored = MethodScores.load(file)
-            check_scores_match(scored.scores, self.dense.groups)
-            scorer.check_reusable(scored, self.out)
-            return scored
+        scorer = self.config.scorer(method)
         config = self.prune_config(method, self.config.ratios[0], self.out)
         shared = self.calibration() if scorer.calibration_needs() else None
         scored = score(config, self.dense, scorer, shared_pass=shared)
+        file = self._scores_file(method)
         file.parent.mkdir(parents=True, exist_ok=True)
         scored.save(file)
         return scored
 
     # ------------------------------------------------------------------------------------ pruning
 
+    def cached_artifact(self, method: str, ratio: float) -> Path | None:
+        """The artifact of ``method`` at ``ratio`` in OUT, if there and made with this run's settings."""
+        folder = self.out / "artifacts" / artifact_name(method, ratio)
+        if not (folder / "pruning.json").is_file():
+            return None
+        self._load()
+        recorded = recorded_artifact_settings(folder, self.config.scorer(method))
+        check_reusable(folder, recorded, self.artifact_settings(method, ratio), COMPARE_FIX)
+        return folder
+
     def prune(self, method: str, ratio: float, scored: MethodScores) -> Path:
         """The artifact of ``method`` at ``ratio`` (pruned now, on a copy of the dense model, unless already in OUT)."""
-        folder = self.out / "artifacts" / artifact_name(method, ratio)
-        if (folder / "pruning.json").is_file():
-            check_planned_alike(folder, self.config)
-            return folder
+        cached = self.cached_artifact(method, ratio)
+        if cached is not None:
+            return cached
         self._load()
+        folder = self.out / "artifacts" / artifact_name(method, ratio)
         config = self.prune_config(method, ratio, folder)
         prune_scored(config, self.dense.copy(), self.config.scorer(method), scored, overwrite=True)
         return folder
 
     # --------------------------------------------------------------------------------- evaluation
 
-    def evaluate(self, model_ref: str | Path, name: str, label: str | None = None) -> dict[str, Any]:
+    def cached_eval(self, name: str, settings: Settings) -> dict[str, Any] | None:
+        """OUT/evals/<name>.json without its answers, if there and made with this run's settings.
+
+        ``settings`` are those that decided the evaluated model; the evaluation's own are added here.
+        """
+        file = self.out / "evals" / f"{name}.json"
+        if not file.is_file():
+            return None
+        cached = json.loads(file.read_text())
+        check_reusable(file, recorded_eval_settings(cached), {**settings, **self.eval_settings()}, COMPARE_FIX)
+        return without_predictions(cached)
+
+    def evaluate(
+        self, model_ref: str | Path, name: str, settings: Settings, label: str | None = None
+    ) -> dict[str, Any]:
         """`ukmp evaluate`-format results for one model, cached as OUT/evals/<name>.json.
 
+        ``settings`` are those that decided the model; with the evaluation's own they key the cache.
         `label` is the results file's "model" field (default `name`); the dense model's names its
         reference too, so that `ukmp report` on the run folder recognises it as the base model.
         """
+        cached = self.cached_eval(name, settings)
+        if cached is not None:
+            return cached
         file = self.out / "evals" / f"{name}.json"
-        if file.is_file():
-            return without_predictions(json.loads(file.read_text()))
+        asked = {**settings, **self.eval_settings()}
         c = self.config
         model, processor, _ = load_model_and_processor(str(model_ref), device=c.device)
         merged: dict[str, Any] | None = None
@@ -380,20 +478,33 @@ class CompareRun:
                 merged["tasks"].update(result["tasks"])
                 merged["seconds"] = round(merged["seconds"] + result["seconds"], 2)
         merged["limits"] = {t: (c.caption_limit if t == "caption" and c.caption_limit else c.limit) for t in c.tasks}
+        merged["settings"] = as_recorded(asked)
         write_json_atomic(file, merged)
         return without_predictions(merged)
 
     # ----------------------------------------------------------------------------------- recovery
+
+    def cached_recovery(self, method: str, ratio: float) -> Path | None:
+        """The merged recovery of ``method`` at ``ratio`` in OUT, if there and made with this run's settings."""
+        folder = self.out / "recovered" / artifact_name(method, ratio)
+        merged = folder / MERGED_DIR
+        if not (merged / "pruning.json").is_file():
+            return None
+        self._load()
+        check_reusable(merged, recorded_recovery_settings(folder), self.recovery_settings(method, ratio), COMPARE_FIX)
+        return merged
 
     def recover(self, method: str, ratio: float, artifact: Path) -> Path | None:
         """Recover ``artifact`` (plain LoRA or LPD) and return the merged artifact."""
         kind = recovery_kind(method, self.config.recover)
         if kind is None:
             return None
+        cached = self.cached_recovery(method, ratio)
+        if cached is not None:
+            return cached
         folder = self.out / "recovered" / artifact_name(method, ratio)
         merged = folder / MERGED_DIR
-        if (merged / "pruning.json").is_file():
-            return merged
+        asked = self.recovery_settings(method, ratio)
         c = self.config
         config = RecoveryConfig(
             pruned=str(artifact),
@@ -410,17 +521,41 @@ class CompareRun:
             merge=True,
         )
         run_recovery(config, overwrite=True, progress=c.progress)
+        write_json_atomic(folder / RECOVERY_SETTINGS, as_recorded(asked))
         return merged
 
     # ------------------------------------------------------------------------------------ the run
+
+    def recovered_at(self, method: str, ratio: float) -> bool:
+        c = self.config
+        recover_at = set(c.recover_ratios if c.recover_ratios is not None else c.ratios)
+        return ratio in recover_at and recovery_kind(method, c.recover) is not None
+
+    def check_cache(self) -> None:
+        """Every piece OUT holds already was made with this run's settings (else one sentence), before any work.
+
+        So a rerun with other settings stops at once, with nothing in OUT replaced and no table rewritten.
+        """
+        c = self.config
+        self.cached_eval("dense", {MODEL: self.dense.checksum})
+        for method in c.methods:
+            self.cached_scores(method)
+            for ratio in c.ratios:
+                name = artifact_name(method, ratio)
+                self.cached_artifact(method, ratio)
+                self.cached_eval(name, self.artifact_settings(method, ratio))
+                if self.recovered_at(method, ratio):
+                    self.cached_recovery(method, ratio)
+                    self.cached_eval(f"{name}-recovered", self.recovery_settings(method, ratio))
 
     def run(self) -> dict[str, Any]:
         c = self.config
         self.say(f"ukmp compare: {len(c.methods)} methods x {len(c.ratios)} ratios on {c.model}; results in {self.out}")
         self._load()
+        self.check_cache()
         self.say("[dense] evaluating the dense model")
-        self.dense_eval = self.evaluate(self.dense.ref, "dense", label=f"dense ({self.config.model})")
-        recover_at = set(c.recover_ratios if c.recover_ratios is not None else c.ratios)
+        dense = {MODEL: self.dense.checksum}
+        self.dense_eval = self.evaluate(self.dense.ref, "dense", dense, label=f"dense ({self.config.model})")
         for i, method in enumerate(c.methods, 1):
             self.say(f"[{i}/{len(c.methods)}] {method}: scoring")
             scored = self.scores(method)
@@ -441,13 +576,14 @@ class CompareRun:
                     "shared_calibration_seconds": (scored.stats.get("shared_calibration") or {}).get("seconds", 0.0),
                     "approximation": scored.stats.get("approximation"),
                     "artifact": str(artifact.relative_to(self.out)),
-                    "eval": self.evaluate(artifact, name),
+                    "eval": self.evaluate(artifact, name, self.artifact_settings(method, ratio)),
                 }
-                if ratio in recover_at and recovery_kind(method, c.recover):
+                if self.recovered_at(method, ratio):
                     self.say(f"[{i}/{len(c.methods)}] {method}: recovering {name} ({recovery_kind(method, c.recover)})")
                     merged = self.recover(method, ratio, artifact)
                     row["recovery"] = recovery_kind(method, c.recover)
-                    row["recovered_eval"] = self.evaluate(merged, f"{name}-recovered")
+                    recovered = self.recovery_settings(method, ratio)
+                    row["recovered_eval"] = self.evaluate(merged, f"{name}-recovered", recovered)
                 self.rows.append(row)
                 write_results(self)  # after every model, so an interrupted run still has a table
         files = write_results(self)

@@ -2,7 +2,8 @@
 
 Scores are kept apart from plans so that a user can re-plan another ratio from saved scores
 (`ukmp prune --scores FILE`) without recomputing them; the sidecar metadata says which scorer
-made them and how.
+made them and how, and which settings decided them (``settings``, `ukmp.provenance`), so that a
+reuse with other settings is refused instead of mixed in.
 """
 
 from __future__ import annotations
@@ -29,15 +30,18 @@ class MethodScores:
     scores: dict[str, torch.Tensor]
     stats: dict = field(default_factory=dict)
     factors: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    #: the settings that decided the scores, by flag (`Scorer.settings`); empty in files written before them
+    settings: dict = field(default_factory=dict)
 
     def save(self, path: str | Path) -> None:
-        """scores.safetensors (tensors) + a JSON sidecar (method, options, timing); atomic."""
+        """scores.safetensors (tensors) + JSON metadata (method, options, timing, settings); atomic."""
         path = Path(path)
         tensors = {f"score/{k}": v.contiguous().double() for k, v in self.scores.items()}
         for factor, values in self.factors.items():
             tensors.update({f"{factor}/{k}": v.contiguous().double() for k, v in values.items()})
         with atomic_path(path) as tmp:
-            save_file(tensors, str(tmp), metadata={"method": self.method, "stats": json.dumps(self.stats)})
+            metadata = {"method": self.method, "stats": json.dumps(self.stats), "settings": json.dumps(self.settings)}
+            save_file(tensors, str(tmp), metadata=metadata)
 
     @classmethod
     def load(cls, path: str | Path) -> MethodScores:
@@ -52,7 +56,8 @@ class MethodScores:
             raise UserError(f"{path} is not a readable scores file ({exc}).") from None
         if "method" not in meta:
             raise UserError(f"{path} has no method recorded; it was not written by `ukmp prune`.")
-        out = cls(method=meta["method"], scores={}, stats=json.loads(meta.get("stats", "{}")))
+        stats, settings = json.loads(meta.get("stats", "{}")), json.loads(meta.get("settings", "{}"))
+        out = cls(method=meta["method"], scores={}, stats=stats, settings=settings)
         for key, value in tensors.items():
             kind, name = key.split("/", 1)
             if kind == "score":

@@ -13,6 +13,7 @@ one model.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -24,7 +25,7 @@ from torch import nn
 from ukmp.accounting import parameter_counts, prunable_parameters
 from ukmp.adapters import find_adapter
 from ukmp.adapters.base import ModelAdapter
-from ukmp.artifact import cast_to_saved_dtype, check_output_dir, save_pruned, state_dict_sha256
+from ukmp.artifact import MANIFEST, cast_to_saved_dtype, check_output_dir, save_pruned, state_dict_sha256
 from ukmp.data.calibration import TextCalibrationSource, text_source
 from ukmp.data.index import local_path, portable_path
 from ukmp.distributed import ONE_PROCESS, World, current_world
@@ -41,6 +42,7 @@ from ukmp.planning.scope_choice import choose_scope, scope_choice_batches
 from ukmp.planning.search import PlanSearchOptions, search_plan, selection_batches
 from ukmp.preflight import check_calibration_data, check_model_source, check_processor_matches, check_ratio
 from ukmp.processors import load_processor
+from ukmp.provenance import MODEL, Settings
 from ukmp.scorers.base import MethodOptions, Scorer, ScoringInputs
 from ukmp.scorers.registry import base_method, get_scorer, scorer_names
 from ukmp.scoring.calibration_pass import CalibrationPass
@@ -110,6 +112,26 @@ class PruneConfig:
 
     def scorer(self) -> Scorer:
         return get_scorer(self.method, self.options)
+
+    def plan_settings(self, scorer: Scorer, components: list[str]) -> Settings:
+        """The settings that decide the plan and the saved weights given the scores, by flag (`ukmp.provenance`)."""
+        schedule = self.schedule or scorer.schedule
+        out: Settings = {"--ratio": self.ratio, "--of": self.of, "--components": components, "--schedule": schedule}
+        if schedule == "iterative":
+            iterative = self.iterative or scorer.iterative_options()
+            out.update({"--norm": iterative.norm, "--norm-scope": iterative.scope})
+        out.update({"--keep-end-layers": self.keep_end_layers, "--plan-search": self.plan_search.candidates})
+        if self.plan_search.enabled:
+            search = self.plan_search
+            out.update(
+                {
+                    "--plan-search-split": search.split,
+                    "--plan-search-samples": search.samples,
+                    "--plan-search-spread": search.spread,
+                }
+            )
+        out["--dtype"] = self.dtype
+        return out
 
     def manifest_options(self, scorer: Scorer, scored: MethodScores, components: list[str]) -> dict[str, Any]:
         """The manifest's ``method.options``: the config as it decided this model."""
@@ -225,6 +247,25 @@ def load_dense(
     return DenseModel(str(ref), model, processor, adapter, groups, checksum, counts, basis, param_dtypes, reload_base)
 
 
+def recorded_artifact_settings(artifact: Path, scorer: Scorer) -> Settings:
+    """The settings a pruned artifact records (its manifest's ``extra.settings``).
+
+    An artifact saved before they were recorded gives those its manifest and scores file show.
+    """
+    manifest = json.loads((artifact / MANIFEST).read_text())
+    recorded = (manifest.get("extra") or {}).get("settings")
+    if recorded is not None:
+        return recorded
+    scores = artifact / "scores.safetensors"
+    out = scorer.recorded_settings(MethodScores.load(scores)) if scores.is_file() else {}
+    options = (manifest.get("method") or {}).get("options") or {}
+    keys = {"--ratio": "ratio", "--of": "of", "--components": "components", "--schedule": "schedule"}
+    out.update({flag: options[key] for flag, key in keys.items() if key in options})
+    out["--keep-end-layers"] = options.get("keep_end_layers", "none")
+    out["--plan-search"] = (options.get("plan_search") or {}).get("candidates", 1)
+    return out
+
+
 def calibration_source(config: PruneConfig, processor: Any) -> Any:
     """``config.calib`` as the scorers read it: a text file is cut with this model's tokenizer."""
     source = text_source(config.calib) if config.calib is not None else None
@@ -268,7 +309,9 @@ def score(
         shared_pass=shared_pass,
         world=world,
     )
-    return scorer.score(inputs)
+    scored = scorer.score(inputs)
+    scored.settings[MODEL] = dense.checksum
+    return scored
 
 
 def plan(
@@ -391,8 +434,10 @@ def prune_scored(
         )
         cast_to_saved_dtype(model, config.dtype, dense.param_dtypes)
     after = parameter_counts(model, dense.adapter)
-    options = config.manifest_options(scorer, scored, config.components or list(dense.adapter.default_components))
+    components = config.components or list(dense.adapter.default_components)
+    options = config.manifest_options(scorer, scored, components)
     options.update(traces)
+    settings = {**scorer.recorded_settings(scored), **config.plan_settings(scorer, components)}
     with recorded_step(steps, "save", "cpu"):
         save_pruned(
             model,
@@ -409,7 +454,7 @@ def prune_scored(
             target_ratio=config.ratio,
             ratio_basis=config.of,
             overwrite=overwrite,
-            extra={"scoring": scored.stats},
+            extra={"scoring": scored.stats, "settings": settings},
             extra_files={"scores.safetensors": scored.save},
         )
     stats = scored.stats

@@ -16,7 +16,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
 from torch import nn
@@ -27,8 +26,9 @@ from ukmp.errors import UserError
 from ukmp.groups import PrunableGroup, PruningPlan
 from ukmp.method_scores import MethodScores
 from ukmp.peak_memory import measured_peak
-from ukmp.placement import model_device
+from ukmp.placement import model_device, model_dtype
 from ukmp.planning.iterative import IterativeOptions
+from ukmp.provenance import Settings, calibration_settings
 from ukmp.scoring.calibration_pass import CalibrationPass
 from ukmp.scoring.ecoflap_sp import ECoFLaPOptions
 from ukmp.scoring.llm_pruner import LLMPrunerOptions
@@ -123,6 +123,11 @@ class Scorer:
     proposed: ClassVar[bool] = False
     #: whether ``compute`` splits its calibration samples across launched processes (``inputs.world``)
     splits_across_processes: ClassVar[bool] = False
+    #: whether the scores depend on ``--seed`` beyond the calibration samples it draws (random scores)
+    seeded: ClassVar[bool] = False
+    #: the method's own options that decide its scores: the ``MethodOptions`` field holding them and
+    #: each option's flag (``("llm_pruner", {"taylor": "--taylor"})``); recorded with the scores
+    option_flags: ClassVar[tuple[str, dict[str, str]] | None] = None
 
     def __init__(self, options: MethodOptions | None = None, variant: str | None = None) -> None:
         self.options = options or MethodOptions()
@@ -186,10 +191,45 @@ class Scorer:
             stats.setdefault("calibration", inputs.calibration_record())
         if self.approximation:
             stats["approximation"] = self.approximation
+        calibration = inputs.calibration_record() if self.calibrated else None
+        dtype = str(model_dtype(inputs.model)).removeprefix("torch.")
+        scored.settings = self.settings(calibration, seed=inputs.seed, dtype=dtype)
         return scored
 
-    def check_reusable(self, scored: MethodScores, where: str | Path) -> None:
-        """Refuse saved scores that this configuration would not have produced (default: any are fine)."""
+    # ---------------------------------------------------------------------------------- settings
+
+    def settings(self, calibration: dict[str, Any] | None, *, seed: int, dtype: str) -> Settings:
+        """The settings that decide this method's scores, by flag (`ukmp.provenance`).
+
+        ``calibration`` is the calibration record (``ScoringInputs.calibration_record``; None for a
+        data-free method), ``dtype`` the precision of the weights the scores were computed from.
+        """
+        out: Settings = {"--score-dtype": dtype}
+        if self.calibrated and calibration is not None:
+            out.update(calibration_settings(calibration))
+        if self.seeded:
+            out["--seed"] = seed
+        out.update(self.option_settings())
+        return out
+
+    def option_settings(self) -> Settings:
+        """This scorer's own options, by flag (``option_flags``)."""
+        if self.option_flags is None:
+            return {}
+        group, flags = self.option_flags
+        options = getattr(self.options, group)
+        return {flag: getattr(options, name) for name, flag in flags.items()}
+
+    def recorded_settings(self, scored: MethodScores) -> Settings:
+        """The settings saved ``scored`` record; for a file written before they were recorded, those its stats show."""
+        if scored.settings:
+            return dict(scored.settings)
+        stats = scored.stats
+        out = calibration_settings(stats["calibration"]) if "calibration" in stats else {}
+        if self.option_flags is not None:
+            options = stats.get("options") or {}
+            out.update({flag: options[name] for name, flag in self.option_flags[1].items() if name in options})
+        return out
 
     # ---------------------------------------------------------------------------------- planning
 

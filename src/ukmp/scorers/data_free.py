@@ -25,6 +25,7 @@ class RandomScorer(Scorer):
 
     name = "random"
     calibrated = False
+    seeded = True
 
     def compute(self, inputs: ScoringInputs) -> MethodScores:
         return MethodScores(self.name, random_scores(inputs.model, inputs.groups, seed=inputs.seed))

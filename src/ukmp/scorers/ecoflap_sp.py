@@ -15,6 +15,7 @@ class ECoFLaPSPScorer(Scorer):
 
     name = "ecoflap-sp"
     schedule = "allocated"
+    option_flags = ("ecoflap", {"block_score": "--block-score"})
     approximation = (
         "structured variant of ECoFLaP (the UKMP paper's ECoFLaP_sp): zeroth-order block scores, "
         "then Wanda-sp inside each group"

@@ -13,6 +13,7 @@ class LLMPrunerGlobalScorer(Scorer):
 
     name = "llm-pruner-global"
     schedule = "global"
+    option_flags = ("llm_pruner", {"taylor": "--taylor", "skip": "--skip-layers"})
 
     def calibration_needs(self) -> set[str]:
         return {"gradients"} | ({"fisher"} if self.options.llm_pruner.taylor != "first" else set())

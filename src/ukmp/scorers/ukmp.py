@@ -8,7 +8,6 @@ Variants name a token-selection threshold, so a comparison can run several setti
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Any
 
 from ukmp.data.calibration import calibration_batches, load_calibration_samples, take_disjoint
@@ -30,6 +29,16 @@ class UKMPScorer(Scorer):
     recovery = "lpd"
     proposed = True
     splits_across_processes = True
+    option_flags = (
+        "ukmi",
+        {
+            "threshold": "--threshold",
+            "selection": "--selection",
+            "taylor": "--taylor",
+            "entropy": "--entropy",
+            "entropy_on_vision": "--entropy-on-vision",
+        },
+    )
 
     def configure_variant(self, variant: str) -> None:
         if variant in PRESETS:
@@ -90,16 +99,6 @@ class UKMPScorer(Scorer):
         if result.entropy:
             factors["entropy"] = result.entropy
         return MethodScores(self.name, result.scores, dict(result.stats), factors)
-
-    def check_reusable(self, scored: MethodScores, where: str | Path) -> None:
-        """Saved scores made with another threshold are not this variant's."""
-        cached = (scored.stats.get("options") or {}).get("threshold")
-        wanted = self.options.ukmi.threshold
-        if cached is not None and cached != wanted:
-            raise UserError(
-                f"{where} holds {self.label} scores made with threshold {cached}, but {self.label} now means "
-                f"threshold {wanted}; give a new --out or pass --overwrite."
-            )
 
     def manifest_options(self, scored: MethodScores) -> dict[str, Any]:
         return {"ukmi": scored.stats.get("options", {})}
