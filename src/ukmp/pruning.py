@@ -42,7 +42,7 @@ from ukmp.planning.scope_choice import choose_scope, scope_choice_batches
 from ukmp.planning.search import PlanSearchOptions, search_plan, selection_batches
 from ukmp.preflight import check_calibration_data, check_model_source, check_processor_matches, check_ratio
 from ukmp.processors import load_processor
-from ukmp.provenance import MODEL, Settings
+from ukmp.provenance import MODEL, Settings, as_recorded, shown
 from ukmp.scorers.base import MethodOptions, Scorer, ScoringInputs
 from ukmp.scorers.registry import base_method, get_scorer, scorer_names
 from ukmp.scoring.calibration_pass import CalibrationPass
@@ -264,6 +264,36 @@ def recorded_artifact_settings(artifact: Path, scorer: Scorer) -> Settings:
     out["--keep-end-layers"] = options.get("keep_end_layers", "none")
     out["--plan-search"] = (options.get("plan_search") or {}).get("candidates", 1)
     return out
+
+
+@dataclass(frozen=True)
+class TypedFlag:
+    """A flag as the user typed it (``--taylor second``, ``--preset paper``) and the setting value it asks for."""
+
+    text: str
+    value: Any
+
+
+def check_flags_apply_to_scores(file: str | Path, scorer: Scorer, typed: dict[str, TypedFlag]) -> None:
+    """Typed flags that decide scores cannot apply to saved scores: each must be what ``file`` records.
+
+    ``typed`` maps a setting (``--threshold``) to how the user asked for it. A flag that does not decide
+    this method's scores changes nothing and passes, as one the file records with the same value does.
+    A file written before settings were recorded, which does not record the setting, cannot be checked.
+    """
+    scored = MethodScores.load(file)
+    if base_method(scored.method) != scorer.name:
+        return  # `score` says which method the file holds
+    recorded = scorer.recorded_settings(scored)
+    for flag, asked in typed.items():
+        if flag not in scorer.setting_flags() or (scored.settings and flag not in recorded):
+            continue  # it does not decide these scores (a complete record lists every setting that did)
+        fix = f"drop {asked.text.split()[0]} to re-plan these scores, or score again without --scores"
+        if flag not in recorded:
+            raise UserError(f"{asked.text} cannot apply to saved scores, and {file} does not record its {flag}; {fix}.")
+        if recorded[flag] != as_recorded({flag: asked.value})[flag]:
+            made = f"{file} was made with {flag} {shown(recorded[flag])}"
+            raise UserError(f"{asked.text} cannot apply to saved scores: {made}; {fix}.")
 
 
 def calibration_source(config: PruneConfig, processor: Any) -> Any:

@@ -25,10 +25,11 @@ from ukmp.commands.shared_options import (
 from ukmp.data.index import default_calib_split, resolve_data_dir
 from ukmp.data.text import is_text_data
 from ukmp.errors import UserError
+from ukmp.placement import Placement
 from ukmp.planning.iterative import SCOPE_CHOICES, IterativeOptions
 from ukmp.planning.schedules import SCHEDULES
 from ukmp.preflight import check_ratio
-from ukmp.pruning import PruneConfig, prune
+from ukmp.pruning import PruneConfig, TypedFlag, check_flags_apply_to_scores, prune
 from ukmp.scorers.base import MethodOptions
 from ukmp.scorers.registry import get_scorer, scorer_names
 from ukmp.scoring.ecoflap_sp import ECoFLaPOptions
@@ -139,11 +140,66 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "plan search, beyond the paper (src/ukmp/planning/search.py; reads question-answer pairs of --calib)"
     )
     add_plan_search_arguments(search)
+    _defaults_apart(parser, SCORE_FLAGS)
     parser.set_defaults(func=run)
+
+
+#: the flags that only decide how scores are computed (``--threshold`` is parsed this way already): parsed
+#: without a default, so that `run` can tell the ones the user typed, which cannot apply to --scores
+SCORE_FLAGS = (
+    "preset",
+    "selection",
+    "taylor",
+    "entropy",
+    "entropy_on_vision",
+    "num_samples",
+    "seq_len",
+    "skip_layers",
+    "block_score",
+    "score_dtype",
+)
+
+
+def _defaults_apart(parser: argparse.ArgumentParser, dests: tuple[str, ...]) -> None:
+    """Move the defaults of ``dests`` out of the parse (to ``args.score_defaults``); --help still shows them."""
+    defaults = {}
+    for action in parser._actions:
+        if action.dest in dests:
+            defaults[action.dest] = action.default
+            if action.nargs != 0:
+                shown = f"(default: {action.default})"
+                action.help = f"{action.help} {shown}" if action.help else shown
+            action.default = argparse.SUPPRESS
+    parser.set_defaults(score_defaults=defaults)
+
+
+def _typed_score_flags(args: argparse.Namespace) -> set[str]:
+    """The score flags the user typed (``SCORE_FLAGS``, ``--threshold``); the others get their defaults back."""
+    typed = {name for name in (*SCORE_FLAGS, "threshold") if name in args}
+    for name, default in args.score_defaults.items():
+        if name not in args:
+            setattr(args, name, default)
+    return typed
+
+
+def _asked_score_settings(args: argparse.Namespace, typed: set[str], placement: Placement) -> dict[str, TypedFlag]:
+    """What each typed score flag asks for, by the setting a scores file records (`Scorer.settings`)."""
+    out = {}
+    for dest in sorted(typed - {"preset", "threshold", "score_dtype"}):
+        flag, value = "--" + dest.replace("_", "-"), getattr(args, dest)
+        out[flag] = TypedFlag(flag if value is True else f"{flag} {value}", value)
+    if "score_dtype" in typed:
+        out["--score-dtype"] = TypedFlag(f"--score-dtype {args.score_dtype}", placement.resolved().dtype)
+    if "threshold" in typed:
+        out["--threshold"] = TypedFlag(f"--threshold {args.threshold}", _threshold_value(args.threshold))
+    elif "preset" in typed:  # the preset's threshold; its planning settings apply to saved scores
+        out["--threshold"] = TypedFlag(f"--preset {args.preset}", PRESETS[args.preset].threshold)
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
     check_ratio(args.ratio)
+    typed = _typed_score_flags(args)
     placement = placement_from(args)
     if args.num_samples < 1:
         raise UserError(f"--num-samples must be at least 1, got {args.num_samples}.")
@@ -221,6 +277,8 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         placement=placement,
     )
+    if args.scores is not None:
+        check_flags_apply_to_scores(args.scores, config.scorer(), _asked_score_settings(args, typed, placement))
     prune(config, overwrite=args.overwrite)
     return 0
 

@@ -212,6 +212,11 @@ class Scorer:
         out.update(self.option_settings())
         return out
 
+    def setting_flags(self) -> set[str]:
+        """Every flag that can decide this method's scores (a text calibration's --seq-len included)."""
+        calibration = {"data": "-", "split": "-", "num_samples": 0, "seed": 0, "seq_len": 0}
+        return set(self.settings(calibration, seed=0, dtype="-"))
+
     def option_settings(self) -> Settings:
         """This scorer's own options, by flag (``option_flags``)."""
         if self.option_flags is None:
