@@ -86,5 +86,5 @@ def test_recover_from_the_users_prompts_without_labels(tmp_path: Path, data: Pat
     argv += ["--warmup-steps", "1", "--no-progress", "--threads", "1", "--vqa-fraction", "0.5"]
     assert main([*argv, "--answers", "teacher", "--prompts", str(prompts)]) == 0
     assert (tmp_path / "rec" / "adapter.safetensors").is_file()
-    assert main([*argv, "--prompts", str(prompts), "--overwrite"]) == 2
+    assert main([*argv, "--prompts", str(prompts), "--answers", "labels", "--overwrite"]) == 2
     assert "--answers teacher" in capsys.readouterr().err

@@ -22,7 +22,7 @@ from ukmp.errors import UserError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from ukmp.recovery.config import ANSWERS
+    from ukmp.recovery.config import ANSWERS, DEFAULT_PRESET, PRESETS
     from ukmp.recovery.phases import SCHEDULES
 
     parser = subparsers.add_parser(
@@ -47,19 +47,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--no-input-recall", action="store_true", help="drop the input-side recall branch (code-only in the reference)"
     )
     parser.add_argument("--merge", action="store_true", help="also write OUT/merged: the merged pruned artifact")
-    parser.add_argument("--max-samples", type=int, default=None, help="use the first N pairs of the shuffled data")
+    parser.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default=DEFAULT_PRESET,
+        help="ukmp: 500 steps of 8 at lr 3e-4, half the samples question prompts answered by the teacher (no labels; "
+        "results/recovery-answers/); paper: the appendix's lr 2e-5, batch 20, captions only. Flags override it",
+    )
+    parser.add_argument(
+        "--max-samples",
+        type=int,
+        default=None,
+        help="use the first N pairs of the shuffled data (default: the preset's)",
+    )
     parser.add_argument(
         "--vqa-fraction",
         type=float,
-        default=0.0,
+        default=None,
         help="beyond the paper: replace this fraction of the caption samples by question prompts (the split's "
-        "VQA questions, or --prompts)",
+        "VQA questions, or --prompts); default: the preset's",
     )
     parser.add_argument(
         "--answers",
         choices=ANSWERS,
-        default="labels",
-        help="who answers the question prompts: the split's human labels, or the dense teacher (no labels read)",
+        default=None,
+        help="who answers the question prompts: the split's human labels, or the dense teacher (no labels read); "
+        "default: the preset's",
     )
     parser.add_argument(
         "--prompts",
@@ -67,8 +80,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help='your own unlabelled prompts, a JSONL file of {"image": PATH, "prompt": TEXT} lines, answered by '
         "the teacher (with --answers teacher)",
     )
-    parser.add_argument("--batch-size", type=int, default=20, help="samples per optimizer step, over all processes")
-    parser.add_argument("--lr", type=float, default=2e-5, help="learning rate after warm-up")
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="samples per optimizer step, over all processes (preset's)"
+    )
+    parser.add_argument("--lr", type=float, default=None, help="learning rate after warm-up (default: the preset's)")
     parser.add_argument("--warmup-steps", type=int, default=50, help="linear warm-up steps of every sub-phase")
     parser.add_argument("--warmup-lr", type=float, default=5e-7, help="learning rate at the first step")
     parser.add_argument("--weight-decay", type=float, default=0.05, help="AdamW weight decay")
@@ -91,6 +106,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def preset_settings(args: argparse.Namespace) -> dict:
+    """The preset's values where a flag was not given.
+
+    A folder whose split has no questions (captions only, CC595K's situation) cannot take ukmp's
+    question mix; unless the share was typed, it recovers on captions alone and says so.
+    """
+    from ukmp.data.index import available_tasks, is_builtin_world
+    from ukmp.data.text import is_text_data
+    from ukmp.recovery.config import preset_values
+
+    text = is_text_data(args.data)
+    values = preset_values(args.preset, text=text)
+    typed = {k: getattr(args, k) for k in values if getattr(args, k) is not None}
+    values.update(typed)
+    if "vqa_fraction" in typed or not values["vqa_fraction"] or args.prompts is not None or text:
+        return values
+    if not is_builtin_world(args.data) and "vqa" not in available_tasks(args.data, args.split):
+        print(
+            f"note: the {args.split!r} split of {args.data} has no questions, so this recovery uses captions alone "
+            "(give your own image + prompt JSONL with --prompts to add questions the teacher answers)"
+        )
+        values["vqa_fraction"] = 0.0
+    return values
+
+
 def run(args: argparse.Namespace) -> int:
     from ukmp.recovery.distill import RecoveryConfig, run_recovery
 
@@ -104,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--stop-after must be at least 1, got {args.stop_after}.")
     if args.resume and args.overwrite:
         raise UserError("--resume continues OUT and --overwrite replaces it; pass one of them.")
+    settings = preset_settings(args)
     config = RecoveryConfig(
         pruned=args.pruned,
         out=str(args.out),
@@ -117,14 +158,14 @@ def run(args: argparse.Namespace) -> int:
         recall_rank=args.recall_rank,
         alpha=args.alpha,
         lora_dropout=args.lora_dropout,
-        lr=args.lr,
+        lr=settings["lr"],
         warmup_lr=args.warmup_lr,
         warmup_steps=args.warmup_steps,
         weight_decay=args.weight_decay,
-        batch_size=args.batch_size,
-        max_samples=args.max_samples,
-        vqa_fraction=args.vqa_fraction,
-        answers=args.answers,
+        batch_size=settings["batch_size"],
+        max_samples=settings["max_samples"],
+        vqa_fraction=settings["vqa_fraction"],
+        answers=settings["answers"],
         prompts=args.prompts,
         seed=args.seed,
         temperature=args.temperature,

@@ -47,7 +47,7 @@ from tqdm import tqdm
 from ukmp.artifact import WEIGHTS, cast_to_saved_dtype, save_pruned, weight_dtypes
 from ukmp.atomic import write_json_atomic
 from ukmp.data.calibration import TextCalibrationSource, load_calibration_samples
-from ukmp.data.index import DEFAULT_SHAPES_IMAGES, resolve_data_dir
+from ukmp.data.index import DEFAULT_SHAPES_IMAGES, available_tasks, resolve_data_dir
 from ukmp.data.recovery_mix import mix_questions, mix_vqa, read_prompts
 from ukmp.data.text import is_text_data
 from ukmp.errors import UserError
@@ -140,6 +140,11 @@ def question_mix(config: RecoveryConfig, captions: list, data_dir, teacher, proc
     answer = teacher_answerer(teacher, processor, progress=progress) if config.answers == "teacher" else None
     if config.prompts is not None:
         return mix_questions(captions, read_prompts(config.prompts), config.vqa_fraction, answer, seed=config.seed)
+    if "vqa" not in available_tasks(data_dir, config.split):
+        raise UserError(
+            f"--vqa-fraction {config.vqa_fraction:g} mixes in the split's questions, but the {config.split!r} split of "
+            f"{data_dir} has none: pass --prompts FILE (the teacher answers them) or --vqa-fraction 0."
+        )
     return mix_vqa(captions, data_dir, config.split, config.vqa_fraction, seed=config.seed, answer=answer)
 
 
