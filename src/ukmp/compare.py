@@ -48,7 +48,7 @@ from ukmp.atomic import write_json_atomic
 from ukmp.compare_report import write_results
 from ukmp.data.index import resolve_data_dir
 from ukmp.errors import UserError
-from ukmp.evaluation.harness import evaluate
+from ukmp.evaluation.harness import evaluate_tasks
 from ukmp.evaluation.model_loading import load_model_and_processor
 from ukmp.loading import resolve_model_ref
 from ukmp.method_scores import MethodScores, check_scores_match
@@ -455,29 +455,20 @@ class CompareRun:
         asked = {**settings, **self.eval_settings()}
         c = self.config
         model, processor, _ = load_model_and_processor(str(model_ref), device=c.device)
-        merged: dict[str, Any] | None = None
-        for task in c.tasks:
-            limit = c.caption_limit if task == "caption" and c.caption_limit is not None else c.limit
-            result = evaluate(
-                model,
-                processor,
-                c.eval_data,
-                c.eval_split,
-                (task,),
-                limit,
-                c.eval_batch_size,
-                model_name=label or name,
-                progress=c.progress,
-                # Per-question answers let `ukmp.question_noise` separate the plans' spread over
-                # draws from the noise of the question sample they were measured on.
-                keep_predictions=task in ("vqa", "gqa"),
-            )
-            if merged is None:
-                merged = result
-            else:
-                merged["tasks"].update(result["tasks"])
-                merged["seconds"] = round(merged["seconds"] + result["seconds"], 2)
-        merged["limits"] = {t: (c.caption_limit if t == "caption" and c.caption_limit else c.limit) for t in c.tasks}
+        limits = {t: (c.caption_limit if t == "caption" and c.caption_limit is not None else c.limit) for t in c.tasks}
+        merged = evaluate_tasks(
+            model,
+            processor,
+            c.eval_data,
+            c.eval_split,
+            limits,
+            c.eval_batch_size,
+            model_name=label or name,
+            progress=c.progress,
+            # Per-question answers let `ukmp.question_noise` separate the plans' spread over
+            # draws from the noise of the question sample they were measured on.
+            keep_predictions=("vqa", "gqa"),
+        )
         merged["settings"] = as_recorded(asked)
         write_json_atomic(file, merged)
         return without_predictions(merged)

@@ -157,6 +157,47 @@ def evaluate(
     }
 
 
+def evaluate_tasks(
+    model,
+    processor,
+    data_dir: str | Path,
+    split: str,
+    limits: dict[str, int | None],
+    batch_size: int = 32,
+    *,
+    model_name: str | None = None,
+    progress: bool = True,
+    keep_predictions: Sequence[str] = (),
+) -> dict[str, Any]:
+    """``evaluate`` with a limit of its own per task (1,000 questions and 200 images, say), merged into one result.
+
+    ``keep_predictions`` names the tasks whose per-record answers stay in the result.
+    """
+    merged: dict[str, Any] | None = None
+    for task, limit in limits.items():
+        result = evaluate(
+            model,
+            processor,
+            data_dir,
+            split,
+            (task,),
+            limit,
+            batch_size,
+            model_name=model_name,
+            progress=progress,
+            keep_predictions=task in keep_predictions,
+        )
+        if merged is None:
+            merged = result
+        else:
+            merged["tasks"].update(result["tasks"])
+            merged["seconds"] = round(merged["seconds"] + result["seconds"], 2)
+    if merged is None:
+        raise UserError("no task to evaluate; name at least one.")
+    merged["limits"] = dict(limits)
+    return merged
+
+
 def _environment(model) -> dict[str, Any]:
     import transformers
 
