@@ -68,10 +68,13 @@ def test_prune_searches_on_held_out_text_and_re_planning_saved_scores_searches_a
         loss = mean_target_nll(ukmp.load_pruned(out).eval(), batches)
     assert loss == pytest.approx(min(trace["losses"]), abs=1e-5)
 
-    # saved scores, re-planned with another --num-samples: the held-out windows are still the scores' own
+    # saved scores, re-planned without their --num-samples (the default, 1000, would reserve every window):
+    # the held-out windows are still the scores' own; a typed --num-samples that differs is refused
     again = tmp_path / "replanned"
-    replan = ["prune", str(lm_dir), *PRUNE[:4], "--seed", "1", "--num-samples", "1", "--calib", str(corpus)]
-    assert main([*replan, "--scores", str(out / "scores.safetensors"), *search, "--out", str(again)]) == 0
+    replan = ["prune", str(lm_dir), *PRUNE[:4], "--seed", "1", "--calib", str(corpus)]
+    saved = ["--scores", str(out / "scores.safetensors"), *search]
+    assert main([*replan, "--num-samples", "1", *saved, "--out", str(again)]) == 2
+    assert main([*replan, *saved, "--out", str(again)]) == 0
     redone = json.loads((again / "pruning.json").read_text())
     assert redone["method"]["options"]["plan_search"]["losses"] == trace["losses"]
     assert redone["groups"] == manifest["groups"]
