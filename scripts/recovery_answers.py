@@ -1,4 +1,4 @@
-"""Recovery at 50% with question prompts answered by the dense teacher (no labels) against labels and none.
+"""Recovery (at 50% by default) with question prompts answered by the dense teacher (no labels) against labels and none.
 
     python3 scripts/recovery_answers.py --from runs/fp32-saved32 --runs runs/recovery-answers \
         --results results/recovery-answers
@@ -45,6 +45,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--from", dest="source", type=Path, required=True, help="a `ukmp compare --seeds` run")
     parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--ratio", type=int, default=50, help="the artifacts' ratio in percent (FROM/.../ukmp-<ratio>)")
     parser.add_argument("--variants", default="teacher,labels,teacher-lora")
     parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--batch-size", type=int, default=8)
@@ -64,7 +65,7 @@ def main() -> None:
     figures: dict[str, list[dict]] = {"none": []}
     minutes: dict[str, list[float]] = {}
     for seed in seeds:
-        artifact = args.source / f"seed-{seed}" / "artifacts" / "ukmp-50"
+        artifact = args.source / f"seed-{seed}" / "artifacts" / f"ukmp-{args.ratio}"
         figures["none"].append(evaluate(artifact, args.runs / "evals" / f"seed-{seed}-none", args, log))
         for name in variants:
             out = args.runs / f"seed-{seed}" / name
@@ -80,7 +81,7 @@ def write_report(args, dense: dict, figures: dict, minutes: dict, log: list[dict
     n = min(len(v) for v in figures.values())
     labels = {"none": "no recovery", **{k: v[0] for k, v in VARIANTS.items()}}
     lines = [
-        "# Recovery at 50% from question prompts the teacher answers (shipped model)",
+        f"# Recovery at {args.ratio}% from question prompts the teacher answers (shipped model)",
         "",
         f"UKMP artifacts of `{args.source.name}` (seeds {', '.join(map(str, seeds[:n]))}), recovered for {args.steps} "
         f"steps of batch {args.batch_size} at lr {args.lr} on the world's `{args.split}` split, half of the samples "
