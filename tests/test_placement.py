@@ -154,3 +154,19 @@ def test_a_data_free_method_keeps_the_base_dtype(tmp_path: Path) -> None:
     config = PruneConfig(str(model), tmp_path / "out", "magnitude", 0.3, placement=Placement("cpu", "float32"))
     prune(config, verbose=False)
     assert read_manifest(tmp_path / "out")["dtype"] == "bfloat16"
+
+
+def test_a_step_inside_another_keeps_the_outer_peak() -> None:
+    """An inner step resets the process's peak counter; the outer step still reports its own whole peak."""
+    import numpy as np
+
+    from ukmp.peak_memory import PeakMeter, measured_peak
+
+    with measured_peak("cpu") as outer:
+        block = np.ones(64 * 2**20 // 8)  # 64 MiB, touched, then freed before the inner step
+        del block
+        with measured_peak("cpu") as inner:
+            pass
+    assert outer.kind == "peak RSS during this step"
+    assert outer.mib >= inner.mib + 48  # the freed block counts for the outer step only
+    assert PeakMeter.running == []

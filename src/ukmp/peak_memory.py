@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 
@@ -60,21 +61,40 @@ class PeakReading:
 
 
 class PeakMeter:
-    """Resets the peak on ``start`` and reads it on ``stop``, for steps that are not one ``with`` block."""
+    """Resets the peak on ``start`` and reads it on ``stop``, for steps that are not one ``with`` block.
+
+    The kernel's and the allocator's peaks are one counter per process, so a meter started inside
+    another (a calibration pass inside a method's scoring) resets the outer one's too. Each start
+    therefore first folds the peak so far into every running meter, and a stop reports the larger of
+    what it folded and what the counter holds: nested steps each get their own whole peak.
+    """
+
+    running: ClassVar[list[PeakMeter]] = []
 
     def __init__(self, device: torch.device | str = "cpu") -> None:
         self.device = torch.device(device)
         self.resettable = False
+        self.folded = 0.0
 
     def start(self) -> PeakMeter:
+        for outer in PeakMeter.running:
+            outer.folded = max(outer.folded, outer._read().mib)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
         else:
             self.resettable = reset_peak_rss()
+        PeakMeter.running.append(self)
         return self
 
     def stop(self) -> PeakReading:
+        if self in PeakMeter.running:
+            PeakMeter.running.remove(self)
+        reading = self._read()
+        reading.mib = max(reading.mib, self.folded)
+        return reading
+
+    def _read(self) -> PeakReading:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             mib = torch.cuda.max_memory_allocated(self.device) / 2**20
@@ -99,10 +119,7 @@ def measured_peak(device: torch.device | str = "cpu") -> Iterator[PeakReading]:
 
 @contextlib.contextmanager
 def recorded_step(record: dict[str, dict], name: str, device: torch.device | str = "cpu") -> Iterator[None]:
-    """Time the block and measure its peak memory into ``record[name]`` (seconds, peak, device).
-
-    A measurement inside the block resets the same peak, so do not nest one step in another.
-    """
+    """Time the block and measure its peak memory into ``record[name]`` (seconds, peak, device)."""
     started = time.perf_counter()
     with measured_peak(device) as reading:
         yield
