@@ -71,7 +71,7 @@ from ukmp.evaluation.harness import write_results
 from ukmp.groups import PrunableGroup, PruningPlan
 from ukmp.loading import load_model, resolve_model_ref
 from ukmp.method_scores import MethodScores
-from ukmp.placement import DTYPES
+from ukmp.placement import DTYPES, resolve_device
 from ukmp.surgery import apply_plan_as_masks, apply_plan_physically
 from ukmp.version import __version__
 
@@ -112,9 +112,7 @@ class BenchOptions:
             raise UserError("--text-len and --caption-tokens must be at least 1.")
         if self.threads is not None and self.threads < 1:
             raise UserError(f"--threads must be at least 1, got {self.threads}.")
-        device = torch.device(self.device)  # raises RuntimeError for nonsense; the CLI restricts choices
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise UserError("--device cuda was requested but torch sees no CUDA device; use --device cpu.")
+        resolve_device(self.device)  # one sentence for a device this machine does not have
 
 
 @dataclass
