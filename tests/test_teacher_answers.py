@@ -88,3 +88,19 @@ def test_recover_from_the_users_prompts_without_labels(tmp_path: Path, data: Pat
     assert (tmp_path / "rec" / "adapter.safetensors").is_file()
     assert main([*argv, "--prompts", str(prompts), "--answers", "labels", "--overwrite"]) == 2
     assert "--answers teacher" in capsys.readouterr().err
+
+
+def test_the_recovery_mix_does_not_depend_on_how_many_images_the_world_cache_holds(tmp_path, monkeypatch) -> None:
+    """The shared cache may hold more images than a run asks for (an earlier, larger run wrote them)."""
+    from ukmp.data.index import resolve_data_dir
+
+    monkeypatch.setenv("UKMP_CACHE", str(tmp_path / "cache"))
+
+    def mix() -> list:
+        data = resolve_data_dir("shapes", "train", 6)
+        captions = load_calibration_samples(data, "train", seed=0, pool=6)
+        return mix_vqa(captions, data, "train", 0.5, seed=1, images=6)
+
+    fresh = mix()
+    resolve_data_dir("shapes", "train", 12)  # another run grows the cache
+    assert mix() == fresh

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ukmp.data.index import load_task
+from ukmp.data.index import is_world_cache, load_task
 from ukmp.data.prefix_lm import PrefixLMSample
 from ukmp.errors import UserError
 from ukmp.evaluation.generation import VQA_PROMPT
@@ -40,10 +40,18 @@ class Prompt:
     text: str
 
 
-def split_questions(data_dir: str | Path, split: str) -> list[tuple[Prompt, str]]:
-    """Every VQA question of the split as (its prompt, its most common human answer)."""
+def split_questions(data_dir: str | Path, split: str, *, images: int | None = None) -> list[tuple[Prompt, str]]:
+    """Every VQA question of the split as (its prompt, its most common human answer).
+
+    In the built-in world's cache only the questions on its first ``images`` images count, as only
+    those images are drawn for calibration (`ukmp.data.calibration.load_calibration_samples`).
+    """
+    records = list(load_task(data_dir, split, "vqa"))
+    if images is not None and is_world_cache(data_dir):
+        first = {pair.image_path for pair in list(load_task(data_dir, split, "calibration"))[:images]}
+        records = [r for r in records if r.image_path in first]
     out = []
-    for record in load_task(data_dir, split, "vqa"):
+    for record in records:
         answers = list(record.answers)
         best = max(set(answers), key=answers.count) if answers else ""
         out.append((Prompt(record.image_path, VQA_PROMPT.format(record.question)), best))
@@ -121,8 +129,10 @@ def mix_vqa(
     *,
     seed: int,
     answer: Answerer | None = None,
+    images: int | None = None,
 ) -> list[PrefixLMSample]:
-    """Captions mixed with the split's questions, answered by their labels or (``answer``) otherwise."""
-    questions = split_questions(data_dir, split) if fraction > 0 else []
+    """Captions mixed with the split's questions (on the first ``images`` of the built-in world, as in
+    ``split_questions``), answered by their labels or (``answer``) otherwise."""
+    questions = split_questions(data_dir, split, images=images) if fraction > 0 else []
     pool = [prompt for prompt, _ in questions]
     return mix_questions(captions, pool, fraction, answer or [label for _, label in questions], seed=seed)

@@ -145,7 +145,17 @@ def question_mix(config: RecoveryConfig, captions: list, data_dir, teacher, proc
             f"--vqa-fraction {config.vqa_fraction:g} mixes in the split's questions, but the {config.split!r} split of "
             f"{data_dir} has none: pass --prompts FILE (the teacher answers them) or --vqa-fraction 0."
         )
-    return mix_vqa(captions, data_dir, config.split, config.vqa_fraction, seed=config.seed, answer=answer)
+    images = world_images(config)
+    return mix_vqa(
+        captions, data_dir, config.split, config.vqa_fraction, seed=config.seed, answer=answer, images=images
+    )
+
+
+def world_images(config: RecoveryConfig) -> int:
+    """How many of the built-in world's images this run asks for: the shared cache may hold more, written by
+    an earlier, larger run, and drawing from all of them would make one seed draw other samples on a
+    machine with another history (`load_calibration_samples`'s ``pool``)."""
+    return config.max_samples or DEFAULT_SHAPES_IMAGES
 
 
 def run_recovery(
@@ -176,7 +186,7 @@ def run_recovery(
     text = is_text_data(config.data)  # a standalone LM recovers on prefix-LM windows of a text file
     if not text:
         with accelerator.main_process_first():
-            data_dir = resolve_data_dir(config.data, config.split, config.max_samples or DEFAULT_SHAPES_IMAGES)
+            data_dir = resolve_data_dir(config.data, config.split, world_images(config))
 
     student, teacher, manifest, teacher_ref, pruned_ref = load_models(config)
     processor = load_recovery_processor(pruned_ref, teacher_ref, text=text)
@@ -184,7 +194,9 @@ def run_recovery(
         check_processor_matches(student, processor, str(config.pruned))
     if text:
         data_dir = TextCalibrationSource(Path(config.data), config.seq_len, tokenizer=processor)
-    samples = load_calibration_samples(data_dir, config.split, seed=config.seed)
+    samples = load_calibration_samples(
+        data_dir, config.split, seed=config.seed, pool=None if text else world_images(config)
+    )
     if config.max_samples is not None:
         samples = samples[: config.max_samples]
     if config.vqa_fraction > 0:
