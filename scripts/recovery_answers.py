@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from pathlib import Path
 
 from recovery_study import evaluate, recover
@@ -54,6 +55,9 @@ def main() -> None:
     parser.add_argument("--vqa-limit", type=int, default=1000)
     parser.add_argument("--caption-limit", type=int, default=200)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--extra", default="", help="further `ukmp recover` flags for every variant, e.g. '--rank 32' (one string)"
+    )
     parser.add_argument("--runs", type=Path, required=True)
     parser.add_argument("--results", type=Path, required=True)
     args = parser.parse_args()
@@ -69,7 +73,7 @@ def main() -> None:
         figures["none"].append(evaluate(artifact, args.runs / "evals" / f"seed-{seed}-none", args, log))
         for name in variants:
             out = args.runs / f"seed-{seed}" / name
-            extra = [*VARIANTS[name][1], "--lr", args.lr]
+            extra = [*VARIANTS[name][1], "--lr", args.lr, *shlex.split(args.extra)]
             record = recover(artifact, out, args.steps, seed, extra, args, log)
             minutes.setdefault(name, []).append((record.get("seconds") or 0.0) / 60)
             result = evaluate(out / "merged", args.runs / "evals" / f"seed-{seed}-{name}", args, log)
@@ -85,7 +89,8 @@ def write_report(args, dense: dict, figures: dict, minutes: dict, log: list[dict
         "",
         f"UKMP artifacts of `{args.source.name}` (seeds {', '.join(map(str, seeds[:n]))}), recovered for {args.steps} "
         f"steps of batch {args.batch_size} at lr {args.lr} on the world's `{args.split}` split, half of the samples "
-        f"question prompts. Val: first {args.vqa_limit} questions, {args.caption_limit} images. Dense: VQA "
+        f"question prompts{f' (further flags: `{args.extra}`)' if args.extra else ''}. Val: first "
+        f"{args.vqa_limit} questions, {args.caption_limit} images. Dense: VQA "
         f"{dense['vqa_accuracy']:.2f}, CIDEr {dense['CIDEr']:.3f}.",
         "",
         "| recovery | VQA % | of dense | CIDEr | of dense | BLEU-4 | minutes per run |",
