@@ -58,6 +58,12 @@ def main() -> None:
     parser.add_argument(
         "--extra", default="", help="further `ukmp recover` flags for every variant, e.g. '--rank 32' (one string)"
     )
+    parser.add_argument(
+        "--dense",
+        type=Path,
+        default=Path("src/ukmp/zoo/models/shapes-blip2-t5"),
+        help="the dense model evaluated beside",
+    )
     parser.add_argument("--runs", type=Path, required=True)
     parser.add_argument("--results", type=Path, required=True)
     args = parser.parse_args()
@@ -65,7 +71,7 @@ def main() -> None:
     variants = args.variants.split(",")
     log: list[dict] = []
     args.runs.mkdir(parents=True, exist_ok=True)
-    dense = evaluate(Path("src/ukmp/zoo/models/shapes-blip2-t5"), args.runs / "evals" / "dense", args, log)
+    dense = evaluate(args.dense, args.runs / "evals" / "dense", args, log)
     figures: dict[str, list[dict]] = {"none": []}
     minutes: dict[str, list[float]] = {}
     for seed in seeds:
@@ -85,7 +91,7 @@ def write_report(args, dense: dict, figures: dict, minutes: dict, log: list[dict
     n = min(len(v) for v in figures.values())
     labels = {"none": "no recovery", **{k: v[0] for k, v in VARIANTS.items()}}
     lines = [
-        f"# Recovery at {args.ratio}% from question prompts the teacher answers (shipped model)",
+        f"# Recovery at {args.ratio}% from question prompts the teacher answers (`{args.dense.name}`)",
         "",
         f"UKMP artifacts of `{args.source.name}` (seeds {', '.join(map(str, seeds[:n]))}), recovered for {args.steps} "
         f"steps of batch {args.batch_size} at lr {args.lr} on the world's `{args.split}` split, half of the samples "

@@ -41,6 +41,12 @@ def main() -> None:
         default=[],
         help="NAME=RUNS: a recovery_answers.py runs folder whose teacher-LPD evaluations to place against the ceiling",
     )
+    parser.add_argument(
+        "--dense",
+        type=Path,
+        default=Path("src/ukmp/zoo/models/shapes-blip2-t5"),
+        help="the dense model evaluated beside",
+    )
     parser.add_argument("--runs", type=Path, required=True)
     parser.add_argument("--results", type=Path, required=True)
     args = parser.parse_args()
@@ -48,7 +54,7 @@ def main() -> None:
     budgets = [int(b) for b in args.budgets.split(",")]
     log: list[dict] = []
     evals = args.runs / "evals"
-    dense = evaluate(Path("src/ukmp/zoo/models/shapes-blip2-t5"), evals / "dense", args, log)
+    dense = evaluate(args.dense, evals / "dense", args, log)
     rows: dict[str, list[dict]] = {"none": []}
     minutes: dict[str, list[float]] = {}
     for seed in seeds:
@@ -93,7 +99,7 @@ def write_report(args, dense: dict, rows: dict, minutes: dict, seeds: list[int],
     }
     none = {m: spread([r[m] for r in rows["none"][:n]]).mean for m in ("vqa_accuracy", "CIDEr")}
     lines = [
-        f"# Recovery's ceiling at {args.ratio}%: all weights fine-tuned on the shipped recipe's stage-3 mix",
+        f"# Recovery's ceiling at {args.ratio}% (`{args.dense.name}`): all weights fine-tuned on the stage-3 mix",
         "",
         f"UKMP artifacts of `{args.source.name}` (seeds {', '.join(map(str, seeds[:n]))}). Full fine-tuning reads "
         "labels and the scene annotations (captions, VQA, grounding losses), batch 48, the stage's lr 3e-4 "
