@@ -5,8 +5,10 @@ The run folder is the record and the cache::
     OUT/scores/<method>.safetensors       unit scores (ratio-independent; re-planned for each ratio)
     OUT/artifacts/<method>-<pct>/         the pruned models (ukmp artifacts)
     OUT/recovered/<method>-<pct>/         recovery outputs (adapter, curve, merged/), when asked
-    OUT/evals/<name>.json                 one `ukmp evaluate`-format result per model
+    OUT/evals/<name>.json                 one `ukmp evaluate`-format result per model, every caption and answer kept
     OUT/results.json, results.md, quality_vs_ratio.png
+    OUT/examples.html, examples.md        the dense and every pruned model's captions and answers on --examples
+                                          images, side by side (`ukmp.examples_page`; examples.json, examples/)
 
 Anything already in OUT (scores, artifacts, evaluations, recoveries) is reused, so an interrupted
 run continues where it stopped; ``--overwrite`` starts afresh. Each cached piece records the settings
@@ -50,6 +52,8 @@ from ukmp.data.index import resolve_data_dir
 from ukmp.errors import UserError
 from ukmp.evaluation.harness import evaluate_tasks
 from ukmp.evaluation.model_loading import load_model_and_processor
+from ukmp.examples_page.from_compare import write_compare_examples
+from ukmp.examples_page.outputs import missing_outputs
 from ukmp.loading import resolve_model_ref
 from ukmp.method_scores import MethodScores, check_scores_match
 from ukmp.output_guard import check_output
@@ -65,6 +69,8 @@ from ukmp.scoring.calibration_pass import CalibrationPass
 from ukmp.scoring.llm_pruner import SKIPS
 
 RECOVERY_MODES = ("none", "lora", "lpd")
+#: the tasks whose every output an evaluation keeps in OUT/evals/ (retrieval has none to keep)
+KEPT_OUTPUTS = ("vqa", "gqa", "caption")
 DEFAULT_METHODS = (
     "ukmp",
     "llm-pruner-global",
@@ -101,6 +107,8 @@ class CompareConfig:
     of: str = "all"
     seed: int = 0
     seeds: int = 1
+    #: images the examples page shows (0: no page); their outputs come from the evaluations, not extra generation
+    examples: int = 8
     recover_samples: int | None = 2000
     recover_batch_size: int = 8
     progress: bool = True
@@ -145,12 +153,19 @@ class CompareConfig:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {value}.")
         if self.seeds < 1:
             raise UserError(f"--seeds must be at least 1, got {self.seeds}.")
+        if self.examples < 0:
+            raise UserError(f"--examples must be 0 (no examples page) or a number of images, got {self.examples}.")
         if self.of not in ("all", "prunable"):
             raise UserError(f"--of must be 'all' or 'prunable', got {self.of!r}.")
         if self.keep_end_layers not in SKIPS:
             raise UserError(f"--keep-end-layers must be one of {', '.join(SKIPS)}, got {self.keep_end_layers!r}.")
         self.plan_search.validate()
         self.placement.resolved()
+
+    def eval_limits(self) -> dict[str, int | None]:
+        """Records each task's evaluation reads: --caption-limit images for captions, --limit records otherwise."""
+        caption = self.caption_limit if self.caption_limit is not None else self.limit
+        return {t: (caption if t == "caption" else self.limit) for t in self.tasks}
 
     @property
     def device(self) -> str:
@@ -437,6 +452,8 @@ class CompareRun:
             return None
         cached = json.loads(file.read_text())
         check_reusable(file, recorded_eval_settings(cached), {**settings, **self.eval_settings()}, COMPARE_FIX)
+        if self.config.examples and missing_outputs(cached, KEPT_OUTPUTS):
+            return None  # made before evaluations kept every output: evaluated again, for the examples page
         return without_predictions(cached)
 
     def evaluate(
@@ -455,19 +472,19 @@ class CompareRun:
         asked = {**settings, **self.eval_settings()}
         c = self.config
         model, processor, _ = load_model_and_processor(str(model_ref), device=c.device)
-        limits = {t: (c.caption_limit if t == "caption" and c.caption_limit is not None else c.limit) for t in c.tasks}
         merged = evaluate_tasks(
             model,
             processor,
             c.eval_data,
             c.eval_split,
-            limits,
+            c.eval_limits(),
             c.eval_batch_size,
             model_name=label or name,
             progress=c.progress,
             # Per-question answers let `ukmp.question_noise` separate the plans' spread over
-            # draws from the noise of the question sample they were measured on.
-            keep_predictions=("vqa", "gqa"),
+            # draws from the noise of the question sample they were measured on; captions and
+            # answers together are what the examples page shows.
+            keep_predictions=KEPT_OUTPUTS,
         )
         merged["settings"] = as_recorded(asked)
         write_json_atomic(file, merged)
@@ -577,6 +594,7 @@ class CompareRun:
                     row["recovered_eval"] = self.evaluate(merged, f"{name}-recovered", recovered)
                 self.rows.append(row)
                 write_results(self)  # after every model, so an interrupted run still has a table
-        files = write_results(self)
+                write_compare_examples([self], self.out)
+        files = write_results(self) + write_compare_examples([self], self.out)
         self.say(f"wrote {', '.join(str(f) for f in files)} ({(time.time() - self.started) / 60:.1f} min)")
         return {"rows": self.rows, "files": [str(f) for f in files]}

@@ -5,6 +5,8 @@ results, so a single seed can be read and resumed on its own); all of them share
 one dense evaluation. OUT/results.json, results.md and quality_vs_ratio.png then aggregate: every
 cell as mean [min-max] with the 95% t-interval of the mean, and every ordering between a UKMP method
 and another method, paired by seed, as holds / does not hold / within noise (`ukmp.seed_stats`).
+OUT/examples.html shows every draw's captions and answers on the same images, one draw at a time
+(a switch; the first draw by default), and each seed folder has the page of its own draw.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 from ukmp.atomic import write_if_drawn, write_json_atomic, write_text_atomic
 from ukmp.compare import CompareConfig, CompareRun, check_compare_output
 from ukmp.compare_report import records_used, results_data
+from ukmp.examples_page.from_compare import write_compare_examples
 from ukmp.scorers.registry import is_proposed
 from ukmp.seed_stats import paired_ordering, spread
 
@@ -47,6 +50,7 @@ def run_compare(config: CompareConfig, *, overwrite: bool = False) -> dict[str, 
         run.run()
         runs.append(run)
         files = write_seed_results(config, [results_data(r) for r in runs])
+        files += write_compare_examples(runs, out, by_draw=True)  # every draw's outputs; the page switches between them
     print(f"wrote {', '.join(str(f) for f in files)}")
     return {"seeds": seeds, "files": [str(f) for f in files]}
 

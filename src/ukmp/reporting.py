@@ -21,7 +21,10 @@ component a heatmap of the fraction of heads and of channels each layer keeps (l
 one row per artifact, the count kept written in each cell); the quality table and, when there
 are at least two points, quality vs achieved pruning ratio with one line per method (the dense
 model is each line's ratio-0 point); the benchmark tables and a speedup-vs-ideal chart when a
-bench file is present. The output folder is written atomically (temporary folder, then rename).
+bench file is present; a link to the examples page (examples.html and examples.md: every model's
+outputs side by side, `ukmp.examples_page`) when the folder has one (a compare run's examples.json)
+or language-model results that kept continuations. The output folder is written atomically
+(temporary folder, then rename).
 """
 
 from __future__ import annotations
@@ -377,7 +380,8 @@ def kept_summary(artifact: Artifact) -> dict[str, str]:
     }
 
 
-def report_markdown(run: Run, figures: Mapping[str, str]) -> str:
+def report_markdown(run: Run, figures: Mapping[str, str], pages: Mapping[str, str] | None = None) -> str:
+    """The report; ``pages`` names the examples page's files in the report folder ("html", "markdown"), if any."""
     from ukmp.benchmark import bench_markdown
 
     lines = [
@@ -387,6 +391,15 @@ def report_markdown(run: Run, figures: Mapping[str, str]) -> str:
         f"{len(run.benches)} benchmark file(s).",
         "",
     ]
+    if pages:
+        lines += [
+            "## Examples",
+            "",
+            f"What each model says, next to the dense model and the references, wrong answers marked: "
+            f"[{pages['html']}]({pages['html']}) (opens from disk; a switch chooses the ratio) and "
+            f"[{pages['markdown']}]({pages['markdown']}).",
+            "",
+        ]
     if run.artifacts:
         lines += [
             "## Pruned models",
@@ -473,6 +486,18 @@ def _check_out(out: Path) -> None:
         raise UserError(f"{out} exists and is not a ukmp report folder; choose another --out.")
 
 
+def _examples_page(run: Run, folder: Path) -> dict[str, str]:
+    """Write the run's examples page into the report folder; its file names, or {} when the run has none."""
+    from ukmp.examples_page import PAGE_HTML, PAGE_MARKDOWN, write_page
+    from ukmp.examples_page.from_results import report_document
+
+    page = report_document(run)
+    if page is None:
+        return {}
+    write_page(folder, *page)
+    return {"html": PAGE_HTML, "markdown": PAGE_MARKDOWN}
+
+
 def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
     """Render the report of ``run_dir`` into ``out`` (default ``run_dir/report``); returns ``out``."""
     run = scan_run(run_dir)
@@ -493,7 +518,8 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
             name = f"figures/bench-speedup-{i}.png"
             if bench_figure(bench, tmp / name):
                 figures[f"bench-{i}"] = name
-        (tmp / "report.md").write_text(report_markdown(run, figures))
+        pages = _examples_page(run, tmp)
+        (tmp / "report.md").write_text(report_markdown(run, figures, pages))
         replace_folder(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -2,7 +2,8 @@
 
 Every method prunes the same model to the same parameter targets from the same calibration
 samples; the baselines share one calibration pass. OUT gets results.md, results.json,
-quality_vs_ratio.png and every artifact; a rerun with the same OUT skips what is already there.
+quality_vs_ratio.png, examples.html / examples.md (every model's captions and answers on the same
+images) and every artifact; a rerun with the same OUT skips what is already there.
 The defaults are sized so the 9 x 3 comparison on the shipped model runs in minutes on a CPU.
 """
 
@@ -72,6 +73,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--caption-limit", type=int, default=200, help="first N images for captioning")
     parser.add_argument("--eval-batch-size", type=int, default=64, help="evaluation batch size")
+    parser.add_argument(
+        "--examples",
+        type=int,
+        default=8,
+        help="images on OUT/examples.html and examples.md: every model's caption and answers side by side, "
+        "from the evaluation (0: no page)",
+    )
     parser.add_argument("--of", choices=("all", "prunable"), default="all", help="ratio basis")
     parser.add_argument("--seed", type=int, default=0, help="seed of sampling and random scores")
     parser.add_argument(
@@ -122,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
         of=args.of,
         seed=args.seed,
         seeds=args.seeds,
+        examples=args.examples,
         recover_samples=args.recover_samples,
         recover_batch_size=args.recover_batch_size,
         progress=not args.no_progress,
@@ -158,6 +167,8 @@ def _command_line(args: argparse.Namespace) -> str:
     parts += ["--calib-split", args.calib_split or default_calib_split(args.calib), "--eval-split", args.eval_split]
     if args.seeds > 1:
         parts += ["--seeds", str(args.seeds)]
+    if args.examples != 8:
+        parts += ["--examples", str(args.examples)]
     if args.recover_ratios:
         parts += ["--recover-ratios", args.recover_ratios]
     if args.dtype != "auto":

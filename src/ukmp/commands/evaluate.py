@@ -76,6 +76,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="CPU threads for torch (default: torch's choice; 1 is faster when another job shares the cores)",
     )
     parser.add_argument("--save-predictions", action="store_true", help="store every prediction in the results")
+    parser.add_argument(
+        "--examples",
+        type=int,
+        default=0,
+        help="perplexity: keep N prompts (the first windows' openings) with the model's greedy continuations, "
+        "which `ukmp report` shows side by side (default 0)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.add_argument("--out", required=True, type=Path, help="results JSON to write")
     parser.set_defaults(func=run)
@@ -100,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--{name.replace('_', '-')} must be a positive number, got {value}.")
     if args.retrieval_limit < 0:
         raise UserError(f"--retrieval-limit must be 0 (all images) or positive, got {args.retrieval_limit}.")
+    if args.examples < 0:
+        raise UserError(f"--examples must be 0 (none) or a number of prompts, got {args.examples}.")
     if args.caption_min_new_tokens > args.caption_max_new_tokens:
         raise UserError("--caption-min-new-tokens cannot exceed --caption-max-new-tokens.")
     from ukmp.evaluation.harness import evaluate, expand_tasks, format_table, write_results
@@ -107,6 +116,11 @@ def run(args: argparse.Namespace) -> int:
     _check_results_file(args.out)
     if "perplexity" in (args.task or []):
         return _run_perplexity(args)
+    if args.examples:
+        raise UserError(
+            "--examples keeps continuations of --task perplexity; image tasks keep every caption and answer with "
+            "--save-predictions."
+        )
     # Check the data and the tasks before spending time on loading the model.
     data_dir = resolve_data_dir(args.data, args.split)
     have = available_tasks(data_dir, args.split)
@@ -191,6 +205,7 @@ def _run_perplexity(args: argparse.Namespace) -> int:
         limit=args.limit,
         model_name=args.model,
         progress=not args.no_progress,
+        examples=args.examples,
     )
     out = write_results(results, args.out)
     print(f"{args.model} on {args.data}, {results['seconds']:.1f} s:")

@@ -3,8 +3,10 @@
 RUN_DIR holds pruned models (subfolders with pruning.json), evaluation results (`ukmp evaluate`
 JSON whose "model" field names a subfolder or the dense base model) and optionally bench.json
 (`ukmp bench --out`); `ukmp demo`'s output folder is one, and so is `ukmp compare`'s
-(artifacts/ and evals/ inside it are read too). The report (report.md and figures/*.png)
-goes to RUN_DIR/report unless --out says otherwise; a previous report there is replaced.
+(artifacts/ and evals/ inside it are read too). The report (report.md and figures/*.png, with
+examples.html and examples.md when the run kept examples: a compare run's examples.json, or
+`ukmp evaluate --task perplexity --examples N` results) goes to RUN_DIR/report unless --out says
+otherwise; a previous report there is replaced.
 """
 
 from __future__ import annotations

@@ -78,14 +78,22 @@ def evaluate_perplexity(
     limit: int | None = None,
     model_name: str | None = None,
     progress: bool = True,
+    examples: int = 0,
 ) -> dict[str, Any]:
-    """The results dict of ``ukmp evaluate --task perplexity`` (same layout as the other tasks)."""
+    """The results dict of ``ukmp evaluate --task perplexity`` (same layout as the other tasks).
+
+    ``examples``: keep that many prompts (the first windows' openings) with the model's continuations
+    (`ukmp.evaluation.continuations`), for the examples page of `ukmp report`.
+    """
+    from ukmp.evaluation.continuations import continuations
     from ukmp.evaluation.harness import RESULTS_FORMAT, _environment
 
     if batch_size <= 0:
         raise UserError(f"--batch-size must be positive, got {batch_size}.")
     if limit is not None and limit <= 0:
         raise UserError(f"--limit must be a positive number of windows, got {limit}.")
+    if examples < 0:
+        raise UserError(f"--examples must be 0 (none) or a number of prompts, got {examples}.")
     started, cpu0 = time.perf_counter(), time.process_time()
     windows = text_windows(tokenizer, path, seq_len)
     used = windows[:limit] if limit is not None else windows
@@ -93,10 +101,12 @@ def evaluate_perplexity(
     model.eval()
     try:
         nll, tokens = window_nll(model, used, batch_size=batch_size, pad=pad_id(tokenizer), progress=progress)
+        # the perplexity's own time, without the examples
+        seconds, cpu_seconds = round(time.perf_counter() - started, 2), round(time.process_time() - cpu0, 2)
+        written = continuations(model, tokenizer, used, examples) if examples else None
     finally:
         model.train(was_training)
     mean = nll / tokens
-    seconds = round(time.perf_counter() - started, 2)
     out = {
         "perplexity": math.exp(mean),
         "mean_nll": mean,
@@ -109,8 +119,10 @@ def evaluate_perplexity(
         "source": str(path),
         "skipped_records": 0,
         "seconds": seconds,
-        "cpu_seconds": round(time.process_time() - cpu0, 2),
+        "cpu_seconds": cpu_seconds,
     }
+    if written is not None:
+        out["continuations"] = written
     return {
         "format": RESULTS_FORMAT,
         "model": model_name,
