@@ -111,3 +111,79 @@ def test_plan_search_mistakes_are_one_sentence(tmp_path: Path, capsys, extra, me
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()
+
+
+def _with_answers_replaced(source: Path, dest: Path, answer: str) -> Path:
+    """A copy of a data folder whose every VQA label is `answer` (images shared)."""
+    import shutil
+
+    shutil.copytree(source, dest)
+    file = dest / "vqa_train_annotations.json"
+    data = json.loads(file.read_text())
+    for record in data["annotations"]:
+        record["multiple_choice_answer"] = answer
+        for item in record["answers"]:
+            item["answer"] = answer
+    file.write_text(json.dumps(data))
+    return dest
+
+
+def test_the_teacher_judge_reads_no_label_and_scores_the_dense_models_own_answers(calib: Path, tmp_path: Path):
+    from ukmp.evaluation.generation import VQA_SETTINGS, generate_texts
+    from ukmp.loading import load_model
+    from ukmp.planning.search import selection_batches
+    from ukmp.processors import load_processor
+
+    model, processor = load_model(str(tiny_model_dir())).eval(), load_processor(str(tiny_model_dir()))
+    wrong = _with_answers_replaced(calib, tmp_path / "wrong", "zebra")
+    teacher = PlanSearchOptions(candidates=2, samples=6, batch_size=4, answers="teacher")
+    labels = PlanSearchOptions(candidates=2, samples=6, batch_size=4, answers="labels")
+    batches = selection_batches(processor, model, calib, teacher, seed=1)
+    # the labels do not enter: every label changed, the same batches
+    for a, b in zip(batches, selection_batches(processor, model, wrong, teacher, seed=1), strict=True):
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert any(
+        not torch.equal(a["labels"], b["labels"])
+        for a, b in zip(selection_batches(processor, model, calib, labels, seed=1),
+                        selection_batches(processor, model, wrong, labels, seed=1), strict=True)
+    )  # fmt: skip
+    # the targets are the dense model's own greedy answers to the same questions
+    from ukmp.data.recovery_mix import vqa_samples
+
+    pairs = vqa_samples(calib, "train")
+    import random
+
+    random.Random(1).shuffle(pairs)
+    own = generate_texts(model, processor, [p.image_path for p in pairs[:6]], [p.text_input for p in pairs[:6]],
+                         VQA_SETTINGS, batch_size=4, progress=False)  # fmt: skip
+    tokenizer = processor.tokenizer
+    targets = [tokenizer.decode([t for t in row.tolist() if t >= 0], skip_special_tokens=True).strip()
+               for batch in batches for row in batch["labels"]]  # fmt: skip
+    assert targets == [a.strip() for a in own]
+
+
+def test_the_teacher_judge_value_is_the_mean_token_cross_entropy_on_the_teachers_answers():
+    model, groups, scores, make_plan, batches = _setup()
+    options = PlanSearchOptions(candidates=1, answers="teacher")
+    plain, trace = search_plan(model, groups, scores, make_plan, batches, options, seed=0, progress=False)
+    sliced = apply_plan_physically(copy.deepcopy(model), plain.plan)
+    total, tokens = 0.0, 0
+    with torch.no_grad():
+        for batch in batches:  # by hand: -log p(target token), summed over targets, over their count
+            logp = torch.log_softmax(sliced(**batch).logits.double(), dim=-1)
+            labels = batch["labels"]
+            chosen = labels != -100
+            total -= float(logp[chosen].gather(-1, labels[chosen].unsqueeze(-1)).sum())
+            tokens += int(chosen.sum())
+    assert trace["losses"][0] == pytest.approx(total / tokens, abs=1e-5)
+    assert trace["answers"] == "teacher"
+
+
+def test_prune_with_the_teacher_judge_records_every_candidates_value(calib: Path, tmp_path: Path) -> None:
+    out = tmp_path / "pruned"
+    argv = ["prune", str(tiny_model_dir()), "--method", "magnitude", "--ratio", "0.3", "--out", str(out)]
+    argv += ["--calib", str(calib), "--plan-search", "3", "--plan-search-samples", "5", "--plan-search-answers"]
+    assert main([*argv, "teacher"]) == 0
+    search = json.loads((out / "pruning.json").read_text())["method"]["options"]["plan_search"]
+    assert search["answers"] == "teacher" and len(search["losses"]) == 3
+    assert search["losses"][search["chosen"]] == min(search["losses"])

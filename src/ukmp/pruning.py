@@ -130,6 +130,8 @@ class PruneConfig:
                     "--plan-search-spread": search.spread,
                 }
             )
+            if search.answers != "labels":  # runs from before the flag existed read labels; their keys stay valid
+                out["--plan-search-answers"] = search.answers
         out["--dtype"] = self.dtype
         return out
 

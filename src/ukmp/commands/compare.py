@@ -182,4 +182,6 @@ def _command_line(args: argparse.Namespace) -> str:
     if args.plan_search > 1:
         parts += ["--plan-search", str(args.plan_search), "--plan-search-split", args.plan_search_split]
         parts += ["--plan-search-samples", str(args.plan_search_samples)]
+        if args.plan_search_answers != "labels":
+            parts += ["--plan-search-answers", args.plan_search_answers]
     return " ".join(shlex.quote(p) for p in parts)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ukmp.placement import SCORE_DTYPES, Placement
-from ukmp.planning.search import PlanSearchOptions
+from ukmp.planning.search import SELECTION_ANSWERS, PlanSearchOptions
 from ukmp.pruning import SAVED_DTYPES
 from ukmp.scoring.llm_pruner import SKIPS
 
@@ -32,6 +32,13 @@ def add_plan_search_arguments(parser: argparse._ActionsContainer) -> None:
     parser.add_argument(
         "--plan-search-spread", type=float, default=0.25, help="log-normal spread of the score perturbations"
     )
+    parser.add_argument(
+        "--plan-search-answers",
+        choices=SELECTION_ANSWERS,
+        default="labels",
+        help="who answers the selection questions: the split's labels, or the dense model itself (teacher: no "
+        "label is read; a candidate is judged by how far it drifts from the dense model's answers)",
+    )
 
 
 def plan_search_options(args: argparse.Namespace) -> PlanSearchOptions:
@@ -41,6 +48,7 @@ def plan_search_options(args: argparse.Namespace) -> PlanSearchOptions:
         spread=args.plan_search_spread,
         samples=args.plan_search_samples,
         split=args.plan_search_split,
+        answers=args.plan_search_answers,
     )
     options.validate()
     return options

@@ -32,7 +32,7 @@ import math
 import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -41,13 +41,18 @@ from tqdm.auto import tqdm
 
 from ukmp.adapters.base import get_module
 from ukmp.data.calibration import calibration_batches, load_calibration_samples, text_source
-from ukmp.data.recovery_mix import vqa_samples
+from ukmp.data.prefix_lm import PrefixLMSample
+from ukmp.data.recovery_mix import Prompt, vqa_samples
 from ukmp.data.text_calibration import TextSample
 from ukmp.errors import UserError
 from ukmp.evaluation.generation import is_encoder_decoder
 from ukmp.groups import PrunableGroup, PruningPlan
 from ukmp.planning.global_schedule import PlanResult
+from ukmp.recovery.teacher_answers import teacher_answerer
 from ukmp.removal_cost import mean_target_nll
+
+#: where the answers of the selection pairs come from (a text --calib needs neither: its windows are their own targets)
+SELECTION_ANSWERS = ("labels", "teacher")
 
 
 @dataclass
@@ -59,6 +64,8 @@ class PlanSearchOptions:
     samples: int = 256
     split: str = "train"
     batch_size: int = 16
+    #: who answers the selection questions: the split's human "labels", or the dense "teacher" (no label read)
+    answers: str = "labels"
 
     @property
     def enabled(self) -> bool:
@@ -71,6 +78,10 @@ class PlanSearchOptions:
             raise UserError(f"--plan-search-spread must be a positive number, got {self.spread:g}.")
         if self.samples < 1:
             raise UserError(f"--plan-search-samples must be at least 1, got {self.samples}.")
+        if self.answers not in SELECTION_ANSWERS:
+            raise UserError(
+                f"--plan-search-answers must be one of {', '.join(SELECTION_ANSWERS)}, got {self.answers!r}."
+            )
 
 
 def perturbed_scores(
@@ -118,7 +129,10 @@ def selection_batches(
     """The pairs (or text windows) that choose the plan, as model inputs.
 
     An image-text folder gives `options.samples` question-answer pairs of `options.split`, shuffled
-    with `seed`. A text file (a standalone language model) gives the last `options.samples` of its
+    with `seed`; with ``options.answers == "teacher"`` the same questions are answered by ``model``
+    (the dense model) instead of the labels, so the judge reads no label: a candidate is then
+    judged by how far it drifts from the dense model's own answers. A text file (a standalone
+    language model) gives the last `options.samples` of its
     windows in the calibration order of `seed`, with every token a target (the perplexity the user
     measures): the scorers read the first `reserved` windows of that order, so the two never meet.
     """
@@ -130,15 +144,25 @@ def selection_batches(
             f"--plan-search needs question-answer pairs: {data} has no VQA questions in split {options.split!r}."
         )
     random.Random(seed).shuffle(pairs)
+    pairs = pairs[: options.samples]
+    if options.answers == "teacher":
+        pairs = teacher_answered(model, processor, pairs, batch_size=options.batch_size)
     return list(
         calibration_batches(
             processor,
-            pairs[: options.samples],
+            pairs,
             options.batch_size,
             encoder_decoder=is_encoder_decoder(model),
             model=model,
         )
     )
+
+
+def teacher_answered(model: nn.Module, processor, pairs: Sequence[PrefixLMSample], *, batch_size: int):
+    """The same question prompts with the dense model's own answers (the evaluation's VQA settings) as targets."""
+    answer = teacher_answerer(model, processor, batch_size=batch_size, progress=False)
+    answers = answer([Prompt(p.image_path, p.text_input) for p in pairs])
+    return [replace(p, text_output=a) for p, a in zip(pairs, answers, strict=True)]
 
 
 def text_selection_batches(processor, data, options: PlanSearchOptions, seed: int, *, reserved: int, model=None):
@@ -203,6 +227,7 @@ def search_plan(
         "spread": options.spread,
         "samples": options.samples,
         "split": options.split,
+        "answers": options.answers,
         "seed": seed,
         "losses": losses,
         "chosen": best[1],
