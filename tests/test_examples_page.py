@@ -99,12 +99,12 @@ def test_compare_page_shows_every_model_and_image_and_marks_wrong_answers(run: P
     for _, kind, key, cell in cells:
         model = cell.attrs["data-model"]
         if kind == "caption":
-            assert cell.text == evals[model]["caption"]["predictions"][key]
+            assert cell.text == (evals[model]["caption"]["predictions"][key] or "(empty)")
             assert not cell.classes & {"right", "wrong", "partly"}
             continue
         answer = evals[model]["vqa"]["predictions"][key]
         score = vqa_accuracy(answer, records[key].answers)
-        assert cell.own_text() == answer
+        assert cell.own_text() == (answer or "(empty)")
         marks = [span.text for span in cell.iter("span") if "mark" in span.classes]
         if score == 0:
             assert "wrong" in cell.classes and marks == ["✗"]
@@ -231,7 +231,7 @@ def test_instructblip_compare_shows_its_answers(world, tmp_path: Path) -> None:
     cells = output_cells(root)
     assert cells and all(kind == "question" for _, kind, _, _ in cells)
     for _, _, qid, cell in cells:
-        assert cell.own_text() == evals[cell.attrs["data-model"]]["tasks"]["vqa"]["predictions"][qid]
+        assert cell.own_text() == (evals[cell.attrs["data-model"]]["tasks"]["vqa"]["predictions"][qid] or "(empty)")
 
 
 def test_seeds_page_switches_between_draws(world, tmp_path: Path) -> None:
@@ -266,6 +266,6 @@ def test_language_model_page_shows_prompts_and_continuations(lm_dir: Path, corpu
     assert prompts == [i["prompt"] for i in kept["dense"]] and all(prompts)
     for _, kind, key, cell in output_cells(root):
         model = "dense" if cell.attrs["data-model"] == "dense" else "magnitude-25"
-        assert kind == "prompt" and cell.text == kept[model][int(key)]["continuation"]
+        assert kind == "prompt" and cell.text == (kept[model][int(key)]["continuation"] or "(empty)")
     assert {th.attrs["data-model"] for th in root.iter("th") if "data-model" in th.attrs} == set(kept)
     assert "[examples.html](examples.html)" in (folder / "report" / "report.md").read_text()

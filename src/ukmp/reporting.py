@@ -381,7 +381,8 @@ def kept_summary(artifact: Artifact) -> dict[str, str]:
 
 
 def report_markdown(run: Run, figures: Mapping[str, str], pages: Mapping[str, str] | None = None) -> str:
-    """The report; ``pages`` names the examples page's files in the report folder ("html", "markdown"), if any."""
+    """The report; ``pages`` names the examples page's files in the report folder ("html", "markdown"), if any,
+    and says whether its answers are marked ("marked")."""
     from ukmp.benchmark import bench_markdown
 
     lines = [
@@ -395,7 +396,7 @@ def report_markdown(run: Run, figures: Mapping[str, str], pages: Mapping[str, st
         lines += [
             "## Examples",
             "",
-            f"What each model says, next to the dense model and the references, wrong answers marked: "
+            f"What each model says, next to the dense model and the references{pages.get('marked', '')}: "
             f"[{pages['html']}]({pages['html']}) (opens from disk; a switch chooses the ratio) and "
             f"[{pages['markdown']}]({pages['markdown']}).",
             "",
@@ -495,7 +496,8 @@ def _examples_page(run: Run, folder: Path) -> dict[str, str]:
     if page is None:
         return {}
     write_page(folder, *page)
-    return {"html": PAGE_HTML, "markdown": PAGE_MARKDOWN}
+    marked = ", wrong answers marked" if page[0]["kind"] == "image" else ""
+    return {"html": PAGE_HTML, "markdown": PAGE_MARKDOWN, "marked": marked}
 
 
 def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:

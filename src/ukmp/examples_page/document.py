@@ -112,5 +112,10 @@ def ratio_text(ratio: float) -> str:
     return f"{ratio * 100:.4g}%"
 
 
+def plural(n: int, noun: str) -> str:
+    """'1 image', '8 images'."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def draw_text(draw: int | None) -> str:
     return "one draw" if draw is None else f"seed {draw}"

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ukmp.data.index import resolve_data_dir
-from ukmp.examples_page.document import Column, Document, column, document
+from ukmp.examples_page.document import Column, Document, column, document, plural
 from ukmp.examples_page.outputs import image_outputs
 from ukmp.examples_page.sample import SHOWN_TASKS, ImageItem, image_sample
 
@@ -71,8 +71,8 @@ def _notes(runs: Sequence[CompareRun], items: list[ImageItem], by_draw: bool) ->
     c = runs[0].config
     asked = c.examples
     sample = (
-        f"{len(items)} images of {c.eval_data} ({c.eval_split} split): the first the evaluation read, those with a "
-        "caption and questions first; the same images for every model, ratio and draw."
+        f"{plural(len(items), 'image')} of {c.eval_data} ({c.eval_split} split): the first the evaluation read, "
+        "those with a caption and questions first; the same images for every model, ratio and draw."
     )
     if len(items) < asked:
         sample += f" ({asked} were asked for; the evaluation read no more.)"

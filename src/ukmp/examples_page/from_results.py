@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ukmp.examples_page.document import FORMAT, Column, Document, column, document
+from ukmp.examples_page.document import FORMAT, Column, Document, column, document, plural
 from ukmp.examples_page.files import PAGE_JSON
 
 if TYPE_CHECKING:
@@ -69,10 +69,11 @@ def text_document(run: Run) -> Document | None:
     columns = [c for c in (_column(r, ids) for r in ordered) if c is not None and c["outputs"]]
     left = [r.file.name for r in results if r.artifact is None and not r.dense]
     data = first.data.get("data")
+    perplexity = first.data["tasks"]["perplexity"]
     notes = [
-        f"{len(items)} prompts: the first {written['prompt_tokens']} tokens of the first windows of {data} "
-        f"(--seq-len {first.data['tasks']['perplexity'].get('seq_len')}), the text that followed them, and each "
-        f"model's greedy continuation ({written['new_tokens']} new tokens at most).",
+        f"{plural(len(items), 'prompt')}: the openings (at most {written['prompt_tokens']} tokens, at most half a "
+        f"window) of the first windows of {data} (--seq-len {perplexity.get('seq_len')}), the text that followed "
+        f"them, and each model's greedy continuation ({written['new_tokens']} new tokens at most).",
         "Every continuation is the one `ukmp evaluate --task perplexity --examples N` kept in the model's results; "
         "nothing was generated for this page.",
     ]

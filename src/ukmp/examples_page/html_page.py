@@ -142,7 +142,7 @@ def _row(doc: Document, row: Row, picks: list[tuple[str, dict]], lead: str) -> s
     for classes, col in [("dense", c) for c in dense_columns(doc)] + picks:
         cell = row.cells[col["key"]]
         mark_class = f" {cell.mark}" if cell.mark else ""
-        text = escape(cell.shown if cell.mark == MISSING else cell.text)
+        text = escape(cell.shown if cell.mark == MISSING else cell.display)
         mark = f' <span class="mark">{cell.sign}</span>' if cell.sign else ""
         cells.append(
             f'<td class="output {classes}{mark_class}" data-model="{escape(col["key"], quote=True)}">{text}{mark}</td>'

@@ -14,6 +14,8 @@ from typing import Any
 
 from ukmp.examples_page.document import MARKS, MISSING, Column, Document, mark, ratio_text
 
+EMPTY = "(empty)"
+
 
 @dataclass(frozen=True)
 class Cell:
@@ -21,6 +23,11 @@ class Cell:
 
     text: str
     mark: str = ""
+
+    @property
+    def display(self) -> str:
+        """The text as shown: an empty output says so rather than leaving the cell blank."""
+        return self.text if self.text.strip() else EMPTY
 
     @property
     def sign(self) -> str:
@@ -32,7 +39,7 @@ class Cell:
         """The text with its sign, or a dash for an output the evaluation did not keep."""
         if self.mark == MISSING:
             return "–"
-        return f"{self.text} {self.sign}" if self.sign else self.text
+        return f"{self.display} {self.sign}" if self.sign else self.display
 
 
 @dataclass(frozen=True)
