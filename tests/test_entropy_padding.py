@@ -6,7 +6,6 @@ import torch
 
 from tiny_models import blip2_inputs, tiny_blip2
 from ukmp.adapters import find_adapter
-from ukmp.evaluation.generation import is_encoder_decoder
 from ukmp.scoring.ukmi import UKMIOptions, accumulate_entropy
 
 
@@ -33,5 +32,6 @@ def test_t5_labels_padded_to_the_encoder_width_give_the_same_entropies() -> None
 
 
 def test_model_kind_comes_from_the_config() -> None:
-    assert is_encoder_decoder(tiny_blip2("t5"))
-    assert not is_encoder_decoder(tiny_blip2("opt"))
+    for lm, encoder_decoder in (("t5", True), ("opt", False)):
+        model = tiny_blip2(lm)
+        assert find_adapter(model).inputs.encoder_decoder is encoder_decoder

@@ -17,12 +17,13 @@ from transformers import AutoProcessor, InstructBlipForConditionalGeneration
 
 import ukmp
 from eval_tiny_model import build_tiny_instructblip
+from ukmp.adapters import find_adapter
 from ukmp.cli import main
 from ukmp.data.calibration import calibration_batches, load_calibration_samples
 from ukmp.data.index import load_task
 from ukmp.data.reading import load_image
 from ukmp.data.world_writer import write_split
-from ukmp.evaluation.generation import VQA_SETTINGS, answer_questions, is_encoder_decoder, processor_inputs
+from ukmp.evaluation.generation import VQA_SETTINGS, answer_questions, processor_inputs
 from ukmp.loading import load_model
 from ukmp.scorers.registry import scorer_names
 from ukmp.surgery import apply_plan_as_masks
@@ -45,7 +46,7 @@ def _batch(folder: Path, data: Path) -> dict[str, torch.Tensor]:
     processor = AutoProcessor.from_pretrained(folder)
     model = load_model(folder)
     samples = load_calibration_samples(data, "train", seed=0)[:3]
-    batch = next(calibration_batches(processor, samples, 3, encoder_decoder=is_encoder_decoder(model)))
+    batch = next(calibration_batches(processor, samples, 3, model=model, place=False))
     assert "qformer_input_ids" in batch  # the Q-Former reads the instruction
     return batch
 
@@ -93,11 +94,12 @@ def test_answers_match_instructblip_generate(lm, folders) -> None:
                 length_penalty=s.length_penalty,
                 do_sample=False,
             )
-            if not is_encoder_decoder(model) and out.shape[1] > inputs["input_ids"].shape[1]:
+            if not find_adapter(model).inputs.encoder_decoder and out.shape[1] > inputs["input_ids"].shape[1]:
                 out = out[:, inputs["input_ids"].shape[1] :]
             assert ours[record.question_id] == processor.batch_decode(out, skip_special_tokens=True)[0].strip()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lm", LMS)
 def test_evaluate_recover_bench_and_report_run_on_a_pruned_instructblip(lm, folders, tmp_path) -> None:
     folder, data = folders[lm], folders["data"]

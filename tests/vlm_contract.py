@@ -25,7 +25,6 @@ from ukmp.adapters import find_adapter
 from ukmp.cli import main
 from ukmp.data.calibration import calibration_batches, load_calibration_samples
 from ukmp.data.world_writer import write_split
-from ukmp.evaluation.generation import is_encoder_decoder
 from ukmp.groups import PruningPlan
 from ukmp.loading import load_model
 from ukmp.scorers.base import Scorer
@@ -59,7 +58,7 @@ class VisionLanguageContract:
         samples = load_calibration_samples(data, "train", seed=0)[:2]
         processor = AutoProcessor.from_pretrained(folder)
         # labels stay: an encoder-decoder derives its decoder inputs from them
-        return next(calibration_batches(processor, samples, 2, encoder_decoder=is_encoder_decoder(model)))
+        return next(calibration_batches(processor, samples, 2, model=model, place=False))
 
     def test_groups_cover_vision_and_language(self, folder: Path) -> None:
         model = load_model(folder)
@@ -94,6 +93,7 @@ class VisionLanguageContract:
                 expected = masked(**inputs).logits
                 torch.testing.assert_close(ukmp.load_pruned(out)(**inputs).logits, expected, rtol=1e-4, atol=1e-4)
 
+    @pytest.mark.slow
     def test_evaluate_recover_and_bench(self, folder: Path, data: Path, tmp_path: Path, capsys) -> None:
         pruned = tmp_path / "pruned"
         assert main(["prune", str(folder), "--method", "magnitude", "--ratio", "0.3", "--out", str(pruned)]) == 0

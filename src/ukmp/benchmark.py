@@ -62,7 +62,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from tqdm.auto import tqdm
 
 from ukmp.accounting import example_inputs, parameter_counts
-from ukmp.adapters import find_adapter, is_image_in_prompt_model, is_language_model, is_vision_language_model
+from ukmp.adapters import find_adapter
 from ukmp.artifact import is_pruned_artifact, read_manifest, state_dict_sha256
 from ukmp.atomic import write_text_atomic
 from ukmp.errors import UserError
@@ -202,10 +202,10 @@ def load_saved_scores(artifact: Path) -> dict[str, torch.Tensor] | None:
 
 
 def check_supported(model: nn.Module, ref: str) -> None:
-
-    if not is_vision_language_model(model) and not is_language_model(model) and not is_image_in_prompt_model(model):
+    if not find_adapter(model).inputs.end_to_end:
         raise UserError(
-            "ukmp bench measures BLIP-2 / InstructBLIP / LLaVA models and decoder-only language models; "
+            "ukmp bench measures models that write text (a vision-language model, or a decoder-only language model "
+            "with its head); "
             f"{ref} is {type(model).__name__}."
         )
 
@@ -303,21 +303,12 @@ def load_variants(model_ref: str, pruned_refs: Sequence[str], options: BenchOpti
 def bench_inputs(model: nn.Module, batch: int, options: BenchOptions) -> tuple[dict, dict]:
     """(forward inputs, generation inputs): synthetic, deterministic, identical for every model.
 
-    Generation gets the image and only the query-token placeholders (an empty caption prompt,
-    ukmp's caption default).
+    What generation continues is the adapter's (``ModelInputs.bench_generate_inputs``): BLIP-2 gets
+    the image and only its query-token placeholders (an empty caption prompt, ukmp's caption
+    default); a model whose image is part of its prompt, or a language model, the forward's input.
     """
     forward = example_inputs(model, batch=batch, text_len=options.text_len)
-    if is_language_model(model) or is_image_in_prompt_model(model):
-        # a language model, or LLaVA (its image is part of the prompt): generation continues the forward's input
-        return forward, dict(forward)
-    n = model.config.num_query_tokens
-    generate = {
-        "pixel_values": forward["pixel_values"],
-        "input_ids": forward["input_ids"][:, :n],
-        "attention_mask": forward["attention_mask"][:, :n],
-        **{k: v for k, v in forward.items() if k.startswith("qformer_")},  # InstructBLIP's instruction
-    }
-    return forward, generate
+    return forward, find_adapter(model).inputs.bench_generate_inputs(model, forward)
 
 
 def _to(inputs: Mapping[str, torch.Tensor], device: torch.device, dtype: torch.dtype) -> dict[str, torch.Tensor]:
@@ -325,12 +316,13 @@ def _to(inputs: Mapping[str, torch.Tensor], device: torch.device, dtype: torch.d
 
 
 def operations(model: nn.Module, forward: Mapping, generate: Mapping, caption_tokens: int) -> dict[str, Callable]:
-    """The measured operations as zero-argument callables (a language model has no ``encode``)."""
+    """The measured operations as zero-argument callables (``encode`` only where the adapter has an image step)."""
 
-    qformer = {k: v for k, v in forward.items() if k.startswith("qformer_")}  # InstructBLIP's instruction
+    inputs = find_adapter(model).inputs
+    image_step = inputs.encode_inputs(forward)
 
     def encode():
-        return model.get_image_features(pixel_values=forward["pixel_values"], return_dict=True, **qformer).pooler_output
+        return model.get_image_features(**image_step, return_dict=True).pooler_output
 
     def full_forward():
         return model(**forward).logits
@@ -345,7 +337,7 @@ def operations(model: nn.Module, forward: Mapping, generate: Mapping, caption_to
             **generation_cache(model),
         )
 
-    if is_language_model(model) or is_image_in_prompt_model(model):
+    if image_step is None:
         return {"forward": full_forward, "generate": caption}
     return {"encode": encode, "forward": full_forward, "generate": caption}
 
@@ -443,10 +435,8 @@ def time_variants(
 
 
 def _new_tokens(model: nn.Module, output: torch.Tensor, inputs: Mapping[str, torch.Tensor]) -> int:
-    """Tokens generated per sequence (T5 output starts with the decoder start token)."""
-    if getattr(getattr(model.config, "text_config", model.config), "is_encoder_decoder", False):
-        return int(output.shape[1]) - 1
-    return int(output.shape[1] - inputs["input_ids"].shape[1])
+    """Tokens generated per sequence (the adapter knows whether the output starts with a decoder start token)."""
+    return find_adapter(model).inputs.new_tokens(output, inputs)
 
 
 @torch.inference_mode()

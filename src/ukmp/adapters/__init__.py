@@ -10,6 +10,7 @@ from __future__ import annotations
 from torch import nn
 
 from ukmp.adapters.base import ModelAdapter, Part, describe
+from ukmp.adapters.inputs import ModelInputs
 from ukmp.adapters.registry import (
     WRAPPERS,
     gguf_architectures,
@@ -25,6 +26,7 @@ from ukmp.errors import UserError
 
 __all__ = [
     "ModelAdapter",
+    "ModelInputs",
     "Part",
     "find_adapter",
     "SUPPORTED",
@@ -92,5 +94,5 @@ def find_adapter(model: nn.Module) -> ModelAdapter:
         return wrapper_builder(entry)(model)
     language = language_part(model, "")
     if language is not None:
-        return ModelAdapter(model, [language])
+        return ModelAdapter(model, [language], inputs=ModelInputs(model, end_to_end=is_language_model(model)))
     raise UserError(f"ukmp has no adapter for {describe(model)}; supported: {SUPPORTED}.")

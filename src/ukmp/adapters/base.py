@@ -11,11 +11,12 @@ surgery, accounting) talks to the adapter, never to module names directly.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import torch
 from torch import nn
 
+from ukmp.adapters.inputs import ModelInputs
 from ukmp.errors import UserError
 from ukmp.groups import MODALITY_OF, Member, PrunableGroup, linear_unit_params
 
@@ -168,10 +169,11 @@ class Part(ABC):
 
 
 class ModelAdapter:
-    """Groups, accounting buckets and post-slice fixes for one whole model.
+    """Groups, accounting buckets, post-slice fixes and inputs for one whole model.
 
     ``extra_buckets`` maps parameter-name prefixes outside every part (``query_tokens``,
-    ``language_projection``) to accounting buckets.
+    ``language_projection``) to accounting buckets. ``inputs`` (a ``ModelInputs``) builds every
+    input a command feeds the model: calibration batches, generation, retrieval, bench.
     """
 
     #: components returned by ``groups()`` when none are requested (the Q-Former is opt-in)
@@ -185,13 +187,13 @@ class ModelAdapter:
         default_components: tuple[str, ...] | None = None,
         extra_buckets: dict[str, str] | None = None,
         extra_paths: dict[str, str] | None = None,
-        inputs: InputsBuilder | None = None,
+        inputs: ModelInputs | None = None,
     ) -> None:
         self.architecture = type(model).__name__
         self.parts = parts
         self.extra_buckets = extra_buckets or {}
         self.extra_paths = extra_paths or {}
-        self._inputs = inputs or language_model_inputs
+        self.inputs = inputs if inputs is not None else ModelInputs(model)
         all_components = tuple(c for p in parts for c in p.components)
         self.available_components = all_components
         self.default_components = default_components if default_components is not None else all_components
@@ -258,16 +260,4 @@ class ModelAdapter:
         text_config = getattr(model.config, "text_config", model.config)
         ids = torch.randint(4, max(text_config.vocab_size - 1, 5), (batch, text_len), generator=gen)
         device = next(model.parameters()).device
-        return {k: v.to(device) for k, v in self._inputs(model, ids, gen).items()}
-
-
-#: builds a model's example inputs from random text ids (batch, text_len) and a seeded generator
-InputsBuilder = Callable[[nn.Module, torch.Tensor, torch.Generator], dict[str, torch.Tensor]]
-
-
-def language_model_inputs(model: nn.Module, ids: torch.Tensor, gen: torch.Generator) -> dict[str, torch.Tensor]:
-    """A language model reads ``ids`` (an encoder-decoder also as its decoder tokens)."""
-    inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
-    if getattr(model.config, "is_encoder_decoder", False):
-        inputs["decoder_input_ids"] = ids.clone()
-    return inputs
+        return {k: v.to(device) for k, v in self.inputs.example_inputs(model, ids, gen).items()}

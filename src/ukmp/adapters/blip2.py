@@ -11,7 +11,9 @@ from torch import nn
 
 from ukmp.adapters.base import ModelAdapter
 from ukmp.adapters.blip_vision import BlipVisionPart
+from ukmp.adapters.inputs import ExampleBuilder, ModelInputs
 from ukmp.adapters.qformer import QFormerPart
+from ukmp.adapters.query_token_inputs import QueryTokenInputs
 from ukmp.adapters.registry import require_language_part
 
 
@@ -23,7 +25,7 @@ def instructblip_adapter(model: nn.Module) -> ModelAdapter:
     return _wrapper_adapter(model, instructblip_example_inputs)
 
 
-def _wrapper_adapter(model: nn.Module, inputs) -> ModelAdapter:
+def _wrapper_adapter(model: nn.Module, examples: ExampleBuilder) -> ModelAdapter:
     language = require_language_part(model, "language_model.")
     vision = BlipVisionPart(model, "vision_model.")
     return ModelAdapter(
@@ -32,12 +34,13 @@ def _wrapper_adapter(model: nn.Module, inputs) -> ModelAdapter:
         default_components=vision.components + language.components,
         extra_buckets={"query_tokens": "qformer", "language_projection": "projection"},
         extra_paths={"projection": "language_projection"},
-        inputs=inputs,
+        inputs=QueryTokenInputs(model, examples=examples),
     )
 
 
 def vision_adapter(model: nn.Module) -> ModelAdapter:
-    return ModelAdapter(model, [BlipVisionPart(model, "")])
+    """A vision tower alone: prunable, but no command can caption or recover with it."""
+    return ModelAdapter(model, [BlipVisionPart(model, "")], inputs=ModelInputs(model, end_to_end=False))
 
 
 def blip2_example_inputs(model: nn.Module, ids: torch.Tensor, gen: torch.Generator) -> dict[str, torch.Tensor]:

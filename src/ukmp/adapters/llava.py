@@ -18,6 +18,7 @@ from transformers.models.llava_next.modeling_llava_next import image_size_to_num
 
 from ukmp.adapters.base import ModelAdapter
 from ukmp.adapters.clip_vision import ClipVisionPart
+from ukmp.adapters.prompt_image_inputs import PromptImageInputs
 from ukmp.adapters.registry import require_language_part
 from ukmp.errors import UserError
 
@@ -41,7 +42,9 @@ def llava_adapter(model: nn.Module) -> ModelAdapter:
             "lm_head": "lm_embeddings",
         },
         extra_paths={"projection": "model.multi_modal_projector", "lm_head": "lm_head"},
-        inputs=llava_next_example_inputs if hasattr(model.model, "image_newline") else llava_example_inputs,
+        inputs=PromptImageInputs(
+            model, examples=llava_next_example_inputs if hasattr(model.model, "image_newline") else llava_example_inputs
+        ),
     )
 
 

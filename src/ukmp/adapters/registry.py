@@ -48,8 +48,8 @@ class Wrapper:
     label: str
     #: holds a language model that must be in ``LANGUAGE_MODELS`` (found in config.json's text_config)
     has_language_model: bool = True
-    #: an image encoder feeding a Q-Former feeding the language model (BLIP-2 / InstructBLIP): what
-    #: calibration, evaluation, recovery and bench build their inputs for
+    #: an image encoder feeding a Q-Former feeding the language model (BLIP-2 / InstructBLIP); how
+    #: commands feed each kind is the adapter's ``ModelInputs``, this only names the kind
     blip_style: bool = True
 
 

@@ -17,7 +17,7 @@ image. Every scorer reads its samples through these two functions, so each accep
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,44 +114,66 @@ def take_disjoint(samples: Sequence[PrefixLMSample], counts: Sequence[int]) -> l
 
 
 def calibration_batches(
-    processor, samples: Sequence[PrefixLMSample], batch_size: int, *, encoder_decoder: bool, model=None
+    processor,
+    samples: Sequence[PrefixLMSample],
+    batch_size: int,
+    *,
+    model=None,
+    encoder_decoder: bool | None = None,
+    place: bool = True,
 ) -> Iterator[dict[str, torch.Tensor]]:
     """Model inputs for `samples`, `batch_size` at a time, with -100 outside the targets.
 
-    With ``model`` the batches are placed for it (its input device, its precision; `ukmp.placement`).
+    The model's adapter decides how an image-text batch looks (`ModelInputs.calibration_batch`), so
+    nothing here asks what kind of model it is. A caller without a model (a script on the shipped
+    BLIP-2, a test of the processor alone) says instead whether the language model is an
+    encoder-decoder, which picks between the two BLIP-2 layouts. With ``model`` and ``place`` the
+    batches are placed for it (its input device, its precision; `ukmp.placement`).
     """
-    batches = _batches(processor, samples, batch_size, encoder_decoder=encoder_decoder)
-    if model is None:
+    batches = _batches(processor, samples, batch_size, _batch_builder(model, encoder_decoder))
+    if model is None or not place:
         yield from batches
         return
     for batch in batches:
         yield to_model(batch, model)
 
 
+def _batch_builder(model, encoder_decoder: bool | None) -> Callable[[Any, list, Sequence[PrefixLMSample]], dict]:
+    """The function that turns (processor, images, samples) into one batch for this model."""
+    if model is not None:
+        from ukmp.adapters import find_adapter
+
+        return find_adapter(model).inputs.calibration_batch
+    if encoder_decoder:
+        return encoder_decoder_batch
+    return lambda processor, images, chunk: prompt_batch(processor, images, chunk, ("pixel_values", "image_sizes"))
+
+
 def _batches(
-    processor, samples: Sequence[PrefixLMSample], batch_size: int, *, encoder_decoder: bool
+    processor, samples: Sequence[PrefixLMSample], batch_size: int, build: Callable[[Any, list, Sequence], dict]
 ) -> Iterator[dict[str, torch.Tensor]]:
     if samples and isinstance(samples[0], TextSample):
         tokenizer = getattr(processor, "tokenizer", processor)
         yield from text_batches(samples, batch_size, pad_id(tokenizer))
         return
-    tokenizer = processor.tokenizer
     for start in range(0, len(samples), batch_size):
         chunk = samples[start : start + batch_size]
-        images = [load_image(s.image_path) for s in chunk]
-        if encoder_decoder:
-            enc = processor(images=images, text=[s.text_input for s in chunk], return_tensors="pt", padding=True)
-            target = tokenizer([s.text_output for s in chunk], return_tensors="pt", padding=True)
-            labels = target.input_ids.masked_fill(target.attention_mask == 0, -100)
-            yield {
-                "pixel_values": enc.pixel_values,
-                "input_ids": enc.input_ids,
-                "attention_mask": enc.attention_mask,
-                "labels": labels,
-                **qformer_inputs(processor, [s.text_input for s in chunk]),
-            }
-        else:
-            yield _decoder_only_batch(processor, images, chunk)
+        yield build(processor, [load_image(s.image_path) for s in chunk], chunk)
+
+
+def encoder_decoder_batch(processor, images: list, chunk: Sequence[PrefixLMSample]) -> dict[str, torch.Tensor]:
+    """T5's layout: image tokens + prefix in the encoder, the target as decoder labels."""
+    tokenizer = processor.tokenizer
+    enc = processor(images=images, text=[s.text_input for s in chunk], return_tensors="pt", padding=True)
+    target = tokenizer([s.text_output for s in chunk], return_tensors="pt", padding=True)
+    labels = target.input_ids.masked_fill(target.attention_mask == 0, -100)
+    return {
+        "pixel_values": enc.pixel_values,
+        "input_ids": enc.input_ids,
+        "attention_mask": enc.attention_mask,
+        "labels": labels,
+        **qformer_inputs(processor, [s.text_input for s in chunk]),
+    }
 
 
 def qformer_inputs(processor, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
@@ -174,14 +196,24 @@ def with_image_placeholder(processor, prompt: str) -> str:
     return f"{token}\n{prompt}"
 
 
-def _decoder_only_batch(processor, images: list, chunk: Sequence[PrefixLMSample]) -> dict[str, torch.Tensor]:
-    """image tokens + prefix + target in one right-padded sequence; labels only on the target.
+def prompt_batch(
+    processor,
+    images: list,
+    chunk: Sequence[PrefixLMSample],
+    image_keys: Sequence[str],
+    *,
+    placeholder: Callable[[Any, str], str] | None = None,
+) -> dict[str, torch.Tensor]:
+    """A decoder's layout: image tokens + prefix + target in one right-padded sequence; labels only on the target.
 
     The images are preprocessed once: the processor expands each image placeholder from the pixel
-    values it computes, and those same pixel values (as tensors) are what the model reads.
+    values it computes, and those same pixel values (as tensors) are what the model reads, with
+    the other ``image_keys`` the processor returns (LLaVA-NeXT's tile sizes, Qwen2-VL's patch grid).
+    ``placeholder`` puts the image placeholder into a prompt (default: `with_image_placeholder`).
     """
     tokenizer = processor.tokenizer
-    texts = [with_image_placeholder(processor, s.text_input) for s in chunk]
+    placeholder = placeholder or with_image_placeholder
+    texts = [placeholder(processor, s.text_input) for s in chunk]
     # the prompts stay unpadded lists (the targets are appended below); the images come back as tensors
     prompts = processor(images=images, text=texts, images_kwargs={"return_tensors": "pt"})
     rows, label_rows = [], []
@@ -200,11 +232,8 @@ def _decoder_only_batch(processor, images: list, chunk: Sequence[PrefixLMSample]
         input_ids[r, : len(ids)] = torch.tensor(ids)
         attention[r, : len(ids)] = 1
         labels[r, : len(lab)] = torch.tensor(lab)
-    pixels = image_tensors(prompts)
-    tiles = {"image_sizes": pixels["image_sizes"]} if "image_sizes" in pixels else {}  # LLaVA-NeXT's tiling
     return {
-        "pixel_values": pixels["pixel_values"],
-        **tiles,
+        **image_tensors(prompts, image_keys),
         "input_ids": input_ids,
         "attention_mask": attention,
         "labels": labels,
@@ -212,13 +241,15 @@ def _decoder_only_batch(processor, images: list, chunk: Sequence[PrefixLMSample]
     }
 
 
-def image_tensors(encoded: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-    """A processor output's image entries (pixel values, LLaVA-NeXT's tile sizes) as tensors.
+def image_tensors(
+    encoded: Mapping[str, Any], image_keys: Sequence[str] = ("pixel_values", "image_sizes")
+) -> dict[str, torch.Tensor]:
+    """A processor output's image entries (those of ``image_keys`` it has) as tensors, in that order.
 
     They are tensors already where the processor honours ``images_kwargs``; the conversion is the
     processor's own (``BatchFeature``), so either way they are what its image processor returns for "pt".
     """
     from transformers import BatchFeature
 
-    keys = [k for k in ("pixel_values", "image_sizes") if k in encoded]
+    keys = [k for k in image_keys if k in encoded]
     return dict(BatchFeature({k: encoded[k] for k in keys}, tensor_type="pt"))

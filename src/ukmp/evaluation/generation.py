@@ -27,9 +27,6 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from ukmp.adapters import is_vision_language_model
-from ukmp.data.calibration import qformer_inputs, with_image_placeholder
-from ukmp.data.reading import load_image
 from ukmp.data.records import CaptionRecord, VQARecord
 
 VQA_PROMPT = "Question: {} Short answer:"
@@ -67,22 +64,11 @@ VQA_SETTINGS = GenerationSettings(
 
 
 def prepare_processor(processor, model):
-    """Make the processor emit the model's `<image>` placeholders and pad on the side the model needs.
+    """Make the processor emit the model's image placeholders and pad on the side the model needs
+    (the model's adapter knows both: ``ModelInputs.prepare_processor``)."""
+    from ukmp.adapters import find_adapter
 
-    An encoder-decoder LM (T5) reads a right-padded prompt through its attention mask; a decoder-only
-    LM (OPT, LLaMA) continues the last position, so its prompts must be left-padded.
-    """
-    if getattr(processor, "num_query_tokens", None) is None and hasattr(model.config, "num_query_tokens"):
-        processor.num_query_tokens = model.config.num_query_tokens  # LLaVA's processor expands `<image>` itself
-    tokenizer = processor.tokenizer
-    tokenizer.padding_side = "right" if is_encoder_decoder(model) else "left"
-    return processor
-
-
-def is_encoder_decoder(model) -> bool:
-    """True for a T5-style language model (prompt in the encoder), False for OPT/LLaMA-style ones."""
-    config = getattr(model.config, "text_config", model.config)  # a standalone LM is its own text config
-    return bool(getattr(config, "is_encoder_decoder", False))
+    return find_adapter(model).inputs.prepare_processor(processor, model)
 
 
 def generation_cache(model) -> dict[str, Any]:
@@ -94,7 +80,9 @@ def generation_cache(model) -> dict[str, Any]:
     ``cache.update``). A cache without a config appends a layer whenever the decoder reaches one, so it
     fits any depth and holds the same keys and values. Decoder-only models keep transformers' default.
     """
-    if not is_encoder_decoder(model):
+    from ukmp.adapters.inputs import reads_with_encoder
+
+    if not reads_with_encoder(model):
         return {}
     from transformers.cache_utils import DynamicCache, EncoderDecoderCache
     from transformers.generation import utils as generation_utils
@@ -171,61 +159,24 @@ def generate_texts(
 ) -> list[str]:
     """One generated text per (image, prompt) pair, in input order.
 
-    The vision encoder and Q-Former run once per distinct image of a batch (a VQA split asks about
-    five questions per image, and the image side costs about as much as decoding a short answer);
-    the language model then generates from the image features placed in the prompt, exactly as
-    `Blip2ForConditionalGeneration.generate` does.
+    How one batch becomes text is the model's adapter's (``ModelInputs.generate_batch``): BLIP-2
+    computes each distinct image's features once and generates with its language model; LLaVA
+    and Qwen2-VL hand the processor's output to ``model.generate``.
     """
+    from ukmp.adapters import find_adapter
+
     if len(image_paths) != len(prompts):
         raise ValueError("need exactly one prompt per image")
-    if not is_vision_language_model(model):
-        return _generate_with_placeholders(model, processor, image_paths, prompts, settings, batch_size, desc, progress)
-    prepare_processor(processor, model)
+    inputs = find_adapter(model).inputs
+    inputs.prepare_processor(processor, model)
     model.eval()
-    device, dtype = model_device_dtype(model)
     texts: list[str] = []
     starts = range(0, len(prompts), batch_size)
     with torch.inference_mode():
         for start in tqdm(starts, desc=desc, unit="batch", disable=not progress):
             paths = list(image_paths[start : start + batch_size])
             batch_prompts = list(prompts[start : start + batch_size])
-            qformer = {k: v.to(device) for k, v in qformer_inputs(processor, batch_prompts).items()}
-            # InstructBLIP's features depend on the prompt: one row per (image, prompt), not per image
-            distinct = paths if qformer else list(dict.fromkeys(paths))
-            pixels = processor.image_processor([load_image(p) for p in distinct], return_tensors="pt")
-            features = image_features(model, pixels["pixel_values"].to(device=device, dtype=dtype), **qformer)
-            if not qformer:
-                row = {p: i for i, p in enumerate(distinct)}
-                features = features[torch.tensor([row[p] for p in paths], device=features.device)]
-            inputs = prompt_inputs(processor, model, batch_prompts)
-            lm_inputs = {
-                "inputs_embeds": prefix_embeddings(model, inputs["input_ids"], features),
-                "attention_mask": inputs["attention_mask"],
-            }
-            if not is_encoder_decoder(model):
-                lm_inputs["input_ids"] = inputs["input_ids"]
-            output = model.language_model.generate(**lm_inputs, **settings.generate_kwargs(), **generation_cache(model))
-            if not is_encoder_decoder(model) and output.shape[1] > inputs["input_ids"].shape[1]:
-                output = output[:, inputs["input_ids"].shape[1] :]  # decoder-only: drop the echoed prompt
-            texts.extend(t.strip() for t in processor.batch_decode(output, skip_special_tokens=True))
-    return texts
-
-
-def _generate_with_placeholders(
-    model, processor, image_paths, prompts, settings: GenerationSettings, batch_size: int, desc: str, progress: bool
-) -> list[str]:
-    """A model whose image enters the prompt as placeholder tokens the processor expands (LLaVA): the
-    processor builds each (image, prompt) pair's input, left-padded, and ``model.generate`` continues it."""
-    prepare_processor(processor, model)  # left padding: the decoder-only model continues the last position
-    texts: list[str] = []
-    with torch.inference_mode():
-        for start in tqdm(range(0, len(prompts), batch_size), desc=desc, unit="batch", disable=not progress):
-            images = [load_image(p) for p in image_paths[start : start + batch_size]]
-            batch = [with_image_placeholder(processor, p) for p in prompts[start : start + batch_size]]
-            inputs = processor_inputs(processor, model, images, batch)
-            output = model.generate(**inputs, **settings.generate_kwargs(), **generation_cache(model))
-            output = output[:, inputs["input_ids"].shape[1] :]  # drop the echoed prompt
-            texts.extend(t.strip() for t in processor.batch_decode(output, skip_special_tokens=True))
+            texts.extend(inputs.generate_batch(model, processor, paths, batch_prompts, settings))
     return texts
 
 

@@ -30,75 +30,27 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from ukmp.adapters import is_image_in_prompt_model
-from ukmp.data.calibration import with_image_placeholder
-from ukmp.data.reading import load_image
+from ukmp.adapters import ModelInputs, find_adapter
 from ukmp.data.records import CaptionRecord
-from ukmp.evaluation.generation import (
-    image_features,
-    is_encoder_decoder,
-    prefix_embeddings,
-    prepare_processor,
-    processor_inputs,
-)
 
 KS = (1, 5, 10)
 
 
-def _prefix_embeddings(model, inputs: dict) -> torch.Tensor:
-    """Prompt token embeddings with the image features (Q-Former or LLaVA projector) over the `<image>` slots."""
-    extra = {k: inputs.get(k) for k in ("qformer_input_ids", "qformer_attention_mask", "image_sizes")}
-    return prefix_embeddings(model, inputs["input_ids"], image_features(model, inputs["pixel_values"], **extra))
-
-
-def _image_side(model, processor, image_paths: Sequence[Path], prompt: str, batch_size: int, progress: bool):
-    """Per image: T5 encoder states (or decoder-only prefix embeddings) and their attention mask."""
-    states, masks = [], []
-    encoder = model.language_model.get_encoder() if is_encoder_decoder(model) else None
+def _image_side(
+    inputs: ModelInputs, model, processor, image_paths: Sequence[Path], prompt: str, batch_size: int, progress: bool
+) -> dict[str, torch.Tensor]:
+    """Per image, what its captions are scored after (the adapter's ``retrieval_prefix``), images stacked."""
+    parts: list[dict[str, torch.Tensor]] = []
     for start in tqdm(
         range(0, len(image_paths), batch_size), desc="retrieval: images", unit="batch", disable=not progress
     ):
-        paths = image_paths[start : start + batch_size]
-        text = with_image_placeholder(processor, prompt)  # LLaVA: `<image>` in front; BLIP-2: unchanged
-        inputs = processor_inputs(processor, model, [load_image(p) for p in paths], [text] * len(paths))
-        embeds = _prefix_embeddings(model, inputs)
-        if encoder is not None:
-            embeds = encoder(inputs_embeds=embeds, attention_mask=inputs["attention_mask"]).last_hidden_state
-        states.append(embeds)
-        masks.append(inputs["attention_mask"])
-    return torch.cat(states), torch.cat(masks)
+        parts.append(inputs.retrieval_prefix(model, processor, image_paths[start : start + batch_size], prompt))
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 
-def _caption_ids(model, processor, captions: Sequence[str], max_tokens: int) -> list[list[int]]:
-    """Caption token ids ending in `</s>`: T5's tokenizer adds it; for decoder-only LMs we append EOS."""
-    tokenizer = processor.tokenizer
-    if is_encoder_decoder(model):
-        return tokenizer(list(captions), truncation=True, max_length=max_tokens)["input_ids"]
-    ids = tokenizer(list(captions), add_special_tokens=False, truncation=True, max_length=max_tokens - 1)
-    return [seq + [tokenizer.eos_token_id] for seq in ids["input_ids"]]
-
-
-def _pair_loglik(model, states, masks, labels: torch.Tensor) -> torch.Tensor:
+def _pair_loglik(inputs: ModelInputs, model, prefix: dict[str, torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
     """Mean log-likelihood of each row of `labels` (-100 = padding) given the matching image row."""
-    if is_encoder_decoder(model):
-        from transformers.modeling_outputs import BaseModelOutput
-
-        lm = model.language_model
-        decoder_input_ids = lm.prepare_decoder_input_ids_from_labels(labels=labels)
-        logits = lm(
-            encoder_outputs=BaseModelOutput(last_hidden_state=states),
-            attention_mask=masks,
-            decoder_input_ids=decoder_input_ids,
-            use_cache=False,
-        ).logits
-    else:
-        caption_embeds = model.get_input_embeddings()(labels.clamp(min=0))
-        embeds = torch.cat([states, caption_embeds], dim=1)
-        mask = torch.cat([masks, (labels != -100).to(masks.dtype)], dim=1)
-        # LLaVA's `language_model` is the bare decoder; its own forward adds the head (no pixels: no image pass)
-        lm = model if is_image_in_prompt_model(model) else model.language_model
-        logits = lm(inputs_embeds=embeds, attention_mask=mask, use_cache=False).logits
-        logits = logits[:, states.shape[1] - 1 : -1]  # position t predicts token t + 1
+    logits = inputs.caption_logits(model, prefix, labels)
     logp = torch.log_softmax(logits.float(), dim=-1)
     valid = labels != -100
     token_logp = logp.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1) * valid
@@ -118,17 +70,18 @@ def caption_loglik_matrix(
     progress: bool = True,
 ) -> torch.Tensor:
     """The (images x captions) matrix of mean per-token caption log-likelihoods, float32 on CPU."""
-    prepare_processor(processor, model)
+    inputs = find_adapter(model).inputs
+    inputs.prepare_processor(processor, model)
     model.eval()
     n, m = len(image_paths), len(captions)
     scores = torch.empty(n, m, dtype=torch.float32)
     with torch.inference_mode():
-        states, masks = _image_side(model, processor, image_paths, prompt, batch_size, progress)
-        ids = _caption_ids(model, processor, captions, max_caption_tokens)
+        prefix = _image_side(inputs, model, processor, image_paths, prompt, batch_size, progress)
+        ids = inputs.caption_ids(processor.tokenizer, captions, max_caption_tokens)
         order = sorted(range(m), key=lambda j: len(ids[j]))
         image_block = max(1, min(n, pair_batch_size // 32))
         caption_block = max(1, pair_batch_size // image_block)
-        device = states.device
+        device = prefix["states"].device
         blocks = [(c, i) for c in range(0, m, caption_block) for i in range(0, n, image_block)]
         for c0, i0 in tqdm(blocks, desc="retrieval: pairs", unit="batch", disable=not progress):
             cols = order[c0 : c0 + caption_block]
@@ -137,11 +90,10 @@ def caption_loglik_matrix(
             for row, j in enumerate(cols):
                 labels[row, : len(ids[j])] = torch.tensor(ids[j])
             rows = slice(i0, i0 + image_block)
-            k = states[rows].shape[0]
-            pair_states = states[rows].repeat_interleave(len(cols), dim=0)
-            pair_masks = masks[rows].repeat_interleave(len(cols), dim=0)
+            k = prefix["states"][rows].shape[0]
+            pairs = {key: value[rows].repeat_interleave(len(cols), dim=0) for key, value in prefix.items()}
             pair_labels = labels.to(device).repeat(k, 1)
-            ll = _pair_loglik(model, pair_states, pair_masks, pair_labels)
+            ll = _pair_loglik(inputs, model, pairs, pair_labels)
             scores[rows, torch.tensor(cols)] = ll.view(k, len(cols)).float().cpu()
     return scores
 

@@ -25,7 +25,6 @@ from torch import nn
 
 from ukmp.data.calibration import calibration_batches, load_calibration_samples, take_disjoint, text_source
 from ukmp.errors import UserError
-from ukmp.evaluation.generation import is_encoder_decoder
 from ukmp.groups import PrunableGroup
 from ukmp.planning.global_schedule import PlanResult
 from ukmp.planning.iterative import SCOPES
@@ -51,9 +50,7 @@ def scope_choice_batches(processor, model: nn.Module, data, split: str, *, seed:
         return window_batches(processor, windows, BATCH_SIZE, model=model)
     samples = load_calibration_samples(data, split, seed=seed, pool=2 * num_samples)
     chosen = take_disjoint(samples, [num_samples, num_samples])[1][:IMAGE_SAMPLES]
-    return list(
-        calibration_batches(processor, chosen, BATCH_SIZE, encoder_decoder=is_encoder_decoder(model), model=model)
-    )
+    return list(calibration_batches(processor, chosen, BATCH_SIZE, model=model))
 
 
 @torch.no_grad()

@@ -45,7 +45,6 @@ from ukmp.data.prefix_lm import PrefixLMSample
 from ukmp.data.recovery_mix import Prompt, vqa_samples
 from ukmp.data.text_calibration import TextSample
 from ukmp.errors import UserError
-from ukmp.evaluation.generation import is_encoder_decoder
 from ukmp.groups import PrunableGroup, PruningPlan
 from ukmp.planning.global_schedule import PlanResult
 from ukmp.recovery.teacher_answers import teacher_answerer
@@ -147,15 +146,7 @@ def selection_batches(
     pairs = pairs[: options.samples]
     if options.answers == "teacher":
         pairs = teacher_answered(model, processor, pairs, batch_size=options.batch_size)
-    return list(
-        calibration_batches(
-            processor,
-            pairs,
-            options.batch_size,
-            encoder_decoder=is_encoder_decoder(model),
-            model=model,
-        )
-    )
+    return list(calibration_batches(processor, pairs, options.batch_size, model=model))
 
 
 def teacher_answered(model: nn.Module, processor, pairs: Sequence[PrefixLMSample], *, batch_size: int):
@@ -185,7 +176,7 @@ def held_out_windows(processor, data, seed: int, *, reserved: int) -> list[TextS
 
 def window_batches(processor, windows: Sequence[TextSample], batch_size: int, *, model=None) -> list:
     """Text windows as model inputs with every token a target (placed for ``model`` when given)."""
-    return list(calibration_batches(processor, windows, batch_size, encoder_decoder=False, model=model))
+    return list(calibration_batches(processor, windows, batch_size, model=model))
 
 
 def plan_loss(model: nn.Module, groups: Sequence[PrunableGroup], plan: PruningPlan, batches: Sequence) -> float:

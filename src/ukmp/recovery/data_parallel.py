@@ -38,11 +38,11 @@ def reduce_values(values: dict[str, float], share: float, accelerator) -> dict[s
     return dict(zip(keys, t.tolist()))
 
 
-def local_batch(processor, samples: list, accelerator, encoder_decoder: bool):
+def local_batch(processor, samples: list, accelerator, model):
     shares = np.array_split(np.arange(len(samples)), accelerator.num_processes)
     mine = shares[accelerator.process_index]
     if len(mine) == 0:
         return None, 0
     local = [samples[i] for i in mine]
-    batch = next(calibration_batches(processor, local, len(local), encoder_decoder=encoder_decoder))
+    batch = next(calibration_batches(processor, local, len(local), model=model, place=False))
     return {k: v.to(accelerator.device) for k, v in batch.items()}, len(local)

@@ -44,6 +44,7 @@ from safetensors.torch import save_file
 from torch import nn
 from tqdm import tqdm
 
+from ukmp.adapters import find_adapter
 from ukmp.artifact import WEIGHTS, cast_to_saved_dtype, save_pruned, weight_dtypes
 from ukmp.atomic import write_json_atomic
 from ukmp.data.calibration import TextCalibrationSource, load_calibration_samples
@@ -51,7 +52,6 @@ from ukmp.data.index import DEFAULT_SHAPES_IMAGES, available_tasks, resolve_data
 from ukmp.data.recovery_mix import mix_questions, mix_vqa, read_prompts
 from ukmp.data.text import is_text_data
 from ukmp.errors import UserError
-from ukmp.evaluation.generation import is_encoder_decoder
 from ukmp.loading import resolve_model_ref
 from ukmp.output_guard import check_output
 from ukmp.preflight import check_processor_matches
@@ -203,7 +203,7 @@ def run_recovery(
         if text:
             raise UserError("--vqa-fraction needs an image-text data folder with VQA questions, not a text file.")
         samples = question_mix(config, samples, data_dir, teacher, processor, progress and accelerator.is_main_process)
-    decoder_only = not is_encoder_decoder(student)
+    decoder_only = not find_adapter(student).inputs.encoder_decoder
     options = config.lora_options()
     attach_recall_lora(student, teacher, student.ukmp_plan, options, seed=config.seed)
     _make_out(out, resume=resume, accelerator=accelerator)
@@ -313,7 +313,7 @@ def run_recovery(
             lr = learning_rate(step, config)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            batch, n_local = local_batch(processor, chunk, accelerator, not decoder_only)
+            batch, n_local = local_batch(processor, chunk, accelerator, student)
             share = n_local / len(chunk)
             values = dict.fromkeys(loss_keys(phase), 0.0)
             if batch is not None:

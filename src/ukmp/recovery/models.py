@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ukmp.adapters import is_image_in_prompt_model, is_language_model, is_vision_language_model
+from ukmp.adapters import find_adapter
 from ukmp.artifact import is_pruned_artifact, load_pruned, state_dict_sha256
 from ukmp.errors import UserError
 from ukmp.loading import load_model, resolve_model_ref
@@ -21,9 +21,10 @@ def load_models(config: RecoveryConfig):
         raise UserError(f"{config.pruned} is not a ukmp pruned model (no pruning.json); prune it with ukmp prune.")
     student = load_pruned(pruned_ref).float()
     manifest = student.ukmp_manifest
-    if not (is_vision_language_model(student) or is_image_in_prompt_model(student) or is_language_model(student)):
+    if not find_adapter(student).inputs.end_to_end:
         raise UserError(
-            f"ukmp recover trains BLIP-2 / InstructBLIP / LLaVA models and decoder-only language models; "
+            "ukmp recover trains models that write text (a vision-language model, or a decoder-only language model "
+            "with its head); "
             f"{config.pruned} is {type(student).__name__}."
         )
     base = manifest.get("base_model") or {}

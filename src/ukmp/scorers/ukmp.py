@@ -12,7 +12,6 @@ from typing import Any
 
 from ukmp.data.calibration import calibration_batches, load_calibration_samples, take_disjoint
 from ukmp.errors import UserError
-from ukmp.evaluation.generation import is_encoder_decoder
 from ukmp.method_scores import MethodScores
 from ukmp.planning.iterative import IterativeOptions
 from ukmp.scorers.base import Scorer, ScoringInputs
@@ -76,13 +75,10 @@ class UKMPScorer(Scorer):
         entropy_samples, gradient_samples = take_disjoint(samples, [n if needs_entropy else 0, n])
         world = inputs.world  # several launched processes: each scores its share, the sums are added
         entropy_samples, gradient_samples = world.shard(entropy_samples), world.shard(gradient_samples)
-        enc_dec = is_encoder_decoder(inputs.model)
         n_batches = -(-len(gradient_samples) // inputs.batch_size)
 
         def batches(chosen):
-            return calibration_batches(
-                inputs.processor, chosen, inputs.batch_size, encoder_decoder=enc_dec, model=inputs.model
-            )
+            return calibration_batches(inputs.processor, chosen, inputs.batch_size, model=inputs.model)
 
         result = ukmi_scores(
             inputs.model,

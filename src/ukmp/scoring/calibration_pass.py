@@ -26,7 +26,6 @@ from tqdm.auto import tqdm
 
 from ukmp.data.calibration import calibration_batches, load_calibration_samples, take_disjoint
 from ukmp.errors import UserError
-from ukmp.evaluation.generation import is_encoder_decoder
 from ukmp.groups import PrunableGroup
 from ukmp.peak_memory import PeakMeter
 from ukmp.placement import model_device
@@ -77,17 +76,12 @@ class CalibrationPass:
             self._samples = take_disjoint(everything, [self.num_samples])[0]
         return self._samples
 
-    @property
-    def encoder_decoder(self) -> bool:
-        return is_encoder_decoder(self.model)
-
     def batches(self, batch_size: int | None = None):
         """Model inputs for the samples, ``batch_size`` at a time (default: the pass's batch size)."""
         return calibration_batches(
             self.processor,
             self.samples(),
             batch_size or self.batch_size,
-            encoder_decoder=self.encoder_decoder,
             model=self.model,
         )
 

@@ -32,9 +32,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from ukmp.adapters import find_adapter
 from ukmp.adapters.base import get_module
 from ukmp.distributed import ONE_PROCESS, World
-from ukmp.evaluation.generation import is_encoder_decoder
 from ukmp.groups import PrunableGroup
 from ukmp.peak_memory import PeakMeter
 from ukmp.placement import model_device
@@ -123,6 +123,7 @@ def accumulate_gradients(
     """
     modules = _member_modules(model, groups)
     need_fisher = options.taylor in ("second", "mix")
+    inputs = find_adapter(model).inputs  # how a batch splits into samples is the model's
     was_training = model.training
     model.eval()
     flags = {p: p.requires_grad for p in model.parameters()}
@@ -147,7 +148,7 @@ def accumulate_gradients(
         for batch in tqdm(batches, total=total, desc="UKMI gradients", unit="batch", disable=not progress):
             # Fisher needs per-sample gradients; the first-order sum does not, and one backward of the
             # summed per-sample losses gives exactly Σ_n ∂L_n/∂W.
-            pieces = _split_samples(batch) if need_fisher else [batch]
+            pieces = inputs.sample_pieces(batch) if need_fisher else [batch]
             for piece in pieces:
                 out = model(**piece)
                 logits, labels = _target_logits(model, out.logits, piece["labels"])
@@ -191,11 +192,6 @@ def take_gradients(modules: dict[str, nn.Linear]) -> dict[str, torch.Tensor]:
         grads[name] = module.weight.grad if module.weight.grad is not None else torch.zeros_like(module.weight)
         module.weight.grad = None
     return grads
-
-
-def _split_samples(batch: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
-    n = batch["labels"].shape[0]
-    return [{k: v[i : i + 1] if torch.is_tensor(v) else v for k, v in batch.items()} for i in range(n)]
 
 
 def salience(weight: torch.Tensor, grad: torch.Tensor, fisher: torch.Tensor | None, term: str) -> torch.Tensor:
@@ -271,15 +267,16 @@ def accumulate_entropy(
         hooks.append(module.register_forward_hook(hook))
     was_training = model.training
     model.eval()
-    decoder_only = not is_encoder_decoder(model)  # from the config, never from tensor shapes
+    inputs = find_adapter(model).inputs
+    decoder_only = not inputs.encoder_decoder  # from the config, never from tensor shapes
     started = time.time()
     samples = 0
     meter = PeakMeter(model_device(model)).start()
     try:
         with torch.no_grad():
             for batch in tqdm(batches, total=total, desc="UKMI entropy", unit="batch", disable=not progress):
-                for piece in _split_samples(batch):
-                    piece = _strip_padding(piece, decoder_only=decoder_only)
+                for piece in inputs.sample_pieces(batch):
+                    piece = _strip_padding(piece, decoder_only=decoder_only, token_keys=inputs.token_keys)
                     model(**piece)
                     samples += 1
     finally:
@@ -293,7 +290,9 @@ def accumulate_entropy(
     return {name: h.entropy() for name, h in hists.items()}, stats
 
 
-def _strip_padding(sample: dict[str, torch.Tensor], *, decoder_only: bool) -> dict[str, torch.Tensor]:
+def _strip_padding(
+    sample: dict[str, torch.Tensor], *, decoder_only: bool, token_keys: tuple[str, ...] = ()
+) -> dict[str, torch.Tensor]:
     """Drop right padding of one sample so no pad token reaches a hooked layer.
 
     The model kind comes from its config: guessing it from equal label and input widths kept pad
@@ -304,6 +303,8 @@ def _strip_padding(sample: dict[str, torch.Tensor], *, decoder_only: bool) -> di
         n = int(sample["attention_mask"][0].sum())
         sample["input_ids"] = sample["input_ids"][:, :n]
         sample["attention_mask"] = sample["attention_mask"][:, :n]
+        for key in token_keys:  # laid out like input_ids (Qwen2-VL's token types)
+            sample[key] = sample[key][:, :n]
         if decoder_only and "labels" in sample:  # labels are aligned with input_ids
             sample["labels"] = sample["labels"][:, :n]
             return sample
