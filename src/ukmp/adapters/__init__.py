@@ -50,7 +50,8 @@ def supported_config(config: dict) -> str | None:
         if model_type not in wrapper.model_types:
             continue
         inner = (config.get("text_config") or {}).get("model_type")
-        if wrapper.has_language_model and inner is not None and inner not in language_model_types():
+        checks_inner = wrapper.has_language_model and not wrapper.own_language_model
+        if checks_inner and inner is not None and inner not in language_model_types():
             return (
                 f"ukmp has no adapter for the language model (model_type {inner!r}) inside {name}; "
                 f"supported language models are {language_model_labels()}."

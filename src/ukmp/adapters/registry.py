@@ -51,6 +51,8 @@ class Wrapper:
     #: an image encoder feeding a Q-Former feeding the language model (BLIP-2 / InstructBLIP); how
     #: commands feed each kind is the adapter's ``ModelInputs``, this only names the kind
     blip_style: bool = True
+    #: the builder handles its own language model (a family-specific text model, not a ``LANGUAGE_MODELS`` entry)
+    own_language_model: bool = False
 
 
 LANGUAGE_MODELS: tuple[LanguageModel, ...] = (
@@ -168,7 +170,7 @@ def language_model_labels() -> str:
 
 def supported_summary() -> str:
     """One sentence fragment naming every model class the table supports."""
-    with_lm = ", ".join(c for w in WRAPPERS if w.has_language_model for c in w.classes)
-    alone = [c for w in WRAPPERS if not w.has_language_model for c in w.classes]
+    with_lm = ", ".join(c for w in WRAPPERS if w.has_language_model and not w.own_language_model for c in w.classes)
+    alone = [c for w in WRAPPERS if not w.has_language_model or w.own_language_model for c in w.classes]
     standalone = [c for entry in LANGUAGE_MODELS for c in entry.classes if c.endswith(("ForCausalLM", "Generation"))]
     return f"{with_lm} (with a {language_model_labels()} language model), {', '.join(alone + standalone)}"
