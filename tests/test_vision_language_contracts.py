@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from eval_tiny_model import build_tiny_blip2, build_tiny_blip2_decoder, build_tiny_instructblip
 from tiny_llava import save_tiny_llava_with_processor
+from tiny_qwen2_vl import save_tiny_qwen2_vl_with_processor
 from vlm_contract import VisionLanguageContract
 
 
@@ -68,3 +69,17 @@ class TestLlavaNextClipLlama(VisionLanguageContract):
 
     def build(self, folder):
         return save_tiny_llava_with_processor(folder, "clip-llama-next")
+
+
+class TestQwen2VL(VisionLanguageContract):
+    architecture = "Qwen2VLForConditionalGeneration"
+
+    def build(self, folder):
+        return save_tiny_qwen2_vl_with_processor(folder, "qwen2-vl")
+
+
+class TestQwen25VL(VisionLanguageContract):
+    architecture = "Qwen2_5_VLForConditionalGeneration"
+
+    def build(self, folder):
+        return save_tiny_qwen2_vl_with_processor(folder, "qwen2.5-vl")

@@ -98,6 +98,14 @@ WRAPPERS: tuple[Wrapper, ...] = (
         blip_style=False,
     ),
     Wrapper(
+        "ukmp.adapters.qwen2_vl:qwen2_vl_adapter",
+        ("Qwen2VLForConditionalGeneration", "Qwen2_5_VLForConditionalGeneration"),
+        ("qwen2_vl", "qwen2_5_vl"),
+        "Qwen2-VL and Qwen2.5-VL",
+        blip_style=False,
+        own_language_model=True,
+    ),
+    Wrapper(
         "ukmp.adapters.blip2:vision_adapter",
         ("Blip2VisionModel", "InstructBlipVisionModel"),
         ("blip_2_vision_model", "instructblip_vision_model"),
