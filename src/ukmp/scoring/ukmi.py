@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from ukmp.adapters import find_adapter
 from ukmp.adapters.base import get_module
+from ukmp.adapters.inputs import reads_with_encoder
 from ukmp.distributed import ONE_PROCESS, World
 from ukmp.groups import PrunableGroup
 from ukmp.peak_memory import PeakMeter
@@ -101,8 +102,7 @@ def _member_modules(model: nn.Module, groups: list[PrunableGroup]) -> dict[str, 
 
 def _target_logits(model: nn.Module, logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Align logits with their targets: encoder-decoders predict labels[t] at t, decoders at t-1."""
-    config = getattr(model.config, "text_config", model.config)
-    if getattr(config, "is_encoder_decoder", False):
+    if reads_with_encoder(model):
         return logits, labels
     return logits[:, :-1], labels[:, 1:]
 
