@@ -204,8 +204,7 @@ def load_saved_scores(artifact: Path) -> dict[str, torch.Tensor] | None:
 def check_supported(model: nn.Module, ref: str) -> None:
     if not find_adapter(model).inputs.end_to_end:
         raise UserError(
-            "ukmp bench measures models that write text (a vision-language model, or a decoder-only language model "
-            "with its head); "
+            "ukmp bench measures vision-language models that write text and decoder-only language models; "
             f"{ref} is {type(model).__name__}."
         )
 

@@ -23,8 +23,7 @@ def load_models(config: RecoveryConfig):
     manifest = student.ukmp_manifest
     if not find_adapter(student).inputs.end_to_end:
         raise UserError(
-            "ukmp recover trains models that write text (a vision-language model, or a decoder-only language model "
-            "with its head); "
+            "ukmp recover trains vision-language models that write text and decoder-only language models; "
             f"{config.pruned} is {type(student).__name__}."
         )
     base = manifest.get("base_model") or {}
