@@ -32,11 +32,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from eval_tiny_model import build_tiny_blip2  # noqa: E402
-from ukmp.artifact import load_pruned, state_dict_sha256  # noqa: E402
-from ukmp.data.world_writer import write_split  # noqa: E402
+from ukmp.artifact import load_pruned, state_dict_sha256
+from ukmp.data.world_writer import write_split
+from ukmp.zoo.tiny import build_tiny_blip2
 
 TEMPORARY_MARKS = (".tmp", ".old-")
 
