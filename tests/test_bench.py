@@ -127,6 +127,7 @@ def test_rounded_count(kept, units, size, multiple, expected):
     assert rounded_count(kept, units, size, multiple) == expected
 
 
+@pytest.mark.slow
 def test_memory_probe_measures_a_forward_in_a_fresh_process(run, tmp_path):
     spec = {
         "recipe": {"load": str(run / "p30")},

@@ -24,6 +24,7 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
     return json.loads(out.read_text()), root
 
 
+@pytest.mark.slow
 def test_language_model_is_timed_on_forward_and_generation(bench) -> None:
     results, root = bench
     assert [m["kind"] for m in results["models"]] == ["dense", "pruned", "masked"]

@@ -29,6 +29,7 @@ def _compare(out: Path, data: tuple[Path, Path], *extra: str) -> int:
     return main([*argv, *extra])
 
 
+@pytest.mark.slow
 def test_compare_runs_every_method_writes_table_plot_artifacts_and_resumes(data, tmp_path: Path) -> None:
     out = tmp_path / "cmp"
     assert _compare(out, data) == 0
@@ -96,6 +97,7 @@ def test_prune_baseline_without_calibration_data_is_one_sentence(tmp_path: Path,
     assert "--method wanda-sp needs calibration data" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_compare_recovers_ukmp_with_lpd_and_baselines_with_plain_lora(data, tmp_path: Path) -> None:
     calib, _ = data
     out = tmp_path / "rec"
@@ -168,6 +170,7 @@ def _end_layer(name: str) -> bool:
     return name.startswith("lm_") and any(f".layers.{i}." in name for i in (0, 1, 15))
 
 
+@pytest.mark.slow
 def test_compare_keeps_end_layers_dense_for_every_method_and_refuses_mixed_reuse(data, tmp_path: Path, capsys) -> None:
     from eval_tiny_model import build_tiny_blip2
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 import ukmp
 from eval_tiny_model import tiny_model_dir
 from ukmp.cli import main
 
 
+@pytest.mark.slow
 def test_demo_writes_report_results_and_a_reloadable_artifact(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("UKMP_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "demo"

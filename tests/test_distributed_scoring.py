@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -30,6 +31,7 @@ def test_shards_partition_the_samples() -> None:
     assert World().shard(items) == items and World().is_main and not World(1, 3).is_main
 
 
+@pytest.mark.slow
 def test_two_processes_give_the_one_process_scores(tmp_path: Path) -> None:
     model = save_tiny_lm(tmp_path / "lm")
     corpus = write_corpus(tmp_path / "corpus.txt")
@@ -57,6 +59,7 @@ def test_two_processes_give_the_one_process_scores(tmp_path: Path) -> None:
     assert manifests[0]["groups"] == manifests[1]["groups"]
 
 
+@pytest.mark.slow
 def test_a_baseline_refuses_a_multi_process_launch_in_one_sentence(tmp_path: Path) -> None:
     model = save_tiny_lm(tmp_path / "lm")
     corpus = write_corpus(tmp_path / "corpus.txt")

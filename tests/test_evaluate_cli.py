@@ -18,6 +18,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_split("val", 3, tmp_path_factory.mktemp("world"))
 
 
+@pytest.mark.slow
 def test_evaluate_all_tasks_smoke(world: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "res" / "results.json"
     argv = [

@@ -64,6 +64,7 @@ def test_prune_save_reload_is_bit_identical(combination: str, tmp_path: Path, ca
     assert "vision" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_bench_measures_a_pruned_llava(tmp_path: Path) -> None:
     base, out = tmp_path / "base", tmp_path / "pruned"
     tiny_llava("siglip-qwen2").save_pretrained(base)

@@ -38,6 +38,7 @@ def _recover(setup: dict[str, Path], out: Path, *extra: str) -> int:
     return main([*argv, "--no-progress", "--threads", "1", *extra])
 
 
+@pytest.mark.slow
 def test_resumed_run_ends_with_the_same_weights_and_merge_writes_an_artifact(setup, tmp_path: Path) -> None:
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     assert _recover(setup, whole, "--merge") == 0
@@ -109,6 +110,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_process_run_finishes(setup, tmp_path: Path) -> None:
     """`accelerate launch` with two CPU processes (gloo); a one-sample step leaves one process without data."""
     out = tmp_path / "ddp"

@@ -22,6 +22,7 @@ from ukmp.loading import load_model
 from ukmp.pruning import PruneConfig, prune
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("encoder", "decoder"), [(1, 2), (2, 1)])
 def test_bench_and_evaluate_a_t5_with_another_decoder_depth(encoder: int, decoder: int, tmp_path: Path) -> None:
     dense = build_tiny_blip2(tmp_path / "dense", lm_layers=encoder, decoder_layers=decoder)

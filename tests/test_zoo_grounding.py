@@ -82,6 +82,7 @@ def test_query_readout_learns_cells_only_when_the_queries_carry_them() -> None:
     assert final[False] < 0.75
 
 
+@pytest.mark.slow
 def test_stage_three_from_a_saved_stage_two_equals_the_uninterrupted_run(tmp_path: Path) -> None:
     whole = train_shapes_model(tmp_path / "whole", tiny_train_config(grounding_steps=3))
     stage2 = train_shapes_model(tmp_path / "stage2", tiny_train_config(grounding_steps=0))

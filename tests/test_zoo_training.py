@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 from transformers import AutoProcessor, Blip2ForConditionalGeneration
@@ -12,6 +13,7 @@ from tiny_models import tiny_train_config
 from ukmp.zoo.train_shapes import train_shapes_model
 
 
+@pytest.mark.slow
 def test_same_seed_same_weights_and_loadable(tmp_path: Path) -> None:
     a = train_shapes_model(tmp_path / "a", tiny_train_config())
     b = train_shapes_model(tmp_path / "b", tiny_train_config())
