@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import ukmp.recovery.distill as distill
+from ukmp.artifact import FORMAT_VERSION
 from ukmp.cli import main
 from ukmp.data.world_writer import write_split
 from ukmp.errors import UserError
@@ -43,6 +44,23 @@ def test_ukmp_preset_by_default_reads_no_labels(captured, data: Path) -> None:
     config = captured[0]
     assert (config.lr, config.batch_size, config.max_samples) == (3e-4, 8, 4000)
     assert (config.vqa_fraction, config.answers) == (0.5, "teacher")
+
+
+@pytest.mark.parametrize(("removed", "samples"), [(0.2, 4000), (0.5, 4000), (0.65, 8000), (None, 4000)])
+def test_ukmp_budget_follows_the_fraction_removed(captured, data: Path, tmp_path: Path, capsys, removed, samples):
+    artifact = tmp_path / "pruned"
+    artifact.mkdir()
+    manifest = {"format_version": FORMAT_VERSION, "groups": {}}
+    if removed is not None:
+        manifest["target_ratio"] = removed
+    (artifact / "pruning.json").write_text(json.dumps(manifest))
+    assert main(["recover", str(artifact), "--data", str(data), "--out", str(tmp_path / "out")]) == 0
+    assert captured[0].max_samples == samples
+    assert f"recovery budget: {samples} samples ({samples // 8} steps of 8)" in capsys.readouterr().out
+    # a typed budget wins
+    typed = ["recover", str(artifact), "--data", str(data), "--out", str(tmp_path / "o"), "--max-samples", "16"]
+    assert main(typed) == 0
+    assert captured[1].max_samples == 16
 
 
 def test_typed_flags_win_over_the_preset(captured, data: Path) -> None:

@@ -45,7 +45,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--caption-limit", type=int, default=200, help="val images to caption (the first N)")
     parser.add_argument("--no-recovery", action="store_true", help="stop after pruning (no LPD recovery)")
     parser.add_argument(
-        "--recovery-steps", type=int, default=None, help="LPD optimizer steps (default: ukmp recover's preset, 500)"
+        "--recovery-steps",
+        type=int,
+        default=None,
+        help="LPD optimizer steps (default: ukmp recover's preset for the ratio, 500 at 50%%)",
     )
     parser.add_argument("--model", default=MODEL, help="model to run the demo on (default: the shipped one)")
     add_placement_arguments(parser.add_argument_group("device and precision (src/ukmp/placement.py)"))
@@ -61,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from ukmp.evaluation.harness import evaluate_tasks
     from ukmp.evaluation.model_loading import load_model_and_processor
     from ukmp.pruning import PruneConfig, prune
-    from ukmp.recovery.config import RecoveryConfig, preset_values
+    from ukmp.recovery.config import RecoveryConfig, budget_for, preset_values
     from ukmp.recovery.distill import CURVE_FILE, MERGED_DIR, run_recovery
     from ukmp.zoo import resolve_model_name
 
@@ -120,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"[4/{steps}] recovering it with LPD (ukmp's preset: questions answered by the dense teacher)")
             recovered = tmp / f"{artifact.name}-recovered"
             preset = preset_values("ukmp", text=False)
+            preset["max_samples"] = budget_for(args.ratio)  # the preset's budget for the ratio pruned here
             if args.recovery_steps is not None:
                 preset["max_samples"] = args.recovery_steps * preset["batch_size"]
             recovery = RecoveryConfig(

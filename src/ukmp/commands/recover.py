@@ -51,7 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--preset",
         choices=sorted(PRESETS),
         default=DEFAULT_PRESET,
-        help="ukmp: 500 steps of 8 at lr 3e-4, half the samples question prompts answered by the teacher (no labels; "
+        help="ukmp: lr 3e-4, batch 8, 500 steps up to 50%% removed and 1,000 beyond, half the samples question "
+        "prompts answered by the teacher (no labels; "
         "results/recovery-answers/); paper: the appendix's lr 2e-5, batch 20, captions only. Flags override it",
     )
     parser.add_argument(
@@ -114,12 +115,21 @@ def preset_settings(args: argparse.Namespace) -> dict:
     """
     from ukmp.data.index import available_tasks, is_builtin_world
     from ukmp.data.text import is_text_data
-    from ukmp.recovery.config import preset_values
+    from ukmp.recovery.config import BY_RATIO, budget_for, preset_values
 
     text = is_text_data(args.data)
     values = preset_values(args.preset, text=text)
     typed = {k: getattr(args, k) for k in values if getattr(args, k) is not None}
     values.update(typed)
+    if values["max_samples"] == BY_RATIO:
+        removed = removed_fraction(args.pruned)
+        values["max_samples"] = budget_for(removed)
+        steps = values["max_samples"] // values["batch_size"]
+        share = "an unknown share" if removed is None else f"{removed:.0%}"
+        print(
+            f"recovery budget: {values['max_samples']} samples ({steps} steps of {values['batch_size']}) for {share} "
+            "of the parameters removed (--max-samples N to change it)"
+        )
     if "vqa_fraction" in typed or not values["vqa_fraction"] or args.prompts is not None or text:
         return values
     if not is_builtin_world(args.data) and "vqa" not in available_tasks(args.data, args.split):
@@ -129,6 +139,17 @@ def preset_settings(args: argparse.Namespace) -> dict:
         )
         values["vqa_fraction"] = 0.0
     return values
+
+
+def removed_fraction(pruned: str) -> float | None:
+    """The fraction of parameters the artifact's manifest says were removed (its target), if it says."""
+    from ukmp.artifact import read_manifest
+
+    try:
+        ratio = read_manifest(pruned).get("target_ratio")
+    except (UserError, OSError, ValueError):
+        return None  # not an artifact: the recovery names that itself, in its own words
+    return float(ratio) if isinstance(ratio, (int, float)) else None
 
 
 def run(args: argparse.Namespace) -> int:
