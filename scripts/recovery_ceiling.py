@@ -115,7 +115,12 @@ def write_report(args, dense: dict, rows: dict, minutes: dict, seeds: list[int],
         way = []
         for metric, s in (("vqa_accuracy", vqa), ("CIDEr", cider)):
             gap = None if ceiling[metric] is None else ceiling[metric] - none[metric]
-            way.append(f"{(s.mean - none[metric]) / gap:.0%}" if gap else "-")
+            if gap is None:
+                way.append("-")
+            elif gap <= 0:  # full fine-tuning did not beat no recovery on this metric: no way to measure
+                way.append("n/a (ceiling ≤ none)")
+            else:
+                way.append(f"{(s.mean - none[metric]) / gap:.0%}")
         mins = minutes.get(name, [])[:n]
         label = "no recovery" if name == "none" else name
         lines.append(
