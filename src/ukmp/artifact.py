@@ -269,6 +269,42 @@ def save_pruned(
     return Path(out_dir)
 
 
+def save_retrained(
+    model: nn.Module,
+    manifest: Mapping[str, Any],
+    out_dir: str | os.PathLike,
+    *,
+    processor: Any,
+    recovery: Mapping[str, Any],
+    overwrite: bool = False,
+    extra_files: Mapping[str, Callable[[Path], None]] | None = None,
+) -> Path:
+    """Save a pruned model whose weights were trained after pruning, as an artifact like the one it came from.
+
+    Base, method, options, seed and ratio are the source manifest's; ``recovery`` records how the
+    weights were retrained (``ukmp recover --merge``, or the full fine-tuning of `ukmp.zoo.fine_tune`).
+    """
+    base = manifest.get("base_model") or {}
+    method = manifest.get("method") or {}
+    return save_pruned(
+        model,
+        None,
+        out_dir,
+        processor=processor,
+        base_model_ref=base.get("reference"),
+        base_checksum=base.get("sha256"),
+        method=method.get("name"),
+        options=method.get("options"),
+        seed=manifest.get("seed"),
+        target_ratio=manifest.get("target_ratio"),
+        ratio_basis=manifest.get("ratio_basis", "all"),
+        overwrite=overwrite,
+        extra=manifest.get("extra"),
+        extra_files=extra_files,
+        recovery=recovery,
+    )
+
+
 def _dump_json(data: Any) -> str:
     """Indented JSON with every list of numbers on one line (kept-unit lists stay readable)."""
     text = json.dumps(data, indent=1)

@@ -45,7 +45,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ukmp.adapters import find_adapter
-from ukmp.artifact import WEIGHTS, cast_to_saved_dtype, save_pruned, weight_dtypes
+from ukmp.artifact import WEIGHTS, cast_to_saved_dtype, save_retrained, weight_dtypes
 from ukmp.atomic import write_json_atomic
 from ukmp.data.calibration import TextCalibrationSource, load_calibration_samples
 from ukmp.data.index import DEFAULT_SHAPES_IMAGES, available_tasks, resolve_data_dir
@@ -428,21 +428,7 @@ def _save_merged(student: nn.Module, manifest: dict[str, Any], processor, folder
     extra_files = {}
     if (source / "scores.safetensors").is_file():
         extra_files["scores.safetensors"] = lambda dst: shutil.copyfile(source / "scores.safetensors", dst)
-    method = manifest.get("method") or {}
-    save_pruned(
-        student,
-        None,
-        folder,
-        processor=processor,
-        base_model_ref=(manifest.get("base_model") or {}).get("reference"),
-        base_checksum=(manifest.get("base_model") or {}).get("sha256"),
-        method=method.get("name"),
-        options=method.get("options"),
-        seed=manifest.get("seed"),
-        target_ratio=manifest.get("target_ratio"),
-        ratio_basis=manifest.get("ratio_basis", "all"),
-        overwrite=True,
-        extra=manifest.get("extra"),
-        extra_files=extra_files,
-        recovery={"method": "lpd" if recovery["schedule"] == "lpd" else recovery["schedule"], **recovery},
+    recovery = {"method": "lpd" if recovery["schedule"] == "lpd" else recovery["schedule"], **recovery}
+    save_retrained(
+        student, manifest, folder, processor=processor, recovery=recovery, overwrite=True, extra_files=extra_files
     )

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from ukmp.artifact import load_pruned, read_manifest, save_pruned
+from ukmp.artifact import load_pruned, read_manifest, save_retrained
 from ukmp.data.world_tokenizer import as_transformers_tokenizer, train_word_tokenizer
 from ukmp.errors import UserError
 from ukmp.zoo.train_shapes import TrainConfig, WorldExamples, _stage_three, build_processor, world_vocabulary_texts
@@ -71,7 +71,6 @@ def fine_tune_pruned(
     log = _stage_three(model, tokenizer, data, cfg, None, progress)
     seconds = time.time() - started
     model.eval()
-    method = manifest.get("method") or {}
     recovery = {
         "method": METHOD,
         "steps": steps,
@@ -83,19 +82,4 @@ def fine_tune_pruned(
         "final_loss": sum(r["loss"] for r in log[-20:]) / min(20, len(log)),
         "pruned_model": str(pruned),
     }
-    return save_pruned(
-        model,
-        None,
-        out,
-        processor=processor,
-        base_model_ref=(manifest.get("base_model") or {}).get("reference"),
-        base_checksum=(manifest.get("base_model") or {}).get("sha256"),
-        method=method.get("name"),
-        options=method.get("options"),
-        seed=manifest.get("seed"),
-        target_ratio=manifest.get("target_ratio"),
-        ratio_basis=manifest.get("ratio_basis", "all"),
-        overwrite=overwrite,
-        extra=manifest.get("extra"),
-        recovery=recovery,
-    )
+    return save_retrained(model, manifest, out, processor=processor, recovery=recovery, overwrite=overwrite)
