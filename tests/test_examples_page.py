@@ -76,6 +76,7 @@ def expected_images(val: Path) -> list[tuple[str, Path]]:
     return chosen
 
 
+@pytest.mark.slow  # the shared compare run of the shipped model (~40 s)
 def test_compare_page_shows_every_model_and_image_and_marks_wrong_answers(run: Path, world) -> None:
     root = page(run / "examples.html")
     # every model has a column: the dense one always shown, each method at each ratio behind the switch
@@ -122,6 +123,7 @@ def test_compare_page_shows_every_model_and_image_and_marks_wrong_answers(run: P
     assert "#ratio-0:checked ~ #draw-0:checked ~ table .pick.r0.d0" in style
 
 
+@pytest.mark.slow  # the shared compare run of the shipped model (~40 s)
 def test_markdown_page_has_the_same_tables_per_ratio(run: Path) -> None:
     text = (run / "examples.md").read_text()
     sections = re.split(r"^## ", text, flags=re.M)[1:]
@@ -138,6 +140,7 @@ def test_markdown_page_has_the_same_tables_per_ratio(run: Path) -> None:
         assert (run / src).is_file()
 
 
+@pytest.mark.slow  # the shared compare run of the shipped model (~40 s)
 def test_report_links_the_page_and_carries_its_own_copy(run: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "report"
     assert main(["report", str(run), "--out", str(out)]) == 0
@@ -150,6 +153,7 @@ def test_report_links_the_page_and_carries_its_own_copy(run: Path, tmp_path: Pat
         assert (out / src).is_file()
 
 
+@pytest.mark.slow  # the shared compare run of the shipped model (~40 s)
 def test_rerun_generates_nothing_again_and_an_old_evaluation_is_redone(run: Path, world, tmp_path: Path, capsys):
     out = tmp_path / "again"
     shutil.copytree(run, out)
@@ -176,6 +180,7 @@ def test_rerun_generates_nothing_again_and_an_old_evaluation_is_redone(run: Path
     assert "--caption-limit 3, but this run asks for --caption-limit 2" in err and "Traceback" not in err
 
 
+@pytest.mark.slow  # the shared compare run of the shipped model (~40 s)
 def test_page_in_a_browser_switches_ratio(run: Path) -> None:
     sync_api = pytest.importorskip("playwright.sync_api")
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
