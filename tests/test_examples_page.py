@@ -221,8 +221,14 @@ def test_bad_examples_is_one_sentence(argv: list[str], message: str, tmp_path: P
     assert not (tmp_path / "out").exists()
 
 
-def test_instructblip_compare_shows_its_answers(world, tmp_path: Path) -> None:
-    model = build_tiny_instructblip(tmp_path / "instructblip", "t5")
+@pytest.mark.parametrize("family", ["instructblip", "llava"])
+def test_instructblip_and_llava_compares_show_their_answers(family: str, world, tmp_path: Path) -> None:
+    if family == "llava":
+        from tiny_llava import save_tiny_llava_with_processor
+
+        model = save_tiny_llava_with_processor(tmp_path / "llava")
+    else:
+        model = build_tiny_instructblip(tmp_path / "instructblip", "t5")
     out = tmp_path / "ib"
     calib, val = world
     argv = ["compare", str(model), "--calib", str(calib), "--eval", str(val), "--out", str(out), "--no-progress"]
