@@ -16,7 +16,7 @@ import json
 import shlex
 from pathlib import Path
 
-from recovery_study import run
+from recovery_study import command_lines, run
 
 from ukmp.atomic import write_text_atomic
 from ukmp.seed_stats import paired_ordering, spread
@@ -50,7 +50,7 @@ def main() -> None:
             cmd = ["ukmp", "evaluate", str(model), "--data", "shapes", "--split", "val", "--task", "caption"]
             cmd += ["--limit", str(args.images), "--out", str(file), "--no-progress", "--threads", str(args.threads)]
             if file.is_file():
-                log.append({"command": shlex.join(cmd), "seconds": None})
+                log.append({"command": shlex.join(cmd), "seconds": None, "took": "reused from an earlier run"})
             else:
                 run(cmd, log)
             scores.setdefault(variant, []).append(json.loads(file.read_text())["tasks"]["caption"]["metrics"])
@@ -80,10 +80,7 @@ def main() -> None:
                 f"- {VARIANTS[first]} > {VARIANTS[second]} on {metric}: **{verdict}** ({diff.mean:+.3f} "
                 f"±{diff.ci95:.3f}; ahead on {wins} of {len(a)} draws)"
             )
-    lines += ["", "## Commands", ""]
-    for entry in log:
-        took = "evaluated earlier" if entry["seconds"] is None else f"{entry['seconds']:.0f} s"
-        lines.append(f"- `{entry['command']}` ({took})")
+    lines += command_lines(log, "scripts/caption_recheck.py")
     write_text_atomic(args.out, "\n".join(lines) + "\n")
     print(f"wrote {args.out}")
 

@@ -25,7 +25,7 @@ import json
 import shlex
 from pathlib import Path
 
-from recovery_study import evaluate, recover
+from recovery_study import command_lines, evaluate, load_log, recover, save_log
 
 from ukmp.atomic import write_text_atomic
 from ukmp.seed_stats import paired_ordering, spread
@@ -69,7 +69,7 @@ def main() -> None:
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     variants = args.variants.split(",")
-    log: list[dict] = []
+    log = load_log(args.results)
     args.runs.mkdir(parents=True, exist_ok=True)
     dense = evaluate(args.dense, args.runs / "evals" / "dense", args, log)
     figures: dict[str, list[dict]] = {"none": []}
@@ -120,9 +120,8 @@ def write_report(args, dense: dict, figures: dict, minutes: dict, log: list[dict
                 lines.append(
                     f"- {labels[b]} > {labels[a]} on {metric}: **{verdict}** ({diff.mean:+.2f} ±{diff.ci95:.2f})"
                 )
-    lines += ["", "## Commands (in the order they ran, with wall time)", ""]
-    lines += [f"- `{entry['command']}` ({entry['seconds']:.0f} s)" for entry in log]
-    args.results.mkdir(parents=True, exist_ok=True)
+    lines += command_lines(log, "scripts/recovery_answers.py")
+    save_log(args.results, log)
     write_text_atomic(args.results / "README.md", "\n".join(lines) + "\n")
     summary = {"dense": dense, "figures": figures, "minutes": minutes, "seeds": seeds[:n]}
     write_text_atomic(args.results / "summary.json", json.dumps(summary, indent=1))

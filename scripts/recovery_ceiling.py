@@ -19,7 +19,7 @@ import json
 import time
 from pathlib import Path
 
-from recovery_study import evaluate
+from recovery_study import command_lines, evaluate, load_log, save_log
 
 from ukmp.atomic import write_text_atomic
 from ukmp.seed_stats import spread
@@ -52,7 +52,7 @@ def main() -> None:
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     budgets = [int(b) for b in args.budgets.split(",")]
-    log: list[dict] = []
+    log = load_log(args.results)
     evals = args.runs / "evals"
     dense = evaluate(args.dense, evals / "dense", args, log)
     rows: dict[str, list[dict]] = {"none": []}
@@ -127,9 +127,8 @@ def write_report(args, dense: dict, rows: dict, minutes: dict, seeds: list[int],
             f"| {label} | {vqa.text(1)} | {vqa.mean / dense['vqa_accuracy']:.1%} | {way[0]} | {cider.text(3)} "
             f"| {cider.mean / dense['CIDEr']:.1%} | {way[1]} | {spread(mins).text(1) if mins else '-'} |"
         )
-    lines += ["", "## Commands (in the order they ran, with wall time)", ""]
-    lines += [f"- `{entry['command']}` ({entry['seconds']:.0f} s)" for entry in log]
-    args.results.mkdir(parents=True, exist_ok=True)
+    lines += command_lines(log, "scripts/recovery_ceiling.py")
+    save_log(args.results, log)
     write_text_atomic(args.results / "README.md", "\n".join(lines) + "\n")
     summary = {"dense": dense, "rows": rows, "minutes": minutes, "seeds": seeds[:n]}
     write_text_atomic(args.results / "summary.json", json.dumps(summary, indent=1))

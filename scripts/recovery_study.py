@@ -32,10 +32,12 @@ import sys
 import time
 from pathlib import Path
 
+from ukmp.atomic import write_text_atomic
 from ukmp.data.index import resolve_data_dir
 from ukmp.seed_stats import paired_ordering, spread
 
 RATIO_TAG = "50"
+LOG_FILE = "commands.json"
 METRICS = ("vqa_accuracy", "CIDEr", "BLEU-4")
 
 
@@ -46,6 +48,30 @@ def run(cmd: list[str], log: list[dict]) -> None:
     start = time.time()
     subprocess.run(cmd, check=True)
     log.append({"command": text, "seconds": round(time.time() - start, 1)})
+
+
+def command_lines(log: list[dict], script: str | None = None) -> list[str]:
+    """A study README's commands section: the study's own command line (``script``, with this
+    process's arguments), then each command in the order it ran, with its wall time (or, for an entry
+    whose time was not taken here, its ``took`` text)."""
+    lines = ["", f"Made by `{shlex.join(['python3', script, *sys.argv[1:]])}`."] if script else []
+    lines += ["", "## Commands (in the order they ran, with wall time)", ""]
+    for entry in log:
+        took = entry.get("took") or f"{entry['seconds']:.0f} s"
+        lines.append(f"- `{entry['command']}` ({took})")
+    return lines
+
+
+def load_log(results: Path) -> list[dict]:
+    """The commands earlier runs of a study recorded (RESULTS/commands.json): a rerun that reuses their
+    outputs runs nothing again, and its README must still name what made them."""
+    file = results / LOG_FILE
+    return json.loads(file.read_text()) if file.is_file() else []
+
+
+def save_log(results: Path, log: list[dict]) -> None:
+    results.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(results / LOG_FILE, json.dumps(log, indent=1) + "\n")
 
 
 def evaluate(model: Path, out: Path, args: argparse.Namespace, log: list[dict]) -> dict[str, float]:
@@ -108,8 +134,7 @@ def main() -> int:
     os.environ.setdefault("UKMP_CACHE", str((args.runs / "cache").resolve()))
     args.runs.mkdir(parents=True, exist_ok=True)
     args.results.mkdir(parents=True, exist_ok=True)
-    log_file = args.results / "commands.json"
-    log: list[dict] = json.loads(log_file.read_text()) if log_file.is_file() else []
+    log = load_log(args.results)
     # One pool for every run: the split generated once at the largest size any run reads, so that
     # every variant at a budget draws its pairs (seeded shuffle, first N) from the same pool.
     resolve_data_dir("shapes", args.split, max([*budgets, args.budget or 0]) * args.batch_size)
@@ -128,7 +153,7 @@ def main() -> int:
         out = args.runs / f"curve/lpd-{steps}"
         record = recover(artifact(first, "ukmp"), out, steps, first, [], args, log)
         curve.append({"steps": steps, **record, **evaluate(out / "merged", evals / f"curve-{steps}.json", args, log)})
-        _write_log(log_file, log)
+        save_log(args.results, log)
     best = max(p["vqa_accuracy"] for p in curve[1:])
     chosen = args.budget or min(p["steps"] for p in curve[1:] if p["vqa_accuracy"] >= best - args.flat)
     summary = {
@@ -160,9 +185,9 @@ def main() -> int:
                 metrics = evaluate(out / "merged", evals / f"seed-{seed}-{name}-{chosen}.json", args, log)
                 cell = cells.setdefault(name, {"label": label, "beyond_paper": beyond, "per_seed": {}})
                 cell["per_seed"][seed] = {**metrics, "minutes": round(record["seconds"] / 60, 1)}
-                _write_log(log_file, log)
+                save_log(args.results, log)
         summary["cells"] = cells
-    _write_log(log_file, log)
+    save_log(args.results, log)
     (args.results / "summary.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
     _plot(curve, dense, args.results / "budget_curve.png")
     (args.results / "README.md").write_text(readme(summary, log, seeds))
@@ -172,10 +197,6 @@ def main() -> int:
 
 def _dense_model(source: Path) -> str:
     return json.loads((source / "results.json").read_text())["model"]
-
-
-def _write_log(file: Path, log: list[dict]) -> None:
-    file.write_text(json.dumps(log, indent=1) + "\n")
 
 
 def _plot(curve: list[dict], dense: dict, path: Path) -> None:
@@ -270,9 +291,7 @@ def readme(summary: dict, log: list[dict], seeds: list[int]) -> str:
                         f"- UKMP + LPD > {cells[other]['label']} on {metric}: **{verdict}** "
                         f"({diff.mean:+.2f} ±{diff.ci95:.2f})"
                     )
-    lines += ["", "## Commands (in the order they ran, with wall time)", ""]
-    lines += [f"- `{e['command']}` ({e['seconds']:.0f} s)" for e in log]
-    lines.append("")
+    lines += [*command_lines(log), ""]
     return "\n".join(lines)
 
 
