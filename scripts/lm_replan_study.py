@@ -97,13 +97,15 @@ def main() -> int:
     parser.add_argument("--seeds", default="0,1,2,3,4,5,6,7")
     parser.add_argument("--candidates", type=int, default=8, help="--plan-search K (variant search)")
     parser.add_argument("--samples", type=int, default=64, help="--plan-search-samples (variant search)")
-    parser.add_argument("--others", help="the other methods the bench ran, comma-separated (default: all of them)")
+    parser.add_argument(
+        "--others", help="the other methods the bench ran, comma-separated (default: all of them; '' for UKMP alone)"
+    )
     parser.add_argument("--work", default="work/smollm2-s{seed}", help="the bench's --work folder of each draw")
     parser.add_argument("--results", type=Path, required=True)
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     gguf, of, _, others = SETUPS[args.model]
-    others = tuple(args.others.split(",")) if args.others else others
+    others = tuple(o for o in args.others.split(",") if o) if args.others is not None else others
     suffix, _, every_method = VARIANTS[args.variant]
     tag = f"{round(args.ratio * 100)}"
     replanned = ("ukmp", *others) if every_method else ("ukmp",)
@@ -119,7 +121,8 @@ def main() -> int:
             if method == "ukmp" and not scores.is_file():  # the bench saves the scores at its first ratio
                 scores = next(work.glob("pruned/ukmp-*/scores.safetensors"), scores)
             if not scores.is_file():
-                bench = f"bench/smollm2.py --methods ukmp,{','.join(others)} --ratios {args.ratio:g} --seed {seed}"
+                methods = ",".join(("ukmp", *others))
+                bench = f"bench/smollm2.py --methods {methods} --ratios {args.ratio:g} --seed {seed}"
                 print(f"error: {scores} is missing: run {bench} --work {work} first.")
                 return 2
             pruned = work / "pruned" / f"{method}-{suffix}-{tag}"
@@ -151,15 +154,15 @@ def main() -> int:
 def render(summary: dict, args: argparse.Namespace) -> str:
     seeds, table = summary["seeds"], summary["perplexity"]
     _, of, title, others = SETUPS[args.model]
-    others = tuple(args.others.split(",")) if args.others else others
+    others = tuple(o for o in args.others.split(",") if o) if args.others is not None else others
     suffix, what, every_method = VARIANTS[args.variant]
     what = what.format(k=args.candidates, n=args.samples, m=args.candidates - 1)
     command = f"python3 scripts/lm_replan_study.py --variant {args.variant} --seeds {','.join(map(str, seeds))}"
     command += f" --results {args.results}"
     if args.model != "smollm2":
         command += f" --model {args.model} --ratio {args.ratio:g} --work '{args.work}'"
-    if args.others:
-        command += f" --others {args.others}"
+    if args.others is not None:
+        command += f" --others '{args.others}'"
     if args.variant == "search" and (args.candidates, args.samples) != (8, 64):
         command += f" --candidates {args.candidates} --samples {args.samples}"
     headline = {

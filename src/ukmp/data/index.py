@@ -6,7 +6,7 @@ A data folder holds `ukmp_data.json`:
      "splits": {"val": {
         "captions":    {"format": "karpathy" | "nocaps" | "jsonl", "file": ..., "image_root": ...,
                         "split": ...},
-        "vqa":         {"format": "vqav2" | "okvqa" | "jsonl", "questions": ..., "annotations": ...,
+        "vqa":         {"format": "vqav2" | "okvqa" | "jsonl", "questions": ..., "annotations": ... (optional),
                         "image_root": ..., "image_pattern": "COCO_val2014_{image_id:012d}.jpg"},
         "gqa":         {"format": "gqa" | "jsonl", "file": ..., "image_root": ...},
         "retrieval":   {"format": "karpathy" | "flickr30k" | "jsonl", "file": ..., "image_root": ...,
@@ -180,7 +180,8 @@ def load_task(data_dir: str | Path, split: str, task: str, *, on_error: str = "s
         return load_jsonl_captions(path("file"), jsonl_root, **kw)
     if task in ("vqa", "gqa") and fmt in ("vqav2", "okvqa"):
         pattern = entry.get("image_pattern", COCO_VAL2014_PATTERN)
-        return load_vqav2(path("questions"), path("annotations"), image_root, image_pattern=pattern, **kw)
+        answers = path("annotations") if "annotations" in entry else None  # questions alone: label-free uses
+        return load_vqav2(path("questions"), answers, image_root, image_pattern=pattern, **kw)
     if task in ("vqa", "gqa") and fmt == "gqa":
         return load_gqa(path("file"), image_root, **kw)
     if task in ("vqa", "gqa") and fmt == "jsonl":

@@ -2,9 +2,10 @@
 
 Captions: `{"image": "rel/path.jpg", "caption": "..."}` (or `"captions": [...]`; lines naming the
 same image are merged into one image with all their references). VQA: `{"image": ..., "question":
-..., "answers": [...]}` (or a single `"answer"`; optional `question_id`, `question_type`,
-`answer_type`). Calibration pairs: `{"image": ..., "caption": ...}`. Image paths are relative to
-`image_root`, which defaults to the JSONL file's folder. Record indices count non-blank lines from 0.
+..., "answers": [...]}` (or a single `"answer"`, or none: a question alone serves the label-free
+uses; optional `question_id`, `question_type`, `answer_type`). Calibration pairs: `{"image": ...,
+"caption": ...}`. Image paths are relative to `image_root`, which defaults to the JSONL file's folder.
+Record indices count non-blank lines from 0.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def load_jsonl_captions(
 def load_jsonl_vqa(
     path: str | Path, image_root: str | Path | None = None, *, on_error: str = "stop"
 ) -> Records[VQARecord]:
-    """Questions with their answers; `question_id` defaults to the record index."""
+    """Questions with their answers (or none); `question_id` defaults to the record index."""
     path = Path(path)
     out: RecordCollector[VQARecord] = RecordCollector(path, on_error)
     root = _root(path, image_root)
@@ -85,8 +86,8 @@ def load_jsonl_vqa(
                 answers = tuple(a if isinstance(a, str) else need(a, "answer") for a in need(obj, "answers", list))
                 if not answers:
                     raise ValueError("has an empty 'answers' list")
-            else:
-                answers = (need(obj, "answer"),)
+            else:  # a question without an answer serves the label-free uses (see `ukmp.data.vqa`)
+                answers = (need(obj, "answer"),) if "answer" in obj else ()
         except (KeyError, TypeError, ValueError) as exc:
             out.bad(label, reason(exc))
             continue

@@ -25,6 +25,7 @@ import numpy as np
 
 from ukmp.data.index import is_world_cache, load_task
 from ukmp.data.prefix_lm import PrefixLMSample
+from ukmp.data.vqa import require_answers
 from ukmp.errors import UserError
 from ukmp.evaluation.generation import VQA_PROMPT
 
@@ -40,8 +41,13 @@ class Prompt:
     text: str
 
 
-def split_questions(data_dir: str | Path, split: str, *, images: int | None = None) -> list[tuple[Prompt, str]]:
-    """Every VQA question of the split as (its prompt, its most common human answer).
+def split_questions(
+    data_dir: str | Path, split: str, *, images: int | None = None, labelled_for: tuple[str, str] | None = None
+) -> list[tuple[Prompt, str]]:
+    """Every VQA question of the split as (its prompt, its most common human answer, or "" without one).
+
+    ``labelled_for`` = (the use, its fix) names a use that reads the answers: a question without
+    one then ends the run in one sentence instead of training or judging on an empty answer.
 
     In the built-in world's cache only the questions on its first ``images`` images count, as only
     those images are drawn for calibration (`ukmp.data.calibration.load_calibration_samples`).
@@ -50,6 +56,9 @@ def split_questions(data_dir: str | Path, split: str, *, images: int | None = No
     if images is not None and is_world_cache(data_dir):
         first = {pair.image_path for pair in list(load_task(data_dir, split, "calibration"))[:images]}
         records = [r for r in records if r.image_path in first]
+    if labelled_for is not None:
+        use, fix = labelled_for
+        require_answers(records, f"split {split!r} of {data_dir}", use, fix)
     out = []
     for record in records:
         answers = list(record.answers)
@@ -58,9 +67,12 @@ def split_questions(data_dir: str | Path, split: str, *, images: int | None = No
     return out
 
 
-def vqa_samples(data_dir: str | Path, split: str) -> list[PrefixLMSample]:
+def vqa_samples(
+    data_dir: str | Path, split: str, *, labelled_for: tuple[str, str] | None = None
+) -> list[PrefixLMSample]:
     """Every VQA question of the split as (image, 'Question: q Short answer:', most common answer)."""
-    return [PrefixLMSample(p.image_path, p.text, label) for p, label in split_questions(data_dir, split)]
+    questions = split_questions(data_dir, split, labelled_for=labelled_for)
+    return [PrefixLMSample(p.image_path, p.text, label) for p, label in questions]
 
 
 def read_prompts(file: str | Path) -> list[Prompt]:
@@ -133,6 +145,8 @@ def mix_vqa(
 ) -> list[PrefixLMSample]:
     """Captions mixed with the split's questions (on the first ``images`` of the built-in world, as in
     ``split_questions``), answered by their labels or (``answer``) otherwise."""
-    questions = split_questions(data_dir, split, images=images) if fraction > 0 else []
+    labelled = ("recovery with --answers labels", "use --answers teacher: the dense model answers them.")
+    labelled = None if answer else labelled
+    questions = split_questions(data_dir, split, images=images, labelled_for=labelled) if fraction > 0 else []
     pool = [prompt for prompt, _ in questions]
     return mix_questions(captions, pool, fraction, answer or [label for _, label in questions], seed=seed)

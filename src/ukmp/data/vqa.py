@@ -2,7 +2,9 @@
 
 VQAv2 and OK-VQA share the official layout: a questions file (`questions[{image_id, question,
 question_id}]`) and an annotations file (`annotations[{question_id, image_id, question_type,
-answer_type, answers[{answer}]}]`, 10 human answers per question). Neither names the image file, so
+answer_type, answers[{answer}]}]`, 10 human answers per question); without the annotations file the
+questions load with no answers, which is all a label-free use needs (the dense model answers them:
+`--plan-search-answers teacher`, `ukmp recover --answers teacher`). Neither names the image file, so
 the path comes from `image_id` through a pattern (COCO val2014: `COCO_val2014_{image_id:012d}.jpg`;
 the shapes world: `{image_id}.png`). GQA's `testdev_balanced_questions.json` is one object keyed by
 question id, each with `imageId`, `question` and a single `answer`; images are `<imageId>.jpg`.
@@ -10,10 +12,12 @@ question id, each with `imageId`, `question` and a single `answer`; images are `
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from ukmp.data.reading import RecordCollector, check_on_error, layout_error, need, read_json, reason
 from ukmp.data.records import Records, VQARecord
+from ukmp.errors import UserError
 
 COCO_VAL2014_PATTERN = "COCO_val2014_{image_id:012d}.jpg"
 OKVQA_QUESTIONS = "OpenEnded_mscoco_val2014_questions.json"
@@ -22,22 +26,57 @@ OKVQA_ANNOTATIONS = "mscoco_val2014_annotations.json"
 
 def load_vqav2(
     questions_path: str | Path,
-    annotations_path: str | Path,
+    annotations_path: str | Path | None,
     image_root: str | Path,
     *,
     image_pattern: str = COCO_VAL2014_PATTERN,
     on_error: str = "stop",
 ) -> Records[VQARecord]:
-    """Questions joined with their annotations (by `question_id`), in the questions file's order."""
+    """Questions joined with their annotations (by `question_id`), in the questions file's order.
+
+    With ``annotations_path=None`` every question loads with no answers (see the module docstring).
+    """
     check_on_error(on_error)
     questions = read_json(questions_path)
-    annotations = read_json(annotations_path)
     if not isinstance(questions, dict) or not isinstance(questions.get("questions"), list):
         raise layout_error(questions_path, "VQA questions", "no top-level 'questions' list")
+    out: RecordCollector[VQARecord] = RecordCollector(questions_path, on_error)
+    by_qid = {} if annotations_path is None else _answers_by_question(annotations_path, on_error, out)
+    root = Path(image_root)
+    for index, q in enumerate(questions["questions"]):
+        try:
+            qid = need(q, "question_id", (int, str))
+            image_id = need(q, "image_id", (int, str))
+            text = need(q, "question")
+            ann = by_qid.get(qid) if annotations_path is not None else _UNANSWERED
+            if ann is None:
+                raise KeyError(f"has question_id {qid!r}, which has no entry in {annotations_path}")
+            image_path = root / image_pattern.format(image_id=image_id)
+        except (KeyError, TypeError, ValueError) as exc:
+            out.bad(index, reason(exc))
+            continue
+        if out.image_exists(image_path, index):
+            out.add(VQARecord(image_path, qid, text, ann["answers"], ann["question_type"], ann["answer_type"]))
+    return out.finish()
+
+
+_UNANSWERED = {"answers": (), "question_type": "", "answer_type": ""}
+
+
+def require_answers(records: Iterable[VQARecord], source: str, use: str, fix: str) -> None:
+    """One sentence when a use that reads human answers meets questions loaded without them."""
+    missing = sum(1 for record in records if not record.answers)
+    if missing:
+        raise UserError(f"{use} reads human answers, but {missing} of the questions in {source} have none; {fix}")
+
+
+def _answers_by_question(
+    annotations_path: str | Path, on_error: str, out: RecordCollector[VQARecord]
+) -> dict[int | str, dict]:
+    """An annotations file's answers and types by `question_id`; its bad records join `out`'s skipped ones."""
+    annotations = read_json(annotations_path)
     if not isinstance(annotations, dict) or not isinstance(annotations.get("annotations"), list):
         raise layout_error(annotations_path, "VQA annotations", "no top-level 'annotations' list")
-
-    out: RecordCollector[VQARecord] = RecordCollector(questions_path, on_error)
     by_qid: dict[int | str, dict] = {}
     ann_errors: RecordCollector[None] = RecordCollector(annotations_path, on_error)
     for index, ann in enumerate(annotations["annotations"]):
@@ -54,23 +93,7 @@ def load_vqav2(
         except (KeyError, TypeError, ValueError) as exc:
             ann_errors.bad(index, reason(exc))
     out.skipped.extend(ann_errors.skipped)
-
-    root = Path(image_root)
-    for index, q in enumerate(questions["questions"]):
-        try:
-            qid = need(q, "question_id", (int, str))
-            image_id = need(q, "image_id", (int, str))
-            text = need(q, "question")
-            ann = by_qid.get(qid)
-            if ann is None:
-                raise KeyError(f"has question_id {qid!r}, which has no entry in {annotations_path}")
-            image_path = root / image_pattern.format(image_id=image_id)
-        except (KeyError, TypeError, ValueError) as exc:
-            out.bad(index, reason(exc))
-            continue
-        if out.image_exists(image_path, index):
-            out.add(VQARecord(image_path, qid, text, ann["answers"], ann["question_type"], ann["answer_type"]))
-    return out.finish()
+    return by_qid
 
 
 def load_okvqa(

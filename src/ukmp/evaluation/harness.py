@@ -24,6 +24,7 @@ import torch
 from ukmp.atomic import write_json_atomic
 from ukmp.data.index import available_tasks, load_task, portable_path, resolve_data_dir
 from ukmp.data.reading import check_on_error
+from ukmp.data.vqa import require_answers
 from ukmp.errors import UserError
 from ukmp.evaluation.caption_metrics import caption_scores
 from ukmp.evaluation.generation import (
@@ -95,6 +96,9 @@ def evaluate(
     for task in run:
         t0, cpu0 = time.perf_counter(), time.process_time()
         records = load_task(root, split, task, on_error=on_error)
+        if task in ("vqa", "gqa"):
+            fix = "add their answers (the annotations file, or `answers` on each JSONL line) to score them."
+            require_answers(records, f"split {split!r} of {root}", f"scoring {task}", fix)
         n_limit = limit if limit is not None else (retrieval_limit if task == "retrieval" else None)
         used = records[:n_limit] if n_limit is not None else list(records)
         common = {"split": split, "source": portable_path(records.source), "skipped_records": len(records.skipped)}

@@ -137,7 +137,8 @@ def selection_batches(
     """
     if text_source(data) is not None:
         return text_selection_batches(processor, data, options, seed, reserved=reserved, model=model)
-    pairs = vqa_samples(data, options.split)
+    labelled = ("--plan-search-answers labels", "use --plan-search-answers teacher: the dense model answers them.")
+    pairs = vqa_samples(data, options.split, labelled_for=labelled if options.answers == "labels" else None)
     if not pairs:
         raise UserError(
             f"--plan-search needs question-answer pairs: {data} has no VQA questions in split {options.split!r}."
