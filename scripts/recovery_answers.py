@@ -12,7 +12,10 @@ images, as the compare tables. Variants:
   the dense teacher (`ukmp recover --vqa-fraction 0.5 --answers teacher`): no label is read;
 - ``labels``: the same prompts answered by the split's human labels (`--answers labels`);
 - ``teacher-lora``: plain LoRA on the task loss with the teacher's answers (LPD's ablation at equal
-  budget and data).
+  budget and data);
+- ``teacher-kl-task`` / ``teacher-no-progressive``: Table B's other LPD rows on the same data
+  (`--schedule kl-task`: the KL and task terms only; `--schedule no-progressive`: every term from the
+  first step).
 
 Every step is an ordinary `ukmp recover` / `ukmp evaluate` command recorded with its wall time (the
 helpers of `recovery_study.py`); a finished step is skipped, so an interrupted study continues.
@@ -37,6 +40,14 @@ VARIANTS = {
     "teacher-lora": (
         "plain LoRA (task loss), questions answered by the teacher",
         [*COMMON, "teacher", "--plain-lora", "--schedule", "task"],
+    ),
+    "teacher-kl-task": (
+        "weight-recalling LoRA, KL + task loss (no feature terms), questions answered by the teacher",
+        [*COMMON, "teacher", "--schedule", "kl-task"],
+    ),
+    "teacher-no-progressive": (
+        "LPD without progressive phases (every loss from the start), questions answered by the teacher",
+        [*COMMON, "teacher", "--schedule", "no-progressive"],
     ),
 }
 METRICS = ("vqa_accuracy", "CIDEr", "BLEU-4")
