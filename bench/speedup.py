@@ -17,7 +17,7 @@ Models (built once into --work and reused):
 Plans come from `--method` (default random: on random weights, magnitude scores rank units by
 their initialisation scale, not by anything learned, and can empty one whole layer type; random
 scores remove about the same share of every layer, like a real method on average). Each model is
-then measured by `ukmp.benchmark.run_benchmark` (dense, pruned, masked reference, and rounded
+then measured by `ukmp.benchmark.run.run_benchmark` (dense, pruned, masked reference, and rounded
 widths with --round-to), and the results go to `--out/<device>-<dtype>/<model>.json|.md`;
 `--out/README.md` is rewritten with the headline table of every device measured so far.
 """
@@ -101,7 +101,7 @@ def headline(results: dict, batch: int) -> list[str]:
 def write_summary(out: Path) -> Path:
     """README.md over every `<device>-<dtype>/*.json` present; GPU marked pending when absent."""
     from ukmp.atomic import write_text_atomic
-    from ukmp.benchmark import read_bench
+    from ukmp.benchmark.files import read_bench
 
     lines = [
         "# Speed of pruned models: measured vs ideal (FLOPs) speedup",
@@ -178,7 +178,10 @@ def main() -> int:
         print(f"wrote {write_summary(args.out)}")
         return 0
 
-    from ukmp.benchmark import BenchOptions, bench_markdown, run_benchmark, write_bench
+    from ukmp.benchmark.files import write_bench
+    from ukmp.benchmark.markdown import bench_markdown
+    from ukmp.benchmark.options import BenchOptions
+    from ukmp.benchmark.run import run_benchmark
 
     cuda = args.device == "cuda"
     dtype = args.dtype or ("bfloat16" if cuda else "float32")

@@ -15,7 +15,8 @@ import torch
 
 from tiny_models import tiny_blip2
 from ukmp.adapters import find_adapter
-from ukmp.benchmark import OPERATIONS, round_plan, rounded_count
+from ukmp.benchmark.options import OPERATIONS
+from ukmp.benchmark.variants import round_plan, rounded_count
 from ukmp.cli import main
 from ukmp.groups import PruningPlan
 from ukmp.pruning import PruneConfig, prune

@@ -22,7 +22,8 @@ import torch
 
 from eval_tiny_model import build_tiny_blip2, build_tiny_instructblip
 from tiny_llava import save_tiny_llava_with_processor
-from ukmp.benchmark import BenchOptions, bench_inputs
+from ukmp.benchmark.measurement import bench_inputs
+from ukmp.benchmark.options import BenchOptions
 from ukmp.cli import main
 from ukmp.data.calibration import calibration_batches, load_calibration_samples
 from ukmp.data.index import load_task

@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from eval_tiny_model import build_tiny_blip2, tiny_model_dir
-from ukmp.benchmark import BenchOptions, bench_inputs
+from ukmp.benchmark.measurement import bench_inputs
+from ukmp.benchmark.options import BenchOptions
 from ukmp.cli import main
 from ukmp.data.world_writer import write_split
 from ukmp.evaluation.generation import generation_cache

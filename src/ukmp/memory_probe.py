@@ -1,7 +1,7 @@
 """Peak CPU memory of one model's forward, measured in a fresh process (used by ``ukmp bench``).
 
 ``python -m ukmp.memory_probe SPEC.json`` builds the model described by the spec's ``recipe``
-(see ``ukmp.benchmark.build_from_recipe``), then for each batch size resets the kernel's peak
+(see ``ukmp.benchmark.variants.build_from_recipe``), then for each batch size resets the kernel's peak
 resident set size (writing ``5`` to ``/proc/self/clear_refs``), runs one forward and reads the new
 peak (``VmHWM``). It prints one JSON line::
 
@@ -82,7 +82,10 @@ def _import_model_code(ref: str) -> None:
 def probe(spec: dict) -> dict:
     import torch
 
-    from ukmp.benchmark import DTYPES, BenchOptions, _to, bench_inputs, build_from_recipe
+    from ukmp.benchmark.measurement import bench_inputs, placed
+    from ukmp.benchmark.options import BenchOptions
+    from ukmp.benchmark.variants import build_from_recipe
+    from ukmp.placement import DTYPES
 
     torch.set_num_threads(int(spec.get("threads") or torch.get_num_threads()))
     _import_model_code(spec["recipe"]["load"])
@@ -93,7 +96,7 @@ def probe(spec: dict) -> dict:
     options = BenchOptions(text_len=int(spec["text_len"]))
     with torch.inference_mode():  # one-time costs (kernel setup, lazy imports) must not count as a batch's peak
         forward, _ = bench_inputs(model, min(int(b) for b in spec["batch_sizes"]), options)
-        model(**_to(forward, torch.device("cpu"), DTYPES[spec["dtype"]]))
+        model(**placed(forward, torch.device("cpu"), DTYPES[spec["dtype"]]))
         del forward
     _release_freed_memory()
     loaded = _rss_kib()
@@ -106,7 +109,7 @@ def probe(spec: dict) -> dict:
     with torch.inference_mode():
         for batch in sorted(int(b) for b in spec["batch_sizes"]):
             forward, _ = bench_inputs(model, batch, options)
-            forward = _to(forward, torch.device("cpu"), DTYPES[spec["dtype"]])
+            forward = placed(forward, torch.device("cpu"), DTYPES[spec["dtype"]])
             _release_freed_memory()
             before = _rss_kib()
             if exact:

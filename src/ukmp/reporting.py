@@ -122,7 +122,7 @@ class Run:
 
 def scan_run(run_dir: str | os.PathLike) -> Run:
     """Read artifacts, evaluation results and bench files of a run folder (layout in the module doc)."""
-    from ukmp.benchmark import BENCH_FORMAT
+    from ukmp.benchmark.options import BENCH_FORMAT
 
     root = Path(run_dir)
     if not root.is_dir():
@@ -322,7 +322,7 @@ def quality_figure(points: Mapping[str, list[tuple[float, dict[str, float], str]
 
 def bench_figure(bench: Mapping[str, Any], path: Path) -> bool:
     """Measured speedup over the dense model per operation, with the ideal (FLOPs) speedup marked."""
-    from ukmp.benchmark import OPERATION_TITLES, OPERATIONS
+    from ukmp.benchmark.options import OPERATION_TITLES, OPERATIONS
 
     models = [m for m in bench["models"] if m["kind"] != "dense"]
     if not models:
@@ -383,7 +383,7 @@ def kept_summary(artifact: Artifact) -> dict[str, str]:
 def report_markdown(run: Run, figures: Mapping[str, str], pages: Mapping[str, str] | None = None) -> str:
     """The report; ``pages`` names the examples page's files in the report folder ("html", "markdown"), if any,
     and says whether its answers are marked ("marked")."""
-    from ukmp.benchmark import bench_markdown
+    from ukmp.benchmark.markdown import bench_markdown
 
     lines = [
         f"# ukmp report: {run.root.name}",

@@ -77,7 +77,10 @@ def _command(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ukmp.benchmark import BenchOptions, bench_markdown, run_benchmark, write_bench
+    from ukmp.benchmark.files import write_bench
+    from ukmp.benchmark.markdown import bench_markdown
+    from ukmp.benchmark.options import BenchOptions
+    from ukmp.benchmark.run import run_benchmark
 
     options = BenchOptions(
         batch_sizes=args.batch_sizes,
