@@ -14,8 +14,9 @@ from ukmp.planning.allocated import allocate_sparsity, allocated_schedule
 from ukmp.planning.global_schedule import GroupCost
 from ukmp.scoring.activation_stats import record_input_stats
 from ukmp.scoring.ecoflap_sp import block_scores, zeroth_order_gradients
+from ukmp.scoring.end_layers import end_layer_groups
 from ukmp.scoring.flap import standardise_by_kind, wifv_scores
-from ukmp.scoring.llm_pruner import llm_pruner_scores, skipped_groups
+from ukmp.scoring.llm_pruner import llm_pruner_scores
 from ukmp.scoring.upop import mask_gradients, upop_scores
 from ukmp.scoring.wanda_sp import wanda_sp_scores
 
@@ -118,10 +119,10 @@ def test_llm_pruner_second_order_and_mix_use_the_fisher_without_normalising():
 
 def test_llm_pruner_skips_its_layer_fractions_scaled_to_depth():
     deep = [group(1, layer=i) for i in range(32)]
-    skipped = {int(n.split(".")[2]) for n in skipped_groups(deep)}
+    skipped = {int(n.split(".")[2]) for n in end_layer_groups(deep)}
     assert skipped == {0, 1, 2, 3, 30, 31}  # LLaMA-7B: layers 4..29 pruned
-    assert skipped_groups([group(1, layer=i) for i in range(4)]) == []
-    assert skipped_groups(deep, "none") == []
+    assert end_layer_groups([group(1, layer=i) for i in range(4)]) == []
+    assert end_layer_groups(deep, "none") == []
 
 
 def test_upop_mask_gradient_equals_autograd_on_an_explicit_mask():

@@ -18,7 +18,7 @@ from ukmp.method_scores import MethodScores
 from ukmp.planning.schedules import SCHEDULES, plan_from_scores
 from ukmp.pruning import PruneConfig, load_dense, prune
 from ukmp.scorers.base import Scorer, ScoringInputs
-from ukmp.scorers.registry import get_scorer, is_proposed, register_scorer, scorer_names
+from ukmp.scorers.registry import compared_by_default, get_scorer, is_proposed, register_scorer, scorer_names
 from ukmp.scoring.magnitude import magnitude_scores
 from ukmp.scoring.token_selection import PAPER_THRESHOLD
 
@@ -35,6 +35,14 @@ def test_every_registered_method_names_a_schedule_and_the_paper_method_is_first(
         scorer = get_scorer(name)
         assert scorer.name == name and scorer.schedule in SCHEDULES
     assert [n for n in names if is_proposed(n)] == ["ukmp"] and is_proposed("ukmp:1.0")
+
+
+def test_the_default_comparison_is_the_built_in_methods_that_opt_in_in_registration_order() -> None:
+    from ukmp.compare import DEFAULT_METHODS
+
+    builtin = ("ukmp", "llm-pruner-global", "llm-pruner-local", "flap", "wanda-sp", "ecoflap-sp", "upop")
+    assert DEFAULT_METHODS == (*builtin, "magnitude", "random") == compared_by_default()
+    assert DEFAULT_METHODS == tuple(n for n in scorer_names() if get_scorer(n).compared_by_default)
 
 
 def test_variants_configure_the_scorer_and_bad_names_are_one_sentence() -> None:

@@ -64,24 +64,15 @@ from ukmp.provenance import COMPARE_FIX, MODEL, Settings, as_recorded, check_reu
 from ukmp.pruning import PruneConfig, load_dense, prune_scored, recorded_artifact_settings, score
 from ukmp.recovery.distill import MERGED_DIR, RecoveryConfig, run_recovery
 from ukmp.scorers.base import MethodOptions, Scorer, ScoringInputs
-from ukmp.scorers.registry import VARIANT_SEPARATOR, get_scorer
+from ukmp.scorers.registry import VARIANT_SEPARATOR, compared_by_default, get_scorer
 from ukmp.scoring.calibration_pass import CalibrationPass
-from ukmp.scoring.llm_pruner import SKIPS
+from ukmp.scoring.end_layers import END_LAYER_RULES
 
 RECOVERY_MODES = ("none", "lora", "lpd")
 #: the tasks whose every output an evaluation keeps in OUT/evals/ (retrieval has none to keep)
 KEPT_OUTPUTS = ("vqa", "gqa", "caption")
-DEFAULT_METHODS = (
-    "ukmp",
-    "llm-pruner-global",
-    "llm-pruner-local",
-    "flap",
-    "wanda-sp",
-    "ecoflap-sp",
-    "upop",
-    "magnitude",
-    "random",
-)
+#: the registered methods a comparison runs when --methods is not given, in registration order
+DEFAULT_METHODS = compared_by_default()
 
 
 @dataclass
@@ -157,8 +148,9 @@ class CompareConfig:
             raise UserError(f"--examples must be 0 (no examples page) or a number of images, got {self.examples}.")
         if self.of not in ("all", "prunable"):
             raise UserError(f"--of must be 'all' or 'prunable', got {self.of!r}.")
-        if self.keep_end_layers not in SKIPS:
-            raise UserError(f"--keep-end-layers must be one of {', '.join(SKIPS)}, got {self.keep_end_layers!r}.")
+        if self.keep_end_layers not in END_LAYER_RULES:
+            rules = ", ".join(END_LAYER_RULES)
+            raise UserError(f"--keep-end-layers must be one of {rules}, got {self.keep_end_layers!r}.")
         self.plan_search.validate()
         self.placement.resolved()
 

@@ -46,7 +46,7 @@ from ukmp.provenance import MODEL, Settings, as_recorded, shown
 from ukmp.scorers.base import MethodOptions, Scorer, ScoringInputs
 from ukmp.scorers.registry import base_method, get_scorer, scorer_names
 from ukmp.scoring.calibration_pass import CalibrationPass
-from ukmp.scoring.llm_pruner import SKIPS, skipped_groups
+from ukmp.scoring.end_layers import END_LAYER_RULES
 from ukmp.surgery import apply_plan_physically
 
 #: what an artifact's weights may be saved as; "auto" keeps the base model's dtype
@@ -100,8 +100,9 @@ class PruneConfig:
             raise UserError(f"--of must be 'all' or 'prunable', got {self.of!r}.")
         if self.num_samples < 1:
             raise UserError(f"--num-samples must be at least 1, got {self.num_samples}.")
-        if self.keep_end_layers not in SKIPS:
-            raise UserError(f"--keep-end-layers must be one of {', '.join(SKIPS)}, got {self.keep_end_layers!r}.")
+        if self.keep_end_layers not in END_LAYER_RULES:
+            rules = ", ".join(END_LAYER_RULES)
+            raise UserError(f"--keep-end-layers must be one of {rules}, got {self.keep_end_layers!r}.")
         self.plan_search.validate()
         text = self.calib is not None and text_source(self.calib) is not None
         if self.plan_search.enabled and self.plan_search_data is None and not text:
@@ -353,8 +354,7 @@ def plan(
 
     Also returns the traces of those choices for the manifest (``norm_scope_choice``, ``plan_search``).
     """
-    frozen = set(skipped_groups(dense.groups, config.keep_end_layers))  # depths from the whole model
-    groups = [g for g in scorer.plannable_groups(scored, dense.groups) if g.name not in frozen]
+    groups = scorer.planned_groups(scored, dense.groups, config.keep_end_layers)
     target_ratio = scorer.planning_ratio(scored, dense.model, dense.groups, config.ratio, dense.basis)
     block_scores = scorer.block_scores(scored)
     schedule = config.schedule or scorer.schedule
@@ -370,7 +370,7 @@ def plan(
             basis_params=dense.basis,
             iterative_options=iterative if scope is None else replace(iterative, scope=scope),
             block_scores=block_scores,
-            max_sparsity_margin=config.options.ecoflap.max_sparsity_margin,
+            **scorer.schedule_settings(),
         )
 
     drawn = scored.stats.get("calibration", {})

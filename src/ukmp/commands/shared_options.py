@@ -7,7 +7,7 @@ import argparse
 from ukmp.placement import SCORE_DTYPES, Placement
 from ukmp.planning.search import SELECTION_ANSWERS, PlanSearchOptions
 from ukmp.pruning import SAVED_DTYPES
-from ukmp.scoring.llm_pruner import SKIPS
+from ukmp.scoring.end_layers import END_LAYER_RULES
 
 
 def add_plan_search_arguments(parser: argparse._ActionsContainer) -> None:
@@ -95,7 +95,7 @@ def add_keep_end_layers_argument(parser: argparse._ActionsContainer) -> None:
     """--keep-end-layers: any method may leave LLM-Pruner's end layers dense (beyond the paper)."""
     parser.add_argument(
         "--keep-end-layers",
-        choices=SKIPS,
+        choices=END_LAYER_RULES,
         default="none",
         help="any method, beyond the paper: leave LLM-Pruner's first 4/32 and last 2/32 of every stack dense "
         "(nothing on stacks under 16 layers)",

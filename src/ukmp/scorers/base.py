@@ -31,6 +31,7 @@ from ukmp.planning.iterative import IterativeOptions
 from ukmp.provenance import Settings, calibration_settings
 from ukmp.scoring.calibration_pass import CalibrationPass
 from ukmp.scoring.ecoflap_sp import ECoFLaPOptions
+from ukmp.scoring.end_layers import end_layer_groups
 from ukmp.scoring.llm_pruner import LLMPrunerOptions
 from ukmp.scoring.ukmi import UKMIOptions
 
@@ -121,6 +122,8 @@ class Scorer:
     recovery: ClassVar[str] = "lora"
     #: the method the paper proposes; reports compare it against the others
     proposed: ClassVar[bool] = False
+    #: whether `ukmp compare` runs it when --methods is not given (in registration order); a method opts in
+    compared_by_default: ClassVar[bool] = False
     #: whether ``compute`` splits its calibration samples across launched processes (``inputs.world``)
     splits_across_processes: ClassVar[bool] = False
     #: whether the scores depend on ``--seed`` beyond the calibration samples it draws (random scores)
@@ -242,6 +245,17 @@ class Scorer:
         """The groups the method may prune (default: all)."""
         return list(groups)
 
+    def planned_groups(
+        self, scored: MethodScores, groups: list[PrunableGroup], keep_end_layers: str = "none"
+    ) -> list[PrunableGroup]:
+        """The groups the plan prunes: the method's own (``plannable_groups``) less the end layers kept dense.
+
+        ``keep_end_layers`` is `end_layers.py`'s rule, which any method may plan with (``--keep-end-layers``,
+        beyond the paper); the depths it counts are those of the whole model, not of the plannable groups.
+        """
+        frozen = set(end_layer_groups(groups, keep_end_layers))
+        return [g for g in self.plannable_groups(scored, groups) if g.name not in frozen]
+
     def planning_ratio(
         self, scored: MethodScores, model: nn.Module, groups: list[PrunableGroup], ratio: float, basis: int
     ) -> float:
@@ -251,6 +265,10 @@ class Scorer:
     def block_scores(self, scored: MethodScores) -> dict[str, float] | None:
         """Per-group block scores for the allocated schedule (default: none)."""
         return None
+
+    def schedule_settings(self) -> dict[str, Any]:
+        """Settings of the method's own schedule, passed on to `plan_from_scores` (default: the schedule's own)."""
+        return {}
 
     def iterative_options(self) -> IterativeOptions:
         """The iterative schedule's settings when the user sets none (default: the paper's)."""

@@ -12,6 +12,7 @@ class MagnitudeScorer(Scorer):
     """L1 norm of each unit's weights; needs no data."""
 
     name = "magnitude"
+    compared_by_default = True
     calibrated = False
 
     def compute(self, inputs: ScoringInputs) -> MethodScores:
@@ -24,6 +25,7 @@ class RandomScorer(Scorer):
     """Seeded random scores: the floor every method must beat."""
 
     name = "random"
+    compared_by_default = True
     calibrated = False
     seeded = True
 

@@ -14,6 +14,7 @@ class ECoFLaPSPScorer(Scorer):
     """The UKMP paper's ECoFLaP_sp baseline (`docs/baselines.md`)."""
 
     name = "ecoflap-sp"
+    compared_by_default = True
     schedule = "allocated"
     option_flags = ("ecoflap", {"block_score": "--block-score"})
     approximation = (
@@ -47,6 +48,10 @@ class ECoFLaPSPScorer(Scorer):
         blocks = ecoflap_sp.block_scores(inputs.model, inputs.groups, grads)
         factors = {"block": {name: torch.tensor([value], dtype=torch.float64) for name, value in blocks.items()}}
         return MethodScores(self.name, scores, stats, factors)
+
+    def schedule_settings(self) -> dict[str, float]:
+        """The allocated schedule's margin: how far above the target sparsity one group may go."""
+        return {"max_sparsity_margin": self.options.ecoflap.max_sparsity_margin}
 
     def block_scores(self, scored: MethodScores) -> dict[str, float] | None:
         block = scored.factors.get("block")

@@ -17,6 +17,7 @@ class FLAPScorer(Scorer):
     """WIFV scores (`scoring/flap.py`); the removed units' mean contribution moves into the biases."""
 
     name = "flap"
+    compared_by_default = True
     schedule = "global"
 
     def calibration_needs(self) -> set[str]:

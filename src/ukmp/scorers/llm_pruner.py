@@ -6,12 +6,14 @@ from ukmp.groups import PrunableGroup
 from ukmp.method_scores import MethodScores
 from ukmp.scorers.base import Scorer, ScoringInputs
 from ukmp.scoring import llm_pruner
+from ukmp.scoring.end_layers import end_layer_groups
 
 
 class LLMPrunerGlobalScorer(Scorer):
     """Taylor importance of each unit's weights (first order by default), one global ranking."""
 
     name = "llm-pruner-global"
+    compared_by_default = True
     schedule = "global"
     option_flags = ("llm_pruner", {"taylor": "--taylor", "skip": "--skip-layers"})
 
@@ -23,7 +25,7 @@ class LLMPrunerGlobalScorer(Scorer):
         opts.validate()
         grads, fisher = inputs.calibration_pass().gradients(fisher="fisher" in self.calibration_needs())
         scores = llm_pruner.llm_pruner_scores(inputs.model, inputs.groups, grads, fisher, opts.taylor)
-        stats = {"frozen_groups": llm_pruner.skipped_groups(inputs.groups, opts.skip), "options": dict(opts.__dict__)}
+        stats = {"frozen_groups": end_layer_groups(inputs.groups, opts.skip), "options": dict(opts.__dict__)}
         return MethodScores(self.name, scores, stats)
 
     def plannable_groups(self, scored: MethodScores, groups: list[PrunableGroup]) -> list[PrunableGroup]:

@@ -51,6 +51,11 @@ def scorer_names() -> tuple[str, ...]:
     return tuple(_SCORERS)
 
 
+def compared_by_default() -> tuple[str, ...]:
+    """The methods `ukmp compare` runs when --methods is not given: those that ask to be, in registration order."""
+    return tuple(name for name, cls in _SCORERS.items() if cls.compared_by_default)
+
+
 def base_method(method: str) -> str:
     """'ukmp' for 'ukmp:q0.34'; a plain method name unchanged."""
     return method.split(VARIANT_SEPARATOR, 1)[0]

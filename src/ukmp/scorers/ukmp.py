@@ -24,6 +24,7 @@ class UKMPScorer(Scorer):
     """UKMI from ``num_samples`` entropy samples and ``num_samples`` other gradient samples."""
 
     name = "ukmp"
+    compared_by_default = True
     schedule = "iterative"
     recovery = "lpd"
     proposed = True

@@ -11,6 +11,7 @@ class UPopScorer(Scorer):
     """One mask-gradient pass over the calibration samples (`scoring/upop.py`)."""
 
     name = "upop"
+    compared_by_default = True
     schedule = "global"
     approximation = "one-shot mask-gradient approximation (no progressive mask shrinking, no retraining in the search)"
 

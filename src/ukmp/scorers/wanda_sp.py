@@ -11,6 +11,7 @@ class WandaSPScorer(Scorer):
     """Per-unit sums of |W| times the input channel's norm, the same ratio in every group."""
 
     name = "wanda-sp"
+    compared_by_default = True
     schedule = "local"
     approximation = "structured Wanda as shipped with FLAP"
 

@@ -7,17 +7,15 @@ shared pass in ``calibration_pass.py``). A unit's score is the SUM over every we
 the coupled layers (group reduction ``sum``, no per-parameter normalisation): unlike UKMI's
 block-wise mean, a wide unit is not divided by its width.
 
-LLM-Pruner skips the first and last layers (LLaMA-7B: only layers 4..29 of 32 are pruned). We keep
-the same fractions of every stack (vision, LM encoder, LM decoder, LM): the first
-``floor(4/32 * depth)`` and last ``floor(2/32 * depth)`` layers are left dense, so on stacks of
-fewer than 16 layers nothing is skipped. ``skip='none'`` prunes every layer. The schedules are
+LLM-Pruner skips the first and last layers (LLaMA-7B: only layers 4..29 of 32 are pruned); the same
+fractions of every stack are left dense here (`end_layers.py`, whose rule ``--keep-end-layers`` also
+lends any other method). ``skip='none'`` prunes every layer. The schedules are
 ``global`` (one threshold over all units, no normalisation) and ``local`` (the same fraction of
 units in every group).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -26,14 +24,13 @@ from torch import nn
 from ukmp.adapters.base import get_module
 from ukmp.errors import UserError
 from ukmp.groups import PrunableGroup
+from ukmp.scoring.end_layers import END_LAYER_RULES
 from ukmp.scoring.ukmi import salience
 from ukmp.scoring.unit_sums import unit_sums
 
 TERMS = ("first", "second", "mix")
-SKIPS = ("llm-pruner", "none")
-#: LLaMA-7B in LLM-Pruner: layers [4, 30) of 32 are pruned.
-SKIP_FIRST_FRACTION = 4 / 32
-SKIP_LAST_FRACTION = 2 / 32
+#: which first/last layers LLM-Pruner leaves dense (``--skip-layers``; the rule is `end_layers.py`'s)
+SKIPS = END_LAYER_RULES
 
 
 @dataclass
@@ -46,23 +43,6 @@ class LLMPrunerOptions:
             raise UserError(f"--taylor must be one of {', '.join(TERMS)}, got {self.taylor!r}.")
         if self.skip not in SKIPS:
             raise UserError(f"--skip-layers must be one of {', '.join(SKIPS)}, got {self.skip!r}.")
-
-
-def skipped_groups(groups: list[PrunableGroup], skip: str = "llm-pruner") -> list[str]:
-    """Names of the groups in the skipped first/last layers of their stack."""
-    if skip == "none":
-        return []
-    depth: dict[str, int] = {}
-    for g in groups:
-        depth[g.component] = max(depth.get(g.component, 0), g.layer + 1)
-    out = []
-    for g in groups:
-        d = depth[g.component]
-        first = math.floor(SKIP_FIRST_FRACTION * d)
-        last = math.floor(SKIP_LAST_FRACTION * d)
-        if g.layer < first or g.layer >= d - last:
-            out.append(g.name)
-    return out
 
 
 def llm_pruner_scores(
