@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from eval_tiny_model import build_tiny_blip2, build_tiny_blip2_decoder, build_tiny_instructblip
+from tiny_idefics3 import save_tiny_idefics3_with_processor
 from tiny_llava import save_tiny_llava_with_processor
 from tiny_qwen2_vl import save_tiny_qwen2_vl_with_processor
 from vlm_contract import VisionLanguageContract
@@ -83,3 +84,17 @@ class TestQwen25VL(VisionLanguageContract):
 
     def build(self, folder):
         return save_tiny_qwen2_vl_with_processor(folder, "qwen2.5-vl")
+
+
+class TestSmolVLM(VisionLanguageContract):
+    architecture = "SmolVLMForConditionalGeneration"
+
+    def build(self, folder):
+        return save_tiny_idefics3_with_processor(folder, "smolvlm")  # images split into crops + a global view
+
+
+class TestIdefics3(VisionLanguageContract):
+    architecture = "Idefics3ForConditionalGeneration"
+
+    def build(self, folder):
+        return save_tiny_idefics3_with_processor(folder, "idefics3")  # one view per image

@@ -106,6 +106,13 @@ WRAPPERS: tuple[Wrapper, ...] = (
         own_language_model=True,
     ),
     Wrapper(
+        "ukmp.adapters.idefics3:idefics3_adapter",
+        ("Idefics3ForConditionalGeneration", "SmolVLMForConditionalGeneration"),
+        ("idefics3", "smolvlm"),
+        "Idefics3 and SmolVLM",
+        blip_style=False,
+    ),
+    Wrapper(
         "ukmp.adapters.blip2:vision_adapter",
         ("Blip2VisionModel", "InstructBlipVisionModel"),
         ("blip_2_vision_model", "instructblip_vision_model"),
