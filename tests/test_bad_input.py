@@ -388,7 +388,7 @@ CASES = [
     Case("empty dense model.safetensors", empty_weights, "is truncated or corrupt"),
     Case("corrupt PNG in the calibration data", corrupt_png, "is not a readable image"),
     Case("processor image size differs from the model's", processor_size_mismatch, "does not match the model"),
-    Case("perplexity on a vision-language model", perplexity_on_blip2, "--task perplexity needs a language model"),
+    Case("perplexity on a T5 vision-language model", perplexity_on_blip2, "perplexity needs a decoder-only language"),
     Case("--out . --overwrite", out_is_cwd, "is the current folder"),
     Case("--out MODEL --overwrite", out_is_model, "is the input model"),
     Case("--out inside the input model", out_inside_model, "inside the input model"),

@@ -115,6 +115,22 @@ class ModelInputs:
         ids = tokenizer(list(captions), add_special_tokens=False, truncation=True, max_length=max_tokens - 1)
         return [seq + [tokenizer.eos_token_id] for seq in ids["input_ids"]]
 
+    # ----------------------------------------------------------------------------- text only
+
+    def text_logits(self, model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Next-token logits of the language model reading text alone, with no image.
+
+        Why: a vision-language model's language model is measured on plain text (perplexity) to see
+        whether pruning for images kept what it knew. Image-in-prompt families read a prompt without
+        an image placeholder as their language model does; BLIP-style ones override this.
+        """
+        if self.encoder_decoder:
+            raise UserError(
+                "perplexity needs a decoder-only language model, and this model's language model reads its prompt "
+                "in an encoder (T5); evaluate it with --task caption or --task vqa instead."
+            )
+        return model(input_ids=input_ids, attention_mask=attention_mask).logits
+
     # --------------------------------------------------------------------------------- bench
 
     def bench_generate_inputs(self, model: nn.Module, forward: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

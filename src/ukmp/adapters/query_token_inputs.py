@@ -38,6 +38,12 @@ class QueryTokenInputs(ModelInputs):
             return encoder_decoder_batch(processor, images, samples)
         return prompt_batch(processor, images, samples, self.image_keys)
 
+    def text_logits(self, model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The language model alone: the whole model's forward needs an image to fill its query tokens."""
+        if self.encoder_decoder:
+            return super().text_logits(model, input_ids, attention_mask)  # one sentence: T5 is refused
+        return model.language_model(input_ids=input_ids, attention_mask=attention_mask).logits
+
     def prepare_processor(self, processor: Any, model: nn.Module) -> Any:
         """Also make the processor emit the ``num_query_tokens`` `<image>` placeholders transformers 5 expects."""
         if getattr(processor, "num_query_tokens", None) is None:

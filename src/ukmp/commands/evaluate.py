@@ -3,7 +3,8 @@
 Example: `ukmp evaluate shapes-blip2-t5 --task all --data shapes --out results.json` evaluates the
 shipped model on the shapes world's val split (generated into the cache on first use).
 A language model is measured by `--task perplexity --data FILE` on a .txt or .jsonl ('text' field)
-file (`ukmp.evaluation.perplexity` defines the figure).
+file (`ukmp.evaluation.perplexity` defines the figure); so is a vision-language model's language
+model, reading the text alone (for a decoder-only language model: LLaVA, Qwen2-VL, SmolVLM, BLIP-2 OPT).
 """
 
 from __future__ import annotations
@@ -175,7 +176,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_perplexity(args: argparse.Namespace) -> int:
-    """Perplexity of a language model on a plain-text file (it has no images, so no other task mixes in)."""
+    """Perplexity on a plain-text file (no images, so no other task mixes in): a language model's, or a
+    vision-language model's language model reading the text alone."""
     from ukmp.data.text import is_text_data
     from ukmp.errors import UserError
     from ukmp.evaluation.harness import format_table, write_results
@@ -191,10 +193,10 @@ def _run_perplexity(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     model, processor, _ = load_model_and_processor(args.model, device=args.device, gguf_file=args.gguf_file)
-    if getattr(model.config, "vision_config", None) is not None:
+    if getattr(model.config, "vision_config", None) is not None and args.examples:
         raise UserError(
-            f"--task perplexity needs a language model, and {args.model} is a vision-language model; evaluate it "
-            "with --task caption or --task vqa on an image-text data folder."
+            f"--examples with --task perplexity keeps a standalone language model's continuations; {args.model} is a "
+            "vision-language model, whose language model is measured on the text without them: drop --examples."
         )
     results = evaluate_perplexity(
         model,

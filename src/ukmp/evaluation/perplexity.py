@@ -1,5 +1,8 @@
 """Perplexity of a causal language model on plain text, token-weighted over non-overlapping windows.
 
+A vision-language model is measured through its language model reading the text alone (its
+adapter's ``text_logits``): whether pruning it for images kept what its language model knew.
+
 The text is cut into windows of ``seq_len`` tokens (``ukmp.data.text``: documents joined by the
 end-of-sequence token, consecutive windows, the last one possibly shorter). Each window is read on
 its own, so its first token is never predicted and every other token is predicted from the window's
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +42,18 @@ DEFINITION = (
 )
 
 
+def text_logits_of(model: nn.Module) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """How ``model`` reads text alone: its adapter's answer (a vision-language model's language model),
+    or the plain forward for a causal language model ukmp has no adapter for."""
+    from ukmp.adapters import find_adapter
+
+    try:
+        inputs = find_adapter(model).inputs
+    except UserError:
+        return lambda ids, mask: model(input_ids=ids, attention_mask=mask).logits
+    return lambda ids, mask: inputs.text_logits(model, ids, mask)
+
+
 @torch.no_grad()
 def window_nll(
     model: nn.Module,
@@ -48,6 +64,7 @@ def window_nll(
     progress: bool = True,
 ) -> tuple[float, int]:
     """(summed NLL in nats, number of predicted tokens) over ``windows``, batched and right-padded."""
+    text_logits = text_logits_of(model)
     device = next(model.parameters()).device
     total, count = 0.0, 0
     starts = range(0, len(windows), batch_size)
@@ -60,7 +77,7 @@ def window_nll(
             ids[row, : len(w)] = torch.tensor(w)
             mask[row, : len(w)] = 1
         ids, mask = ids.to(device), mask.to(device)
-        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+        logits = text_logits(ids, mask)[:, :-1].float()
         targets = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
         nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="sum")
         total += float(nll)
