@@ -18,15 +18,6 @@ from typing import Any
 
 import torch
 
-COMPONENTS = ("vision", "qformer", "lm_encoder", "lm_decoder", "lm")
-MODALITY_OF = {
-    "vision": "vision",
-    "qformer": "vision",
-    "lm_encoder": "language",
-    "lm_decoder": "language",
-    "lm": "language",
-}
-
 
 @dataclass(frozen=True)
 class Member:

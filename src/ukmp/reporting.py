@@ -41,17 +41,11 @@ from typing import Any
 
 from ukmp.artifact import MANIFEST, read_manifest
 from ukmp.atomic import replace_folder
+from ukmp.components import prunable_components, title_of
 from ukmp.errors import UserError
 from ukmp.output_guard import temporary_prefix
 
 EVAL_FORMAT_PREFIX = "ukmp-eval/"
-COMPONENT_TITLES = {
-    "vision": "Vision encoder",
-    "qformer": "Q-Former",
-    "lm_encoder": "LM encoder",
-    "lm_decoder": "LM decoder",
-    "lm": "Language model",
-}
 KIND_TITLES = {
     "attn": "self-attention heads",
     "cross_attn": "cross-attention heads",
@@ -258,7 +252,7 @@ def heatmap_figure(component: str, artifacts: Sequence[Artifact], path: Path) ->
             for (i, layer), label in text.items():
                 colour = "white" if grid[i, layer] < 0.55 else "black"
                 ax.text(layer, i, label, ha="center", va="center", fontsize=7, color=colour)
-        ax.set_title(f"{COMPONENT_TITLES.get(component, component)}: {KIND_TITLES.get(kind, kind)} kept per layer")
+        ax.set_title(f"{title_of(component)}: {KIND_TITLES.get(kind, kind)} kept per layer")
         ax.set_xticks(range(n_layers))
         ax.set_xlabel("layer")
         ax.set_yticks(range(len(rows)), [a.label for a in rows])
@@ -414,7 +408,7 @@ def report_markdown(run: Run, figures: Mapping[str, str], pages: Mapping[str, st
                 f"| {a.name} | {a.method} | {'–' if target is None else f'{target:g}'} | {_pct(a.ratio)} | "
                 f"{_params(a.manifest)} | {a.base_reference or '–'} |"
             )
-        components = [c for c in COMPONENT_TITLES if f"kept-{c}" in figures]
+        components = [c for c in prunable_components() if f"kept-{c}" in figures]
         lines += [
             "",
             "## Kept heads and channels per layer",
@@ -422,7 +416,7 @@ def report_markdown(run: Run, figures: Mapping[str, str], pages: Mapping[str, st
             "Each cell is the fraction of one layer's heads (or MLP channels) the model keeps; the number in the "
             "cell is the count kept (with the original count when small).",
             "",
-            "| model | " + " | ".join(COMPONENT_TITLES[c] for c in components) + " |",
+            "| model | " + " | ".join(title_of(c) for c in components) + " |",
             "|---|" + "---|" * len(components),
         ]
         for a in run.artifacts:
@@ -430,7 +424,7 @@ def report_markdown(run: Run, figures: Mapping[str, str], pages: Mapping[str, st
             lines.append(f"| {a.name} | " + " | ".join(summary.get(c, "not pruned") for c in components) + " |")
         lines.append("")
         for c in components:
-            lines += [f"![{COMPONENT_TITLES[c]}: kept per layer]({figures[f'kept-{c}']})", ""]
+            lines += [f"![{title_of(c)}: kept per layer]({figures[f'kept-{c}']})", ""]
     if run.results:
         metrics = sorted({m for r in run.results for m in headline_metrics(r.data)})
         lines += [
@@ -510,7 +504,7 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     try:
         (tmp / "figures").mkdir()
         figures: dict[str, str] = {}
-        for component in COMPONENT_TITLES:
+        for component in prunable_components():
             name = f"figures/kept-{component}.png"
             if heatmap_figure(component, run.artifacts, tmp / name):
                 figures[f"kept-{component}"] = name

@@ -17,8 +17,9 @@ import torch
 from torch import nn
 
 from ukmp.adapters.inputs import ModelInputs
+from ukmp.components import modality_of
 from ukmp.errors import UserError
-from ukmp.groups import MODALITY_OF, Member, PrunableGroup, linear_unit_params
+from ukmp.groups import Member, PrunableGroup, linear_unit_params
 
 
 def get_module(model: nn.Module, path: str) -> nn.Module:
@@ -56,7 +57,7 @@ def make_group(
     return PrunableGroup(
         name=name,
         component=component,
-        modality=MODALITY_OF[component],
+        modality=modality_of(component),
         kind=kind,
         layer=layer,
         owner=owner,

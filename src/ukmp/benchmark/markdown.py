@@ -6,6 +6,8 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ukmp.components import forward_order
+
 
 def _ms(stats: Mapping[str, float] | None) -> str:
     if stats is None:
@@ -41,9 +43,6 @@ def _sig(x: float) -> str:
     return f"{x:,.{digits}f}"
 
 
-COMPONENT_ORDER = ("vision", "qformer", "projection", "lm_encoder", "lm_decoder", "lm", "lm_embeddings", "lm_head")
-
-
 def bench_markdown(results: Mapping[str, Any], *, heading_level: int = 2) -> str:
     """The tables of a benchmark: models, per-component size and FLOPs, latency per batch, round-to."""
     h = "#" * heading_level
@@ -70,8 +69,8 @@ def bench_markdown(results: Mapping[str, Any], *, heading_level: int = 2) -> str
             f"{_m(m['nonzero_parameters'])} | {_g(m['flops_per_image']['forward']['total'])} | "
             f"{_x(m['ideal_speedup']['forward'])} |"
         )
-    buckets = [c for c in COMPONENT_ORDER if any(c in m["parameters"] for m in models)]
-    comps = [c for c in COMPONENT_ORDER if any(m["flops_per_image"]["forward"].get(c) for m in models)]
+    buckets = [c for c in forward_order() if any(c in m["parameters"] for m in models)]
+    comps = [c for c in forward_order() if any(m["flops_per_image"]["forward"].get(c) for m in models)]
     lines += [
         "",
         f"{h}# Parameters (M) per component",

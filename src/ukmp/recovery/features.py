@@ -9,9 +9,10 @@ import torch
 from torch import nn
 
 from ukmp.adapters import find_adapter
+from ukmp.components import forward_order
 from ukmp.errors import UserError
 from ukmp.recovery.losses import distillation_kl, feature_loss, task_loss
-from ukmp.recovery.phases import BETAS, FORWARD_ORDER, Phase
+from ukmp.recovery.phases import Phase, feature_weights
 
 
 class _StopForward(Exception):
@@ -20,7 +21,7 @@ class _StopForward(Exception):
 
 def block_paths(model: nn.Module) -> dict[str, list[str]]:
     """Component -> module path of each transformer block, in depth order (vision and LM stacks)."""
-    return find_adapter(model).block_paths(model, BETAS)
+    return find_adapter(model).block_paths(model, feature_weights())
 
 
 class FeatureTaps:
@@ -59,7 +60,7 @@ class FeatureTaps:
 
 
 def _last_block(supervised: dict[str, tuple[int, ...]]) -> tuple[str, int]:
-    component = max(supervised, key=FORWARD_ORDER.index)
+    component = max(supervised, key=forward_order().index)
     return component, max(supervised[component])
 
 
@@ -92,7 +93,7 @@ def phase_loss(
     total = None
     parts: dict[str, float] = {}
     if use_mse:
-        total, parts = feature_loss(taps.features, teacher_taps.features, BETAS)
+        total, parts = feature_loss(taps.features, teacher_taps.features, feature_weights())
     labels = batch["labels"]
     mask = (labels[:, 1:] != -100) if decoder_only else None
     if "kl" in phase.losses:

@@ -41,11 +41,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ukmp.components import RECOVERY_ROLES, component, forward_order
 from ukmp.errors import UserError
 
 SCHEDULES = ("lpd", "kl-task", "task", "no-progressive")
 LOSSES = ("mse", "kl", "task")
-FORWARD_ORDER = ("vision", "qformer", "lm_encoder", "lm_decoder", "lm")
 
 #: Table A data volumes in thousands of CC595K pairs (595K in all).
 TABLE_A_VOLUMES = {
@@ -57,8 +57,25 @@ TABLE_A_VOLUMES = {
     "high_decoder": 80,
     "top": 275,
 }
-BETAS = {"vision": 1e6, "lm_encoder": 1e9, "lm_decoder": 1e8, "lm": 1e8}
-LOWER_FRACTIONS = {"vision": 0.6, "lm_encoder": 0.5, "lm_decoder": 0.5, "lm": 0.5}
+#: per recovery role (``ukmp.components``): the feature weight β and the share of blocks the low sub-phase supervises
+ROLE_BETAS = {"visual": 1e6, "encoder": 1e9, "decoder": 1e8}
+ROLE_LOWER_FRACTIONS = {"visual": 0.6, "encoder": 0.5, "decoder": 0.5}
+#: per role: (the stage of its two sub-phases, the sub-phases' name suffix)
+ROLE_STAGES = {"visual": "tau1", "encoder": "tau2", "decoder": "tau2"}
+
+
+def feature_weights() -> dict[str, float]:
+    """β per supervised component, from its recovery role (1e6 vision, 1e9 LM encoder, 1e8 LM decoder)."""
+    return {c: ROLE_BETAS[role] for c, role in _roles().items()}
+
+
+def default_lower_fractions() -> dict[str, float]:
+    """Per supervised component, the share of its supervised blocks the low sub-phase reads."""
+    return {c: ROLE_LOWER_FRACTIONS[role] for c, role in _roles().items()}
+
+
+def _roles() -> dict[str, str]:
+    return {name: role for name in forward_order() if (role := component(name).recovery_role) is not None}
 
 
 @dataclass(frozen=True)
@@ -105,8 +122,9 @@ def lpd_phases(
 
     ``depths`` maps components (``vision``, ``lm_encoder``, ``lm_decoder`` or ``lm``) to block counts.
     """
-    fractions = {**LOWER_FRACTIONS, **(lower_fractions or {})}
-    unknown = set(depths) - set(BETAS)
+    fractions = {**default_lower_fractions(), **(lower_fractions or {})}
+    roles = _roles()
+    unknown = set(depths) - set(roles)
     if unknown:
         raise UserError(f"progressive distillation cannot supervise component {sorted(unknown)[0]!r}.")
     sup = {c: supervised_blocks(d) for c, d in depths.items() if d > 0}
@@ -120,16 +138,10 @@ def lpd_phases(
         if not low:
             done[component] = blocks
 
-    if "vision" in sup:
-        add("low_visual", "tau1", "vision")
-        add("high_visual", "tau1", "vision")
-    if "lm_encoder" in sup:
-        add("low_encoder", "tau2", "lm_encoder")
-        add("high_encoder", "tau2", "lm_encoder")
-    decoder = "lm_decoder" if "lm_decoder" in sup else "lm" if "lm" in sup else None
-    if decoder is not None:
-        add("low_decoder", "tau2", decoder)
-        add("high_decoder", "tau2", decoder)
+    for role in RECOVERY_ROLES:  # visual, then encoder, then decoder: the paper's progression
+        for name in (c for c in forward_order() if c in sup and roles[c] == role):
+            add(f"low_{role}", ROLE_STAGES[role], name)
+            add(f"high_{role}", ROLE_STAGES[role], name)
     phases.append(Phase("top", "tau3", {}, ("task", "kl"), TABLE_A_VOLUMES["top"]))
     return phases
 
@@ -143,7 +155,7 @@ def make_schedule(name: str, depths: dict[str, int], **kwargs: Any) -> list[Phas
     if name == "task":
         return [Phase("all", "single", {}, ("task",), 1.0)]
     if name == "no-progressive":
-        every = {c: supervised_blocks(d) for c, d in depths.items() if d > 0 and c in BETAS}
+        every = {c: supervised_blocks(d) for c, d in depths.items() if d > 0 and c in _roles()}
         return [Phase("all", "single", every, ("mse", "task", "kl"), 1.0)]
     raise UserError(f"unknown schedule {name!r}; choose one of {', '.join(SCHEDULES)}.")
 
