@@ -129,9 +129,9 @@ def build(folder: Path) -> dict:
 def prune_child(model: str, method: str, out: str, samples: int, device: str) -> dict:
     """One prune through the library's ``prune`` (child process); its summary."""
     from ukmp.data.index import SHAPES_CALIB_SPLIT, resolve_data_dir
+    from ukmp.methods.registry import get_scorer
     from ukmp.placement import Placement
     from ukmp.pruning import PruneConfig, prune
-    from ukmp.scorers.registry import get_scorer
 
     calibrated = get_scorer(method).calibrated
     config = PruneConfig(

@@ -327,7 +327,7 @@ class Bench:
     def recover_all(self) -> None:
         a = self.args
         ratio = a.recover_ratio
-        from ukmp.scorers.registry import get_scorer
+        from ukmp.methods.registry import get_scorer
 
         for method in a.recover_methods:
             # the paper's protocol: LPD for UKMP, plain LoRA otherwise
@@ -439,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     args.recover_methods = [m for m in args.recover_methods.split(",") if m]
     gguf_source = check_requirements(MODELS[args.model])
 
-    from ukmp.scorers.registry import scorer_names
+    from ukmp.methods.registry import scorer_names
 
     available = scorer_names()
 

@@ -99,8 +99,8 @@ def synthetic_batches(model, samples: int, batch: int, text: int = 10, target: i
 
 def child(mode: str, name: str, samples: int, batch: int) -> dict:
     from ukmp.adapters import find_adapter
+    from ukmp.methods.ukmi import UKMIOptions, accumulate_entropy, accumulate_gradients
     from ukmp.peak_memory import lifetime_peak_rss_kib
-    from ukmp.scoring.ukmi import UKMIOptions, accumulate_entropy, accumulate_gradients
 
     def peak_memory_mb() -> float:
         return lifetime_peak_rss_kib() / 1024

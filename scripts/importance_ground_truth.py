@@ -30,8 +30,8 @@ from ukmp.data.calibration import calibration_batches, load_calibration_samples,
 from ukmp.data.index import load_task, resolve_data_dir
 from ukmp.data.prefix_lm import PrefixLMSample
 from ukmp.evaluation.generation import VQA_PROMPT
+from ukmp.methods.registry import get_scorer
 from ukmp.removal_cost import probe_score, rank_agreement, removal_costs, sample_probes
-from ukmp.scorers.registry import get_scorer
 
 SCORERS = ("ukmp:paper", "ukmp:1.0", "ukmp:q0.34", "upop", "flap", "llm-pruner-global", "magnitude")
 LOSSES = ("caption_loss", "vqa_nll")

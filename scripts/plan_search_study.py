@@ -26,7 +26,7 @@ from pathlib import Path
 from recovery_study import METRICS, evaluate, run
 
 from ukmp.compare import artifact_name
-from ukmp.scorers.registry import base_method
+from ukmp.methods.registry import base_method
 from ukmp.seed_stats import paired_ordering, spread
 
 RATIO = 0.5

@@ -44,13 +44,13 @@ from ukmp.data.recovery_mix import vqa_samples
 from ukmp.evaluation.harness import evaluate
 from ukmp.loading import load_model, resolve_model_ref
 from ukmp.method_scores import MethodScores
+from ukmp.methods.calibration_pass import CalibrationPass
+from ukmp.methods.flap import add_to_biases, compensation_deltas
+from ukmp.methods.registry import get_scorer
 from ukmp.planning.schedules import plan_from_scores
 from ukmp.planning.search import perturbed_scores
 from ukmp.processors import load_processor
 from ukmp.removal_cost import mean_target_nll
-from ukmp.scorers.registry import get_scorer
-from ukmp.scoring.calibration_pass import CalibrationPass
-from ukmp.scoring.flap import add_to_biases, compensation_deltas
 from ukmp.surgery import apply_plan_physically
 
 RATIO = 0.5

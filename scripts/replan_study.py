@@ -27,7 +27,7 @@ from recovery_study import evaluate, run
 
 from ukmp.atomic import write_json_atomic, write_text_atomic
 from ukmp.compare import artifact_name
-from ukmp.scorers.registry import base_method
+from ukmp.methods.registry import base_method
 from ukmp.seed_stats import paired_ordering, spread
 
 SHOWN = (("vqa_accuracy", "VQA %", 1), ("CIDEr", "CIDEr", 2))

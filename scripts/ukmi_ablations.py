@@ -31,17 +31,17 @@ from ukmp.data.calibration import calibration_batches, load_calibration_samples,
 from ukmp.data.index import resolve_data_dir
 from ukmp.evaluation.harness import evaluate
 from ukmp.evaluation.model_loading import load_model_and_processor
-from ukmp.planning.iterative import IterativeOptions
-from ukmp.planning.schedules import plan_from_scores
-from ukmp.scorers.base import ScoringInputs
-from ukmp.scorers.registry import get_scorer
-from ukmp.scoring.ukmi import (
+from ukmp.methods.base import ScoringInputs
+from ukmp.methods.registry import get_scorer
+from ukmp.methods.ukmi import (
     UKMIOptions,
     accumulate_entropy,
     accumulate_gradients,
     entropy_unit_scores,
     taylor_unit_scores,
 )
+from ukmp.planning.iterative import IterativeOptions
+from ukmp.planning.schedules import plan_from_scores
 from ukmp.seed_stats import paired_ordering, spread
 from ukmp.surgery import apply_plan_physically
 

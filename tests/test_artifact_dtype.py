@@ -20,8 +20,8 @@ from ukmp.cli import main
 from ukmp.data.calibration import calibration_batches, load_calibration_samples
 from ukmp.data.world_writer import write_split
 from ukmp.loading import load_model
+from ukmp.methods.registry import get_scorer
 from ukmp.pruning import PruneConfig, load_dense, plan, score
-from ukmp.scorers.registry import get_scorer
 from ukmp.surgery import apply_plan_physically
 
 

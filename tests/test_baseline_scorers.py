@@ -10,15 +10,15 @@ import torch
 from torch import nn
 
 from ukmp.groups import Member, PrunableGroup
+from ukmp.methods.activation_stats import record_input_stats
+from ukmp.methods.ecoflap_sp import block_scores, zeroth_order_gradients
+from ukmp.methods.end_layers import end_layer_groups
+from ukmp.methods.flap import standardise_by_kind, wifv_scores
+from ukmp.methods.llm_pruner import llm_pruner_scores
+from ukmp.methods.upop import mask_gradients, upop_scores
+from ukmp.methods.wanda_sp import wanda_sp_scores
 from ukmp.planning.allocated import allocate_sparsity, allocated_schedule
 from ukmp.planning.global_schedule import GroupCost
-from ukmp.scoring.activation_stats import record_input_stats
-from ukmp.scoring.ecoflap_sp import block_scores, zeroth_order_gradients
-from ukmp.scoring.end_layers import end_layer_groups
-from ukmp.scoring.flap import standardise_by_kind, wifv_scores
-from ukmp.scoring.llm_pruner import llm_pruner_scores
-from ukmp.scoring.upop import mask_gradients, upop_scores
-from ukmp.scoring.wanda_sp import wanda_sp_scores
 
 W_DOWN = [[1.0, -2.0, 0.0, 1.0], [3.0, 0.0, -1.0, 2.0]]
 X = [[1.0, 0.0, 2.0, 0.0], [1.0, 1.0, 0.0, 2.0]]  # two tokens entering `down`

@@ -18,14 +18,14 @@ from ukmp.artifact import save_pruned
 from ukmp.cli import main
 from ukmp.data.world_writer import write_split
 from ukmp.loading import load_model
+from ukmp.methods.base import MethodOptions, ScoringInputs
+from ukmp.methods.calibration_pass import CalibrationPass
+from ukmp.methods.ecoflap_sp import ECoFLaPOptions
+from ukmp.methods.registry import get_scorer
+from ukmp.methods.ukmi import UKMIOptions, accumulate_gradients
 from ukmp.planning.schedules import plan_from_scores
 from ukmp.processors import load_processor
 from ukmp.pruning import PruneConfig, prune
-from ukmp.scorers.base import MethodOptions, ScoringInputs
-from ukmp.scorers.registry import get_scorer
-from ukmp.scoring.calibration_pass import CalibrationPass
-from ukmp.scoring.ecoflap_sp import ECoFLaPOptions
-from ukmp.scoring.ukmi import UKMIOptions, accumulate_gradients
 from ukmp.surgery import apply_plan_physically
 
 

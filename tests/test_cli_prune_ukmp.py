@@ -13,7 +13,7 @@ from eval_tiny_model import tiny_model_dir
 from ukmp.cli import main
 from ukmp.data.world_writer import write_split
 from ukmp.method_scores import MethodScores
-from ukmp.scoring.token_selection import DEFAULT_THRESHOLD, PAPER_THRESHOLD
+from ukmp.methods.token_selection import DEFAULT_THRESHOLD, PAPER_THRESHOLD
 
 
 @pytest.fixture(scope="module")

@@ -204,9 +204,9 @@ def test_compare_keeps_end_layers_dense_for_every_method_and_refuses_mixed_reuse
 
 def test_a_reused_artifact_planned_with_another_plan_search_is_refused(tmp_path: Path) -> None:
     from ukmp.errors import UserError
+    from ukmp.methods.registry import get_scorer
     from ukmp.provenance import COMPARE_FIX, check_reusable
     from ukmp.pruning import recorded_artifact_settings
-    from ukmp.scorers.registry import get_scorer
 
     artifact = tmp_path / "ukmp-50"
     artifact.mkdir()

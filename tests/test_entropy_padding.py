@@ -6,7 +6,7 @@ import torch
 
 from tiny_models import blip2_inputs, tiny_blip2
 from ukmp.adapters import find_adapter
-from ukmp.scoring.ukmi import UKMIOptions, accumulate_entropy
+from ukmp.methods.ukmi import UKMIOptions, accumulate_entropy
 
 
 def _entropies(model, batch):

@@ -60,7 +60,22 @@ def test_the_finder_sees_a_loop() -> None:
 
 def test_no_module_imports_one_that_imports_it_back() -> None:
     modules = _modules()
-    assert "ukmp.pruning" in modules and "ukmp.scorers.registry" in modules
+    assert "ukmp.pruning" in modules and "ukmp.methods.registry" in modules
     graph = {name: _imports(file, set(modules)) - {name} for name, file in modules.items()}
     loops = _cycles(graph)
     assert not loops, "import loops: " + "; ".join(" -> ".join(loop) for loop in loops)
+
+
+#: the modules that hold one pruning method each (its scores, options, scorer); the registry lists them
+METHOD_MODULES = {
+    f"ukmp.methods.{name}"
+    for name in ("ukmp", "ukmi", "llm_pruner", "flap", "wanda_sp", "ecoflap_sp", "upop", "magnitude", "random")
+}
+
+
+def test_the_prune_path_asks_the_scorer_and_imports_no_method() -> None:
+    modules = _modules()
+    assert METHOD_MODULES <= set(modules)
+    for name in ("ukmp.pruning", "ukmp.compare", "ukmp.commands.shared_options", "ukmp.removal_cost"):
+        named = _imports(modules[name], set(modules)) & METHOD_MODULES
+        assert not named, f"{name} imports {sorted(named)}"

@@ -25,7 +25,7 @@ from ukmp.data.reading import load_image
 from ukmp.data.world_writer import write_split
 from ukmp.evaluation.generation import VQA_SETTINGS, answer_questions, processor_inputs
 from ukmp.loading import load_model
-from ukmp.scorers.registry import scorer_names
+from ukmp.methods.registry import scorer_names
 from ukmp.surgery import apply_plan_as_masks
 
 LMS = ("t5", "llama")

@@ -95,7 +95,7 @@ def test_every_calibrated_method_prunes_a_llava(combination: str, calibrated, tm
     from transformers import AutoProcessor
 
     from ukmp.data.calibration import calibration_batches, load_calibration_samples
-    from ukmp.scorers.registry import scorer_names
+    from ukmp.methods.registry import scorer_names
 
     folder, data = calibrated[combination], calibrated["data"]
     processor = AutoProcessor.from_pretrained(folder)

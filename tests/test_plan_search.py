@@ -15,10 +15,10 @@ from tiny_models import blip2_inputs, tiny_blip2
 from ukmp.adapters import find_adapter
 from ukmp.cli import main
 from ukmp.data.world_writer import write_split
+from ukmp.methods.magnitude import magnitude_scores
 from ukmp.planning.schedules import plan_from_scores
 from ukmp.planning.search import PlanSearchOptions, consumer_inputs_masked, perturbed_scores, search_plan
 from ukmp.removal_cost import mean_target_nll
-from ukmp.scoring.magnitude import magnitude_scores
 from ukmp.surgery import apply_plan_physically
 
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from ukmp.errors import UserError
-from ukmp.scoring.token_selection import Threshold, parse_threshold, selected_token_loss
-from ukmp.scoring.ukmi import UKMIOptions
+from ukmp.methods.token_selection import Threshold, parse_threshold, selected_token_loss
+from ukmp.methods.ukmi import UKMIOptions
 
 
 def _logits(rows: list[list[list[float]]]) -> torch.Tensor:

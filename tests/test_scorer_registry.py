@@ -15,12 +15,12 @@ from ukmp.data.world_writer import write_split
 from ukmp.errors import UserError
 from ukmp.groups import PruningPlan
 from ukmp.method_scores import MethodScores
+from ukmp.methods.base import Scorer, ScoringInputs
+from ukmp.methods.magnitude import magnitude_scores
+from ukmp.methods.registry import compared_by_default, get_scorer, is_proposed, register_scorer, scorer_names
+from ukmp.methods.token_selection import PAPER_THRESHOLD
 from ukmp.planning.schedules import SCHEDULES, plan_from_scores
 from ukmp.pruning import PruneConfig, load_dense, prune
-from ukmp.scorers.base import Scorer, ScoringInputs
-from ukmp.scorers.registry import compared_by_default, get_scorer, is_proposed, register_scorer, scorer_names
-from ukmp.scoring.magnitude import magnitude_scores
-from ukmp.scoring.token_selection import PAPER_THRESHOLD
 
 
 @pytest.fixture(scope="module")

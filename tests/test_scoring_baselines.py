@@ -6,8 +6,8 @@ import torch
 
 from tiny_models import tiny_blip2
 from ukmp.adapters import find_adapter
-from ukmp.scoring.magnitude import magnitude_scores
-from ukmp.scoring.random import random_scores
+from ukmp.methods.magnitude import magnitude_scores
+from ukmp.methods.random import random_scores
 
 
 def test_random_scores_depend_only_on_the_seed():

@@ -9,9 +9,9 @@ import torch
 from torch import nn
 
 from ukmp.groups import Member, PrunableGroup
-from ukmp.scoring.entropy import RowAngleHistogram, entropy_of_values
-from ukmp.scoring.token_selection import selected_token_loss
-from ukmp.scoring.ukmi import entropy_unit_scores, taylor_unit_scores
+from ukmp.methods.entropy import RowAngleHistogram, entropy_of_values
+from ukmp.methods.token_selection import selected_token_loss
+from ukmp.methods.ukmi import entropy_unit_scores, taylor_unit_scores
 
 
 def _logits_for(probs: list[list[float]]) -> torch.Tensor:

@@ -7,7 +7,7 @@ import torch
 
 from tiny_models import IMAGE_SIZE, IMAGE_TOKEN, NUM_QUERY, tiny_blip2
 from ukmp.adapters import find_adapter
-from ukmp.scoring.ukmi import UKMIOptions, ukmi_scores
+from ukmp.methods.ukmi import UKMIOptions, ukmi_scores
 
 
 def _samples(lm: str, n: int, seed: int) -> list[dict[str, torch.Tensor]]:

@@ -27,8 +27,8 @@ from ukmp.data.calibration import calibration_batches, load_calibration_samples
 from ukmp.data.world_writer import write_split
 from ukmp.groups import PruningPlan
 from ukmp.loading import load_model
-from ukmp.scorers.base import Scorer
-from ukmp.scorers.registry import get_scorer
+from ukmp.methods.base import Scorer
+from ukmp.methods.registry import get_scorer
 from ukmp.surgery import apply_plan_as_masks, apply_plan_physically
 
 

@@ -56,6 +56,10 @@ from ukmp.examples_page.from_compare import write_compare_examples
 from ukmp.examples_page.outputs import missing_outputs
 from ukmp.loading import resolve_model_ref
 from ukmp.method_scores import MethodScores, check_scores_match
+from ukmp.methods.base import MethodOptions, Scorer, ScoringInputs
+from ukmp.methods.calibration_pass import CalibrationPass
+from ukmp.methods.end_layers import END_LAYER_RULES
+from ukmp.methods.registry import VARIANT_SEPARATOR, compared_by_default, get_scorer
 from ukmp.output_guard import check_output
 from ukmp.placement import Placement
 from ukmp.planning.search import PlanSearchOptions
@@ -63,10 +67,6 @@ from ukmp.preflight import check_calibration_data
 from ukmp.provenance import COMPARE_FIX, MODEL, Settings, as_recorded, check_reusable, data_key
 from ukmp.pruning import PruneConfig, load_dense, prune_scored, recorded_artifact_settings, score
 from ukmp.recovery.distill import MERGED_DIR, RecoveryConfig, run_recovery
-from ukmp.scorers.base import MethodOptions, Scorer, ScoringInputs
-from ukmp.scorers.registry import VARIANT_SEPARATOR, compared_by_default, get_scorer
-from ukmp.scoring.calibration_pass import CalibrationPass
-from ukmp.scoring.end_layers import END_LAYER_RULES
 
 RECOVERY_MODES = ("none", "lora", "lpd")
 #: the tasks whose every output an evaluation keeps in OUT/evals/ (retrieval has none to keep)

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from ukmp.atomic import write_if_drawn, write_json_atomic, write_text_atomic
+from ukmp.methods.registry import is_proposed
 from ukmp.reporting import RECOVERED_SERIES, headline_metrics, quality_figure
-from ukmp.scorers.registry import is_proposed
 
 RESULTS_FORMAT = "ukmp-compare/1"
 

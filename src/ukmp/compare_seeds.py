@@ -20,7 +20,7 @@ from ukmp.atomic import write_if_drawn, write_json_atomic, write_text_atomic
 from ukmp.compare import CompareConfig, CompareRun, check_compare_output
 from ukmp.compare_report import records_used, results_data
 from ukmp.examples_page.from_compare import write_compare_examples
-from ukmp.scorers.registry import is_proposed
+from ukmp.methods.registry import is_proposed
 from ukmp.seed_stats import paired_ordering, spread
 
 SEEDS_FORMAT = "ukmp-compare-seeds/1"

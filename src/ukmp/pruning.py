@@ -33,6 +33,10 @@ from ukmp.errors import UserError
 from ukmp.groups import PrunableGroup
 from ukmp.loading import base_reference, load_model, resolve_model_ref
 from ukmp.method_scores import MethodScores, check_scores_match
+from ukmp.methods.base import MethodOptions, Scorer, ScoringInputs
+from ukmp.methods.calibration_pass import CalibrationPass
+from ukmp.methods.end_layers import END_LAYER_RULES
+from ukmp.methods.registry import base_method, get_scorer, scorer_names
 from ukmp.peak_memory import recorded_step
 from ukmp.placement import Placement, model_device
 from ukmp.planning.global_schedule import PlanResult
@@ -43,10 +47,6 @@ from ukmp.planning.search import PlanSearchOptions, search_plan, selection_batch
 from ukmp.preflight import check_calibration_data, check_model_source, check_processor_matches, check_ratio
 from ukmp.processors import load_processor
 from ukmp.provenance import MODEL, Settings, as_recorded, shown
-from ukmp.scorers.base import MethodOptions, Scorer, ScoringInputs
-from ukmp.scorers.registry import base_method, get_scorer, scorer_names
-from ukmp.scoring.calibration_pass import CalibrationPass
-from ukmp.scoring.end_layers import END_LAYER_RULES
 from ukmp.surgery import apply_plan_physically
 
 #: what an artifact's weights may be saved as; "auto" keeps the base model's dtype

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from ukmp.adapters.base import get_module
 from ukmp.groups import PrunableGroup
-from ukmp.scoring.ukmi import _target_logits
+from ukmp.methods.targets import target_logits
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def mean_target_nll(model: nn.Module, batches: Sequence[Mapping[str, torch.Tenso
     """Mean cross-entropy per target token (labels != -100) over all `batches`."""
     total, tokens = 0.0, 0
     for batch in batches:
-        logits, labels = _target_logits(model, model(**batch).logits, batch["labels"])
+        logits, labels = target_logits(model, model(**batch).logits, batch["labels"])
         total += float(F.cross_entropy(logits.transpose(1, 2).float(), labels, ignore_index=-100, reduction="sum"))
         tokens += int((labels != -100).sum())
     return total / max(tokens, 1)

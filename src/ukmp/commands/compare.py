@@ -26,9 +26,9 @@ from ukmp.compare import DEFAULT_METHODS, RECOVERY_MODES, CompareConfig, parse_l
 from ukmp.compare_seeds import run_compare
 from ukmp.data.index import default_calib_split
 from ukmp.errors import UserError
-from ukmp.scorers.base import MethodOptions
-from ukmp.scoring.ecoflap_sp import ECoFLaPOptions
-from ukmp.scoring.llm_pruner import LLMPrunerOptions
+from ukmp.methods.base import MethodOptions
+from ukmp.methods.ecoflap_sp import ECoFLaPOptions
+from ukmp.methods.llm_pruner import LLMPrunerOptions
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

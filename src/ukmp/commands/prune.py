@@ -25,18 +25,18 @@ from ukmp.commands.shared_options import (
 from ukmp.data.index import default_calib_split, resolve_data_dir
 from ukmp.data.text import is_text_data
 from ukmp.errors import UserError
+from ukmp.methods.base import MethodOptions
+from ukmp.methods.ecoflap_sp import ECoFLaPOptions
+from ukmp.methods.llm_pruner import LLMPrunerOptions
+from ukmp.methods.presets import DEFAULT_PRESET, PRESETS
+from ukmp.methods.registry import get_scorer, scorer_names
+from ukmp.methods.token_selection import parse_threshold
+from ukmp.methods.ukmi import UKMIOptions
 from ukmp.placement import Placement
 from ukmp.planning.iterative import SCOPE_CHOICES, IterativeOptions
 from ukmp.planning.schedules import SCHEDULES
 from ukmp.preflight import check_ratio
 from ukmp.pruning import PruneConfig, TypedFlag, check_flags_apply_to_scores, prune
-from ukmp.scorers.base import MethodOptions
-from ukmp.scorers.registry import get_scorer, scorer_names
-from ukmp.scoring.ecoflap_sp import ECoFLaPOptions
-from ukmp.scoring.llm_pruner import LLMPrunerOptions
-from ukmp.scoring.presets import DEFAULT_PRESET, PRESETS
-from ukmp.scoring.token_selection import parse_threshold
-from ukmp.scoring.ukmi import UKMIOptions
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

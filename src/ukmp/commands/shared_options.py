@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from ukmp.methods.end_layers import END_LAYER_RULES
 from ukmp.placement import SCORE_DTYPES, Placement
 from ukmp.planning.search import SELECTION_ANSWERS, PlanSearchOptions
 from ukmp.pruning import SAVED_DTYPES
-from ukmp.scoring.end_layers import END_LAYER_RULES
 
 
 def add_plan_search_arguments(parser: argparse._ActionsContainer) -> None:

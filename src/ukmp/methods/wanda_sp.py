@@ -5,6 +5,8 @@ channel it reads, over the calibration tokens. The structured variant applies it
 Linear (``o`` / ``wo`` / ``fc2``), whose input channels ARE the units, and sums per unit (a head's
 score sums its channels). The schedule is local: the same fraction of units leaves every group.
 It needs only the forward statistics of the shared calibration pass, no gradients.
+
+``WandaSPScorer`` (at the end) is the method as the prune path runs it.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from torch import nn
 
 from ukmp.adapters.base import get_module
 from ukmp.groups import PrunableGroup
-from ukmp.scoring.activation_stats import ChannelStats
-from ukmp.scoring.unit_sums import unit_sums
+from ukmp.method_scores import MethodScores
+from ukmp.methods.activation_stats import ChannelStats
+from ukmp.methods.base import Scorer, ScoringInputs
+from ukmp.methods.unit_sums import unit_sums
 
 
 def wanda_sp_scores(
@@ -28,3 +32,19 @@ def wanda_sp_scores(
         return weight.abs() * stats[name].l2.to(weight.device).reshape(1, -1)
 
     return {g.name: unit_sums(g, values, side="consumers") for g in groups}
+
+
+class WandaSPScorer(Scorer):
+    """Per-unit sums of |W| times the input channel's norm, the same ratio in every group."""
+
+    name = "wanda-sp"
+    compared_by_default = True
+    schedule = "local"
+    approximation = "structured Wanda as shipped with FLAP"
+
+    def calibration_needs(self) -> set[str]:
+        return {"activations"}
+
+    def compute(self, inputs: ScoringInputs) -> MethodScores:
+        acts = inputs.calibration_pass().activations()
+        return MethodScores(self.name, wanda_sp_scores(inputs.model, inputs.groups, acts))

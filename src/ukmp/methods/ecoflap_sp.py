@@ -14,6 +14,8 @@ global block importance, then prunes inside each block with Wanda. The structure
    parameters to keep are shared out in proportion to the block scores, every group keeping at
    least ``1 - cap`` of its parameters, with cap = the target sparsity of the prunable set + 0.1.
 3. **Fine**: inside each group units are ranked by the Wanda-sp score (``wanda_sp.py``).
+
+``ECoFLaPSPScorer`` (at the end) is the method as the prune path runs it.
 """
 
 from __future__ import annotations
@@ -29,7 +31,11 @@ from tqdm.auto import tqdm
 from ukmp.adapters.base import get_module
 from ukmp.errors import UserError
 from ukmp.groups import PrunableGroup
-from ukmp.scoring.unit_sums import unit_sums
+from ukmp.method_scores import MethodScores
+from ukmp.methods.base import Scorer, ScoringInputs
+from ukmp.methods.calibration_pass import plain_target_loss
+from ukmp.methods.unit_sums import unit_sums
+from ukmp.methods.wanda_sp import wanda_sp_scores
 
 BLOCK_SCORES = ("zeroth", "first")
 
@@ -101,3 +107,53 @@ def block_scores(model: nn.Module, groups: list[PrunableGroup], grads: dict[str,
         return (get_module(model, name).weight.detach().double() * grads[name].double()).abs()
 
     return {g.name: float(unit_sums(g, values).sum()) for g in groups}
+
+
+class ECoFLaPSPScorer(Scorer):
+    """The UKMP paper's ECoFLaP_sp baseline (`docs/baselines.md`)."""
+
+    name = "ecoflap-sp"
+    compared_by_default = True
+    schedule = "allocated"
+    options_name = "ecoflap"
+    options_type = ECoFLaPOptions
+    option_flags = {"block_score": "--block-score"}
+    approximation = (
+        "structured variant of ECoFLaP (the UKMP paper's ECoFLaP_sp): zeroth-order block scores, "
+        "then Wanda-sp inside each group"
+    )
+
+    def calibration_needs(self) -> set[str]:
+        return {"activations"} | ({"gradients"} if self.own_options.block_score == "first" else set())
+
+    def compute(self, inputs: ScoringInputs) -> MethodScores:
+        opts = self.own_options
+        opts.validate()
+        calib = inputs.calibration_pass()
+        stats: dict = {"options": dict(opts.__dict__)}
+        scores = wanda_sp_scores(inputs.model, inputs.groups, calib.activations())
+        if opts.block_score == "first":
+            grads, _ = calib.gradients()
+        else:
+            # one random direction per sample: the estimate's quality grows with the number of directions
+            grads, stats["zeroth_order_pass"] = zeroth_order_gradients(
+                inputs.model,
+                inputs.groups,
+                calib.batches(1),
+                plain_target_loss,
+                epsilon=opts.epsilon,
+                seed=calib.seed,
+                total=len(calib.samples()),
+                progress=calib.progress,
+            )
+        blocks = block_scores(inputs.model, inputs.groups, grads)
+        factors = {"block": {name: torch.tensor([value], dtype=torch.float64) for name, value in blocks.items()}}
+        return MethodScores(self.name, scores, stats, factors)
+
+    def schedule_settings(self) -> dict[str, float]:
+        """The allocated schedule's margin: how far above the target sparsity one group may go."""
+        return {"max_sparsity_margin": self.own_options.max_sparsity_margin}
+
+    def block_scores(self, scored: MethodScores) -> dict[str, float] | None:
+        block = scored.factors.get("block")
+        return {name: float(value.reshape(-1)[0]) for name, value in block.items()} if block else None

@@ -34,19 +34,20 @@ from tqdm import tqdm
 
 from ukmp.adapters import find_adapter
 from ukmp.adapters.base import get_module
-from ukmp.adapters.inputs import reads_with_encoder
 from ukmp.distributed import ONE_PROCESS, World
 from ukmp.groups import PrunableGroup
-from ukmp.peak_memory import PeakMeter
-from ukmp.placement import model_device
-from ukmp.scoring.entropy import ANGLE_MODES, RowAngleHistogram
-from ukmp.scoring.token_selection import (
+from ukmp.methods.entropy import ANGLE_MODES, RowAngleHistogram
+from ukmp.methods.targets import target_logits
+from ukmp.methods.token_selection import (
     DEFAULT_THRESHOLD,
     SELECTION_MODES,
     Threshold,
     parse_threshold,
     selected_token_loss,
 )
+from ukmp.methods.weight_gradients import member_modules, take_gradients
+from ukmp.peak_memory import PeakMeter
+from ukmp.placement import model_device
 
 TAYLOR_TERMS = ("first", "second", "mix")
 ENTROPY_MODES = (*ANGLE_MODES, "off")
@@ -96,17 +97,6 @@ class UKMIScores:
     stats: dict = field(default_factory=dict)
 
 
-def _member_modules(model: nn.Module, groups: list[PrunableGroup]) -> dict[str, nn.Linear]:
-    return {m.module: get_module(model, m.module) for g in groups for m in g.members}
-
-
-def _target_logits(model: nn.Module, logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Align logits with their targets: encoder-decoders predict labels[t] at t, decoders at t-1."""
-    if reads_with_encoder(model):
-        return logits, labels
-    return logits[:, :-1], labels[:, 1:]
-
-
 def accumulate_gradients(
     model: nn.Module,
     groups: list[PrunableGroup],
@@ -121,7 +111,7 @@ def accumulate_gradients(
 
     With several processes (``world``) each passes its own samples and the sums are added up.
     """
-    modules = _member_modules(model, groups)
+    modules = member_modules(model, groups)
     need_fisher = options.taylor in ("second", "mix")
     inputs = find_adapter(model).inputs  # how a batch splits into samples is the model's
     was_training = model.training
@@ -151,7 +141,7 @@ def accumulate_gradients(
             pieces = inputs.sample_pieces(batch) if need_fisher else [batch]
             for piece in pieces:
                 out = model(**piece)
-                logits, labels = _target_logits(model, out.logits, piece["labels"])
+                logits, labels = target_logits(model, out.logits, piece["labels"])
                 selected = selected_token_loss(logits, labels, options.selection_threshold, options.selection)
                 selected.loss.backward()
                 tokens["selected"] += int(selected.selected_tokens.sum())
@@ -183,15 +173,6 @@ def accumulate_gradients(
         "processes": world.size,
     }
     return grads, fisher, stats
-
-
-def take_gradients(modules: dict[str, nn.Linear]) -> dict[str, torch.Tensor]:
-    """Each weight's accumulated ``.grad`` (zeros where none arrived), detached from its module."""
-    grads = {}
-    for name, module in modules.items():
-        grads[name] = module.weight.grad if module.weight.grad is not None else torch.zeros_like(module.weight)
-        module.weight.grad = None
-    return grads
 
 
 def salience(weight: torch.Tensor, grad: torch.Tensor, fisher: torch.Tensor | None, term: str) -> torch.Tensor:

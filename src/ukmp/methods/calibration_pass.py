@@ -27,15 +27,16 @@ from tqdm.auto import tqdm
 from ukmp.data.calibration import calibration_batches, load_calibration_samples, take_disjoint
 from ukmp.errors import UserError
 from ukmp.groups import PrunableGroup
+from ukmp.methods.activation_stats import ChannelStats, consumer_names, record_input_stats
+from ukmp.methods.targets import target_logits
+from ukmp.methods.weight_gradients import member_modules, take_gradients
 from ukmp.peak_memory import PeakMeter
 from ukmp.placement import model_device
-from ukmp.scoring.activation_stats import ChannelStats, consumer_names, record_input_stats
-from ukmp.scoring.ukmi import _member_modules, _target_logits, take_gradients
 
 
 def plain_target_loss(model: nn.Module, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy over every target token (labels != -100) of the batch."""
-    logits, labels = _target_logits(model, logits, labels)
+    logits, labels = target_logits(model, logits, labels)
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100)
 
 
@@ -117,7 +118,7 @@ class CalibrationPass:
         if not needs:
             return
         model = self.model
-        modules = _member_modules(model, self.groups)
+        modules = member_modules(model, self.groups)
         with_grad = "gradients" in needs
         with_fisher = "fisher" in needs
         fisher = {n: torch.zeros_like(m.weight, dtype=torch.float32) for n, m in modules.items()} if with_fisher else {}

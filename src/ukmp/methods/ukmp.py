@@ -13,11 +13,11 @@ from typing import Any
 from ukmp.data.calibration import calibration_batches, load_calibration_samples, take_disjoint
 from ukmp.errors import UserError
 from ukmp.method_scores import MethodScores
+from ukmp.methods.base import Scorer, ScoringInputs
+from ukmp.methods.presets import DEFAULT_PRESET, PRESETS
+from ukmp.methods.token_selection import parse_threshold
+from ukmp.methods.ukmi import UKMIOptions, ukmi_scores
 from ukmp.planning.iterative import IterativeOptions
-from ukmp.scorers.base import Scorer, ScoringInputs
-from ukmp.scoring.presets import DEFAULT_PRESET, PRESETS
-from ukmp.scoring.token_selection import parse_threshold
-from ukmp.scoring.ukmi import ukmi_scores
 
 
 class UKMPScorer(Scorer):
@@ -29,16 +29,15 @@ class UKMPScorer(Scorer):
     recovery = "lpd"
     proposed = True
     splits_across_processes = True
-    option_flags = (
-        "ukmi",
-        {
-            "threshold": "--threshold",
-            "selection": "--selection",
-            "taylor": "--taylor",
-            "entropy": "--entropy",
-            "entropy_on_vision": "--entropy-on-vision",
-        },
-    )
+    options_name = "ukmi"
+    options_type = UKMIOptions
+    option_flags = {
+        "threshold": "--threshold",
+        "selection": "--selection",
+        "taylor": "--taylor",
+        "entropy": "--entropy",
+        "entropy_on_vision": "--entropy-on-vision",
+    }
 
     def configure_variant(self, variant: str) -> None:
         if variant in PRESETS:
@@ -48,9 +47,7 @@ class UKMPScorer(Scorer):
                 threshold = parse_threshold(variant).option
             except ValueError as exc:
                 raise UserError(f"{self.name}:{variant}: {exc}") from None
-        self.options = dataclasses.replace(
-            self.options, ukmi=dataclasses.replace(self.options.ukmi, threshold=threshold)
-        )
+        self.options = self.options.replace(ukmi=dataclasses.replace(self.own_options, threshold=threshold))
 
     def iterative_options(self) -> IterativeOptions:
         """The schedule of this variant's preset: ``ukmp:paper`` plans as the paper, the others as ukmp's default."""
@@ -62,7 +59,7 @@ class UKMPScorer(Scorer):
         return True  # UKMI's gradient pass runs outside the shared calibration pass
 
     def compute(self, inputs: ScoringInputs) -> MethodScores:
-        options = self.options.ukmi
+        options = self.own_options
         options.validate()
         if inputs.num_samples <= 0:
             raise UserError(f"--num-samples must be positive, got {inputs.num_samples}.")

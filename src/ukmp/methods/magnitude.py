@@ -13,6 +13,8 @@ from tqdm.auto import tqdm
 
 from ukmp.adapters.base import get_module
 from ukmp.groups import PrunableGroup
+from ukmp.method_scores import MethodScores
+from ukmp.methods.base import Scorer, ScoringInputs
 
 
 @torch.no_grad()
@@ -37,3 +39,16 @@ def magnitude_scores(
     """L1 score per unit for every group; ``seed`` is unused (deterministic by construction)."""
     bar = tqdm(groups, desc="magnitude scores", unit="group", disable=None if progress else True)
     return {g.name: unit_l1(model, g) for g in bar}
+
+
+class MagnitudeScorer(Scorer):
+    """L1 norm of each unit's weights; needs no data."""
+
+    name = "magnitude"
+    compared_by_default = True
+    calibrated = False
+
+    def compute(self, inputs: ScoringInputs) -> MethodScores:
+        return MethodScores(
+            self.name, magnitude_scores(inputs.model, inputs.groups, seed=inputs.seed, progress=inputs.progress)
+        )

@@ -15,19 +15,25 @@ the consumer folds into its bias: ``b += W[:, removed] @ mean(x[removed])``. The
 computed from the DENSE weights before slicing and added after; a consumer without a bias (T5's
 ``o`` and ``wo``) gets one, and the model remembers it (``ukmp_added_biases``) so the artifact
 records it and reloads bit-identically.
+
+``FLAPScorer`` (at the end) is the method as the prune path runs it: these scores, planned globally, with the
+compensation around the surgery.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from ukmp.adapters.base import get_module
 from ukmp.groups import PrunableGroup, PruningPlan
-from ukmp.scoring.activation_stats import ChannelStats
-from ukmp.scoring.unit_sums import unit_sums
+from ukmp.method_scores import MethodScores
+from ukmp.methods.activation_stats import ChannelStats
+from ukmp.methods.base import Scorer, ScoringInputs
+from ukmp.methods.unit_sums import unit_sums
 
 ADDED_BIASES_ATTR = "ukmp_added_biases"
 
@@ -96,3 +102,46 @@ def add_to_biases(model: nn.Module, deltas: dict[str, torch.Tensor]) -> list[str
     added = sorted(set(getattr(model, ADDED_BIASES_ATTR, [])) | set(created))
     setattr(model, ADDED_BIASES_ATTR, added)
     return created
+
+
+class FLAPScorer(Scorer):
+    """WIFV scores (above); the removed units' mean contribution moves into the biases."""
+
+    name = "flap"
+    compared_by_default = True
+    schedule = "global"
+
+    def calibration_needs(self) -> set[str]:
+        return {"activations"}
+
+    def compute(self, inputs: ScoringInputs) -> MethodScores:
+        acts = inputs.calibration_pass().activations()
+        scores = standardise_by_kind(wifv_scores(inputs.model, inputs.groups, acts), inputs.groups)
+        factors = {"input_mean": {name: acts[name].mean.clone() for name in sorted(acts)}}
+        return MethodScores(self.name, scores, factors=factors)
+
+    def planning_ratio(
+        self, scored: MethodScores, model: nn.Module, groups: list[PrunableGroup], ratio: float, basis: int
+    ) -> float:
+        """Plan for more than ``ratio``, so the saved model still meets it after compensation adds biases.
+
+        Compensation creates a bias on every consumer that lacks one (T5's ``o`` and ``wo``); those
+        parameters count in the pruned model, so the plan removes that many more (an upper bound:
+        every such consumer of a plannable group), keeping the achieved ratio >= the target.
+        """
+        names = {m.module for g in self.plannable_groups(scored, groups) for m in g.consumers}
+        extra = sum(get_module(model, n).out_features for n in names if get_module(model, n).bias is None)
+        return ratio + extra / basis
+
+    def finalize(
+        self,
+        model: nn.Module,
+        groups: list[PrunableGroup],
+        plan: PruningPlan,
+        scored: MethodScores,
+        slice_model: Callable[[], None],
+    ) -> None:
+        """Bias deltas from the dense weights, then the surgery, then the deltas added."""
+        deltas = compensation_deltas(model, groups, plan, scored.factors.get("input_mean") or {})
+        slice_model()
+        add_to_biases(model, deltas)

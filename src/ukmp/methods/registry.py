@@ -8,14 +8,15 @@ compares method names: the prune path, `ukmp compare` and the reports ask the sc
 from __future__ import annotations
 
 from ukmp.errors import UserError
-from ukmp.scorers.base import MethodOptions, Scorer
-from ukmp.scorers.data_free import MagnitudeScorer, RandomScorer
-from ukmp.scorers.ecoflap_sp import ECoFLaPSPScorer
-from ukmp.scorers.flap import FLAPScorer
-from ukmp.scorers.llm_pruner import LLMPrunerGlobalScorer, LLMPrunerLocalScorer
-from ukmp.scorers.ukmp import UKMPScorer
-from ukmp.scorers.upop import UPopScorer
-from ukmp.scorers.wanda_sp import WandaSPScorer
+from ukmp.methods.base import MethodOptions, Scorer
+from ukmp.methods.ecoflap_sp import ECoFLaPSPScorer
+from ukmp.methods.flap import FLAPScorer
+from ukmp.methods.llm_pruner import LLMPrunerGlobalScorer, LLMPrunerLocalScorer
+from ukmp.methods.magnitude import MagnitudeScorer
+from ukmp.methods.random import RandomScorer
+from ukmp.methods.ukmp import UKMPScorer
+from ukmp.methods.upop import UPopScorer
+from ukmp.methods.wanda_sp import WandaSPScorer
 
 VARIANT_SEPARATOR = ":"
 

@@ -5,7 +5,7 @@ from "plan by the scores, slice, save": its default schedule, the groups it leav
 ratio it must plan for, and what it does to the model around the surgery (FLAP's bias
 compensation). Each of those is a method of ``Scorer`` with a neutral default, so the prune path
 (`ukmp.pruning`) never asks which method it runs, and adding a method is one file that subclasses
-``Scorer`` and registers it (`ukmp.scorers.registry`).
+``Scorer`` and registers it (`ukmp.methods.registry`).
 
 The split follows Torch-Pruning's importance / pruner division: scorers compute numbers, the
 schedules in `ukmp.planning.schedules` turn numbers into plans, `ukmp.surgery` slices.
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from torch import nn
@@ -25,29 +25,51 @@ from ukmp.distributed import ONE_PROCESS, World
 from ukmp.errors import UserError
 from ukmp.groups import PrunableGroup, PruningPlan
 from ukmp.method_scores import MethodScores
+from ukmp.methods.calibration_pass import CalibrationPass
+from ukmp.methods.end_layers import end_layer_groups
 from ukmp.peak_memory import measured_peak
 from ukmp.placement import model_device, model_dtype
 from ukmp.planning.iterative import IterativeOptions
 from ukmp.provenance import Settings, calibration_settings
-from ukmp.scoring.calibration_pass import CalibrationPass
-from ukmp.scoring.ecoflap_sp import ECoFLaPOptions
-from ukmp.scoring.end_layers import end_layer_groups
-from ukmp.scoring.llm_pruner import LLMPrunerOptions
-from ukmp.scoring.ukmi import UKMIOptions
+
+#: each scorer's options class, by the name its options go by (``Scorer.options_name``); filled as scorers are defined
+_OPTION_TYPES: dict[str, type] = {}
 
 
-@dataclass
 class MethodOptions:
-    """The switches of every scorer; each scorer reads its own field (defaults: each method's own)."""
+    """The options of every scorer of a run, each under its scorer's ``options_name`` (``ukmi``, ``llm_pruner``).
 
-    ukmi: UKMIOptions = field(default_factory=UKMIOptions)
-    llm_pruner: LLMPrunerOptions = field(default_factory=LLMPrunerOptions)
-    ecoflap: ECoFLaPOptions = field(default_factory=ECoFLaPOptions)
+    A container that names no method, so the commands and the prune path can carry every method's
+    options without importing one. Options that were not given are their scorer's defaults, made on
+    first read: ``MethodOptions(llm_pruner=LLMPrunerOptions(taylor="mix")).ukmi`` is UKMI's defaults.
+    """
+
+    def __init__(self, **given: Any) -> None:
+        self._given = dict(given)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        given = self.__dict__.setdefault("_given", {})
+        if name not in given:
+            if name not in _OPTION_TYPES:
+                raise AttributeError(f"no registered scorer takes options named {name!r}")
+            given[name] = _OPTION_TYPES[name]()
+        return given[name]
+
+    def replace(self, **changes: Any) -> MethodOptions:
+        """A copy with ``changes`` (options by name) in place of these."""
+        return MethodOptions(**{**self._given, **changes})
 
     def validate(self) -> None:
-        self.ukmi.validate()
-        self.llm_pruner.validate()
-        self.ecoflap.validate()
+        for options in self._given.values():
+            options.validate()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, MethodOptions) and self._given == other._given
+
+    def __repr__(self) -> str:
+        return f"MethodOptions({', '.join(f'{k}={v!r}' for k, v in self._given.items())})"
 
 
 @dataclass
@@ -128,15 +150,33 @@ class Scorer:
     splits_across_processes: ClassVar[bool] = False
     #: whether the scores depend on ``--seed`` beyond the calibration samples it draws (random scores)
     seeded: ClassVar[bool] = False
-    #: the method's own options that decide its scores: the ``MethodOptions`` field holding them and
-    #: each option's flag (``("llm_pruner", {"taylor": "--taylor"})``); recorded with the scores
-    option_flags: ClassVar[tuple[str, dict[str, str]] | None] = None
+    #: the name the method's own options go by in ``MethodOptions`` (``"llm_pruner"``), and their class
+    #: (a dataclass with ``validate()``); None: the method takes no options
+    options_name: ClassVar[str | None] = None
+    options_type: ClassVar[type | None] = None
+    #: each of those options that decides the scores, by its flag (``{"taylor": "--taylor"}``); recorded with them
+    option_flags: ClassVar[dict[str, str]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Record the subclass's options class, so ``MethodOptions`` can make their defaults."""
+        super().__init_subclass__(**kwargs)
+        if cls.options_name is not None and cls.options_type is not None:
+            known = _OPTION_TYPES.setdefault(cls.options_name, cls.options_type)
+            if known is not cls.options_type:
+                raise ValueError(f"options named {cls.options_name!r} already belong to {known.__name__}")
 
     def __init__(self, options: MethodOptions | None = None, variant: str | None = None) -> None:
         self.options = options or MethodOptions()
         self.variant = variant
         if variant is not None:
             self.configure_variant(variant)
+
+    @property
+    def own_options(self) -> Any:
+        """This method's own options (``options_name``'s entry of ``self.options``)."""
+        if self.options_name is None:
+            raise AttributeError(f"{self.name} takes no options")
+        return getattr(self.options, self.options_name)
 
     @property
     def label(self) -> str:
@@ -222,11 +262,10 @@ class Scorer:
 
     def option_settings(self) -> Settings:
         """This scorer's own options, by flag (``option_flags``)."""
-        if self.option_flags is None:
+        if not self.option_flags:
             return {}
-        group, flags = self.option_flags
-        options = getattr(self.options, group)
-        return {flag: getattr(options, name) for name, flag in flags.items()}
+        options = self.own_options
+        return {flag: getattr(options, name) for name, flag in self.option_flags.items()}
 
     def recorded_settings(self, scored: MethodScores) -> Settings:
         """The settings saved ``scored`` record; for a file written before they were recorded, those its stats show."""
@@ -234,9 +273,9 @@ class Scorer:
             return dict(scored.settings)
         stats = scored.stats
         out = calibration_settings(stats["calibration"]) if "calibration" in stats else {}
-        if self.option_flags is not None:
+        if self.option_flags:
             options = stats.get("options") or {}
-            out.update({flag: options[name] for name, flag in self.option_flags[1].items() if name in options})
+            out.update({flag: options[name] for name, flag in self.option_flags.items() if name in options})
         return out
 
     # ---------------------------------------------------------------------------------- planning

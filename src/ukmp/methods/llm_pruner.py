@@ -12,6 +12,8 @@ fractions of every stack are left dense here (`end_layers.py`, whose rule ``--ke
 lends any other method). ``skip='none'`` prunes every layer. The schedules are
 ``global`` (one threshold over all units, no normalisation) and ``local`` (the same fraction of
 units in every group).
+
+``LLMPrunerGlobalScorer`` and ``LLMPrunerLocalScorer`` (at the end) are the two schedules as registered methods.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ from torch import nn
 from ukmp.adapters.base import get_module
 from ukmp.errors import UserError
 from ukmp.groups import PrunableGroup
-from ukmp.scoring.end_layers import END_LAYER_RULES
-from ukmp.scoring.ukmi import salience
-from ukmp.scoring.unit_sums import unit_sums
+from ukmp.method_scores import MethodScores
+from ukmp.methods.base import Scorer, ScoringInputs
+from ukmp.methods.end_layers import END_LAYER_RULES, end_layer_groups
+from ukmp.methods.ukmi import salience
+from ukmp.methods.unit_sums import unit_sums
 
 TERMS = ("first", "second", "mix")
 #: which first/last layers LLM-Pruner leaves dense (``--skip-layers``; the rule is `end_layers.py`'s)
@@ -64,3 +68,37 @@ def llm_pruner_scores(
         return cache[name]
 
     return {g.name: unit_sums(g, values) for g in groups}
+
+
+class LLMPrunerGlobalScorer(Scorer):
+    """Taylor importance of each unit's weights (first order by default), one global ranking."""
+
+    name = "llm-pruner-global"
+    compared_by_default = True
+    schedule = "global"
+    options_name = "llm_pruner"
+    options_type = LLMPrunerOptions
+    option_flags = {"taylor": "--taylor", "skip": "--skip-layers"}
+
+    def calibration_needs(self) -> set[str]:
+        return {"gradients"} | ({"fisher"} if self.own_options.taylor != "first" else set())
+
+    def compute(self, inputs: ScoringInputs) -> MethodScores:
+        opts = self.own_options
+        opts.validate()
+        grads, fisher = inputs.calibration_pass().gradients(fisher="fisher" in self.calibration_needs())
+        scores = llm_pruner_scores(inputs.model, inputs.groups, grads, fisher, opts.taylor)
+        stats = {"frozen_groups": end_layer_groups(inputs.groups, opts.skip), "options": dict(opts.__dict__)}
+        return MethodScores(self.name, scores, stats)
+
+    def plannable_groups(self, scored: MethodScores, groups: list[PrunableGroup]) -> list[PrunableGroup]:
+        """LLM-Pruner leaves its skipped first and last layers dense."""
+        frozen = set(scored.stats.get("frozen_groups", []))
+        return [g for g in groups if g.name not in frozen]
+
+
+class LLMPrunerLocalScorer(LLMPrunerGlobalScorer):
+    """The same importance, the same ratio in every group."""
+
+    name = "llm-pruner-local"
+    schedule = "local"

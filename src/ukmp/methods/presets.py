@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ukmp.scoring.token_selection import DEFAULT_THRESHOLD, PAPER_THRESHOLD
+from ukmp.methods.token_selection import DEFAULT_THRESHOLD, PAPER_THRESHOLD
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ consumer: the mask gradient is the signed column sum of ``W * G`` over the unit'
 available from the shared gradient pass at no extra cost. The importance is its absolute value.
 Attention and MLP scores are z-scored separately, then pooled across modalities and layers and
 ranked globally against the parameter budget (each unit costs its exact parameter count).
+
+``UPopScorer`` (at the end) is the method as the prune path runs it.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from torch import nn
 
 from ukmp.adapters.base import get_module
 from ukmp.groups import PrunableGroup
-from ukmp.scoring.flap import standardise_by_kind
-from ukmp.scoring.unit_sums import unit_sums
+from ukmp.method_scores import MethodScores
+from ukmp.methods.base import Scorer, ScoringInputs
+from ukmp.methods.flap import standardise_by_kind
+from ukmp.methods.unit_sums import unit_sums
 
 APPROXIMATION = "one-shot mask-gradient approximation of UPop (no progressive mask shrinking, no retraining)"
 
@@ -43,3 +47,19 @@ def upop_scores(
     """|mask gradient|, z-scored per module type over all layers and modalities."""
     raw = {name: value.abs() for name, value in mask_gradients(model, groups, grads).items()}
     return standardise_by_kind(raw, groups)
+
+
+class UPopScorer(Scorer):
+    """One mask-gradient pass over the calibration samples (above)."""
+
+    name = "upop"
+    compared_by_default = True
+    schedule = "global"
+    approximation = "one-shot mask-gradient approximation (no progressive mask shrinking, no retraining in the search)"
+
+    def calibration_needs(self) -> set[str]:
+        return {"gradients"}
+
+    def compute(self, inputs: ScoringInputs) -> MethodScores:
+        grads, _ = inputs.calibration_pass().gradients()
+        return MethodScores(self.name, upop_scores(inputs.model, inputs.groups, grads))

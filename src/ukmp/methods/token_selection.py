@@ -39,7 +39,7 @@ FRACTION_PREFIX = "q"
 #: The paper's T (hard-coded in the authors' code).
 PAPER_THRESHOLD = 0.4
 #: ukmp's default T: no selection. Measured over calibration draws, T = 0.4 made UKMP's result at 50%
-#: swing by 30 VQA points on the shipped model and cost 12-24 points on average; `ukmp.scoring.presets`.
+#: swing by 30 VQA points on the shipped model and cost 12-24 points on average; `ukmp.methods.presets`.
 DEFAULT_THRESHOLD: float | str = 1.0
 
 
