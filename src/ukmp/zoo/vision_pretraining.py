@@ -89,11 +89,13 @@ def pretrain_vision(
     rng: np.random.Generator,
     stop_after: int | None = None,
     progress: bool = True,
+    tokens: Callable[[torch.nn.Module, torch.Tensor], torch.Tensor] = patch_tokens,
 ) -> list[dict]:
     """Train `vision_model` in place on (uint8 images, cell labels); return the per-step log.
 
     `stop_after` ends the run early without changing its schedule, so a replay of the first steps
-    follows the same learning rates as the full run.
+    follows the same learning rates as the full run. `tokens` gives one token per grid cell from the
+    tower's output (the shipped ViT's patch tokens; a tower with finer patches pools them per cell).
     """
     head = PatchAttributeHead(vision_model.config.hidden_size)
     params = list(vision_model.parameters()) + list(head.parameters())
@@ -106,7 +108,7 @@ def pretrain_vision(
         for group in optimizer.param_groups:
             group["lr"] = rate
         idx = torch.from_numpy(rng.integers(0, len(images), size=batch_size))
-        loss, accuracies = head.loss(patch_tokens(vision_model, to_pixels(images[idx])), labels[idx])
+        loss, accuracies = head.loss(tokens(vision_model, to_pixels(images[idx])), labels[idx])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, grad_clip)
