@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ukmp.commands.zoo_smolvlm import add_smolvlm_options, train_smolvlm
 from ukmp.errors import UserError
 
 
@@ -14,9 +15,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     lst = zoo_sub.add_parser("list", help="list shipped models and where they live")
     lst.set_defaults(func=_list)
     train = zoo_sub.add_parser("train", help="train a shipped model from scratch (deterministic)")
-    train.add_argument("name", choices=["shapes-blip2-t5"])
+    train.add_argument("name", choices=["shapes-blip2-t5", "shapes-smolvlm"])
     train.add_argument("--out", required=True, help="output model folder")
-    train.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the shipped recipe)")
+    train.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="optimizer steps of the main stage (default: the recipe's; for shapes-smolvlm its instruct stage)",
+    )
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     train.add_argument(
@@ -26,6 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="skip stages 1 and 2: start stage 3 from a model this recipe wrote with --stage2-only",
     )
     train.add_argument("--stage2-only", action="store_true", help="stop after stage 2 (a checkpoint for --from-stage2)")
+    add_smolvlm_options(train)
     train.set_defaults(func=_train)
     verify = zoo_sub.add_parser(
         "verify", help="retrain the first steps of a model's recipe and compare the losses with its training log"
@@ -48,16 +55,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from ukmp.zoo import SHIPPED
+    from ukmp.zoo import NOT_SHIPPED, SHIPPED
 
     for name, path in SHIPPED.items():
         state = "present" if (path / "model.safetensors").exists() else "missing (train it with `ukmp zoo train`)"
         print(f"{name}\t{path}\t{state}")
+    for name in NOT_SHIPPED:
+        print(f"{name}\t-\tnot trained yet (its recipe: `ukmp zoo train {name} --out DIR`)")
     return 0
 
 
 def _train(args: argparse.Namespace) -> int:
     from ukmp.zoo.train_shapes import TrainConfig, train_shapes_model
+
+    if args.name == "shapes-smolvlm":
+        return train_smolvlm(args)
 
     cfg = TrainConfig(seed=args.seed)
     if args.steps is not None:

@@ -1,0 +1,54 @@
+"""`ukmp zoo train shapes-smolvlm`: the options only that recipe has, and running it."""
+
+from __future__ import annotations
+
+import argparse
+
+from ukmp.errors import UserError
+
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def add_smolvlm_options(train: argparse.ArgumentParser) -> None:
+    """Options of `ukmp zoo train` that apply to shapes-smolvlm alone."""
+    group = train.add_argument_group("shapes-smolvlm")
+    group.add_argument("--vision-steps", type=int, default=None, help="steps of the tower's pretraining stage")
+    group.add_argument("--align-steps", type=int, default=None, help="steps of the connector alignment stage")
+    group.add_argument("--batch-size", type=int, default=None, help="examples per step of the two LM stages")
+    group.add_argument("--train-images", type=int, default=None, help="world images to train on")
+    group.add_argument("--threads", type=int, default=None, help="CPU threads (the recipe's default: 2)")
+    group.add_argument("--device", default="cpu", help="where to train: cpu, cuda, cuda:1, ... (default: cpu)")
+    group.add_argument(
+        "--dtype", choices=DTYPES, default="float32", help="autocast dtype of the forward (weights stay float32)"
+    )
+
+
+def train_smolvlm(args: argparse.Namespace) -> int:
+    """Run (or continue, with the same --out) the shapes-smolvlm recipe."""
+    import torch
+
+    from ukmp.zoo.smolvlm_ship import train_shapes_smolvlm
+    from ukmp.zoo.smolvlm_training import SmolVLMTrainConfig
+
+    if args.stage2_only or args.from_stage2:
+        raise UserError("--stage2-only and --from-stage2 belong to shapes-blip2-t5's recipe, not shapes-smolvlm's.")
+    cfg = SmolVLMTrainConfig(seed=args.seed)
+    settings = {
+        "instruct_steps": args.steps,
+        "vision_steps": args.vision_steps,
+        "align_steps": args.align_steps,
+        "batch_size": args.batch_size,
+        "train_images": args.train_images,
+        "threads": args.threads,
+    }
+    for field, value in settings.items():
+        if value is None:
+            continue
+        if value < (1 if field in ("batch_size", "train_images", "threads") else 0):
+            raise UserError(f"--{field.replace('_', '-').replace('instruct-', '')} must be positive, got {value}.")
+        setattr(cfg, field, value)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {args.device} needs a GPU that torch can see; this machine has none.")
+    train_shapes_smolvlm(args.out, cfg, device=args.device, dtype=getattr(torch, args.dtype), overwrite=args.overwrite)
+    print(f"wrote shapes-smolvlm to {args.out}")
+    return 0
