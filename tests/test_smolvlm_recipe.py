@@ -78,3 +78,11 @@ def test_shipped_folder_is_small_and_loads_the_trained_model(tmp_path: Path) -> 
         load_shapes_smolvlm(out, text_loader=lambda: tiny_text_model(seed=2))
     with pytest.raises(UserError, match="already holds a trained model"):
         train_shapes_smolvlm(out, tiny_config(), text_loader=tiny_text_model, progress=False)
+
+
+def test_autocast_dtype_trains_with_float32_weights(tmp_path: Path) -> None:
+    run = train_smolvlm_run(
+        tmp_path / "ckpt", tiny_config(), text_loader=tiny_text_model, dtype=torch.bfloat16, progress=False
+    )
+    assert all(np.isfinite(r["loss"]) for r in run.state.log)
+    assert all(p.dtype == torch.float32 for p in trained_parameters(run.model).values())

@@ -6,7 +6,7 @@ import argparse
 
 from ukmp.errors import UserError
 
-DTYPES = ("float32", "bfloat16", "float16")
+DTYPES = ("float32", "bfloat16")  # float16 would need a gradient scaler
 
 
 def add_smolvlm_options(train: argparse.ArgumentParser) -> None:

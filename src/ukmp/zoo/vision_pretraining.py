@@ -97,7 +97,8 @@ def pretrain_vision(
     follows the same learning rates as the full run. `tokens` gives one token per grid cell from the
     tower's output (the shipped ViT's patch tokens; a tower with finer patches pools them per cell).
     """
-    head = PatchAttributeHead(vision_model.config.hidden_size)
+    device = next(vision_model.parameters()).device  # the head and the labels follow the tower (a GPU, say)
+    head = PatchAttributeHead(vision_model.config.hidden_size).to(device)
     params = list(vision_model.parameters()) + list(head.parameters())
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=(0.9, 0.98))
     vision_model.train()
@@ -108,7 +109,7 @@ def pretrain_vision(
         for group in optimizer.param_groups:
             group["lr"] = rate
         idx = torch.from_numpy(rng.integers(0, len(images), size=batch_size))
-        loss, accuracies = head.loss(tokens(vision_model, to_pixels(images[idx])), labels[idx])
+        loss, accuracies = head.loss(tokens(vision_model, to_pixels(images[idx])), labels[idx].to(device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, grad_clip)
