@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from ukmp.adapters import find_adapter
-from ukmp.compare import artifact_name
+from ukmp.compare.layout import artifact_name
 from ukmp.data.index import resolve_data_dir
 from ukmp.evaluation.harness import evaluate
 from ukmp.groups import PruningPlan

@@ -16,7 +16,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from ukmp.compare import artifact_name
+from ukmp.compare.layout import artifact_name
 from ukmp.method_scores import MethodScores
 
 

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import torch
 
-from ukmp.compare import CompareConfig, CompareRun
+from ukmp.compare.config import CompareConfig
+from ukmp.compare.draw import CompareRun
 from ukmp.data.calibration import calibration_batches, load_calibration_samples, take_disjoint
 from ukmp.data.index import load_task, resolve_data_dir
 from ukmp.data.prefix_lm import PrefixLMSample

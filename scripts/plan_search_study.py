@@ -25,7 +25,7 @@ from pathlib import Path
 
 from recovery_study import METRICS, evaluate, run
 
-from ukmp.compare import artifact_name
+from ukmp.compare.layout import artifact_name
 from ukmp.methods.registry import base_method
 from ukmp.seed_stats import paired_ordering, spread
 

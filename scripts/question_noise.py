@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from ukmp.atomic import write_text_atomic
-from ukmp.compare import artifact_name
+from ukmp.compare.layout import artifact_name
 from ukmp.data.index import load_task, resolve_data_dir
 from ukmp.errors import UserError
 from ukmp.evaluation.vqa_metric import vqa_accuracy

@@ -26,7 +26,7 @@ from pathlib import Path
 from recovery_study import evaluate, run
 
 from ukmp.atomic import write_json_atomic, write_text_atomic
-from ukmp.compare import artifact_name
+from ukmp.compare.layout import artifact_name
 from ukmp.methods.registry import base_method
 from ukmp.seed_stats import paired_ordering, spread
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from ukmp.atomic import write_text_atomic
-from ukmp.compare import artifact_name
+from ukmp.compare.layout import artifact_name
 from ukmp.data.calibration import TextCalibrationSource, text_source
 from ukmp.data.index import resolve_data_dir
 from ukmp.evaluation.model_loading import load_model_and_processor

@@ -21,7 +21,7 @@ from pathlib import Path
 from scipy.stats import spearmanr
 
 from ukmp.atomic import write_text_atomic
-from ukmp.compare import artifact_name
+from ukmp.compare.layout import artifact_name
 from ukmp.errors import UserError
 from ukmp.method_scores import MethodScores
 from ukmp.seed_stats import paired_ordering, spread

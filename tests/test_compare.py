@@ -10,7 +10,7 @@ import pytest
 from eval_tiny_model import tiny_model_dir
 from script_loader import load_script
 from ukmp.cli import main
-from ukmp.compare import DEFAULT_METHODS
+from ukmp.compare.config import DEFAULT_METHODS
 from ukmp.data.index import load_task
 from ukmp.data.world_writer import write_split
 

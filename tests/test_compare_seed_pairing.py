@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from ukmp.compare import CompareConfig
-from ukmp.compare_seeds import aggregate, orderings, seeds_markdown
+from ukmp.compare.config import CompareConfig
+from ukmp.compare.seeds import aggregate, orderings
+from ukmp.compare.seeds_report import seeds_markdown
 
 VQA, CAPTION = "VQA accuracy (%)", "CIDEr"
 SETTINGS = dict(

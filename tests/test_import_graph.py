@@ -76,6 +76,8 @@ METHOD_MODULES = {
 def test_the_prune_path_asks_the_scorer_and_imports_no_method() -> None:
     modules = _modules()
     assert METHOD_MODULES <= set(modules)
-    for name in ("ukmp.pruning", "ukmp.compare", "ukmp.commands.shared_options", "ukmp.removal_cost"):
+    compare = sorted(name for name in modules if name.startswith("ukmp.compare."))
+    assert "ukmp.compare.draw" in compare
+    for name in ("ukmp.pruning", *compare, "ukmp.commands.shared_options", "ukmp.removal_cost"):
         named = _imports(modules[name], set(modules)) & METHOD_MODULES
         assert not named, f"{name} imports {sorted(named)}"

@@ -38,7 +38,7 @@ def test_every_registered_method_names_a_schedule_and_the_paper_method_is_first(
 
 
 def test_the_default_comparison_is_the_built_in_methods_that_opt_in_in_registration_order() -> None:
-    from ukmp.compare import DEFAULT_METHODS
+    from ukmp.compare.config import DEFAULT_METHODS
 
     builtin = ("ukmp", "llm-pruner-global", "llm-pruner-local", "flap", "wanda-sp", "ecoflap-sp", "upop")
     assert DEFAULT_METHODS == (*builtin, "magnitude", "random") == compared_by_default()

@@ -22,8 +22,8 @@ from ukmp.commands.shared_options import (
     placement_from,
     plan_search_options,
 )
-from ukmp.compare import DEFAULT_METHODS, RECOVERY_MODES, CompareConfig, parse_list, parse_ratios
-from ukmp.compare_seeds import run_compare
+from ukmp.compare.config import DEFAULT_METHODS, RECOVERY_MODES, CompareConfig, parse_list, parse_ratios
+from ukmp.compare.run import run_compare
 from ukmp.data.index import default_calib_split
 from ukmp.errors import UserError
 from ukmp.methods.base import MethodOptions

@@ -18,7 +18,7 @@ from ukmp.examples_page.document import Column, Document, column, document, plur
 from ukmp.examples_page.outputs import image_outputs
 from ukmp.examples_page.sample import SHOWN_TASKS, ImageItem, image_sample
 
-#: `ukmp.compare.CompareRun`, named here without importing it: compare imports this module, and a
+#: `ukmp.compare.draw.CompareRun`, named here without importing it: compare imports this module, and a
 #: module must not import one that imports it back (tests/test_import_graph.py)
 CompareRun = Any
 

@@ -1,38 +1,11 @@
-"""`ukmp compare`: every method at every ratio on one model, from one calibration pass.
+"""One calibration draw of `ukmp compare`: load once, score each method once, prune and evaluate each ratio.
 
-The run folder is the record and the cache::
-
-    OUT/scores/<method>.safetensors       unit scores (ratio-independent; re-planned for each ratio)
-    OUT/artifacts/<method>-<pct>/         the pruned models (ukmp artifacts)
-    OUT/recovered/<method>-<pct>/         recovery outputs (adapter, curve, merged/), when asked
-    OUT/evals/<name>.json                 one `ukmp evaluate`-format result per model, every caption and answer kept
-    OUT/results.json, results.md, quality_vs_ratio.png
-    OUT/examples.html, examples.md        the dense and every pruned model's captions and answers on --examples
-                                          images, side by side (`ukmp.examples_page`; examples.json, examples/)
-
-Anything already in OUT (scores, artifacts, evaluations, recoveries) is reused, so an interrupted
-run continues where it stopped; ``--overwrite`` starts afresh. Each cached piece records the settings
-that decided it (`ukmp.provenance`: the scores file's metadata, the artifact's manifest, the
-evaluation's JSON, a recovery's compare_settings.json) and is reused only where this run asks for
-the same; otherwise the run stops with one sentence naming the setting, rather than mixing results.
-The dense model is loaded once and kept dense; each (method, ratio) prunes a copy. The baselines'
-activation statistics and gradients come from one shared pass (``CalibrationPass``) declared up
-front with the union of their needs; UKMP runs its own passes (token-selected gradients and
-entropy), as the method prescribes.
-
-UKMP variants are methods of their own: ``ukmp:q0.34`` is UKMP with the relative threshold q0.34,
-``ukmp:1.0`` UKMP with T = 1.0 (no token selection), ``ukmp:paper`` UKMP with the paper's T = 0.4;
-each gets its own scores, artifacts and rows.
-
-Seeds: with ``seeds = N > 1`` the whole comparison runs N times with seeds seed, seed+1, ... (each
-seed draws other calibration samples, prefix splits and random scores) into OUT/seed-<s>/, all from
-one loaded model and one dense evaluation; OUT/results.md then gives every cell as mean [min-max]
-and every ordering between UKMP and a baseline as holds / does not hold / within noise
-(`ukmp.compare_seeds`).
-
-Recovery: ``none`` compares the pruning alone; ``lpd`` is the paper's protocol (UKMP recovers with
-LPD, the baselines with plain LoRA on the task loss); ``lora`` gives every method plain LoRA, which
-isolates the pruning criterion from the recovery method.
+Why a class: the loaded dense model, the shared calibration pass and the dense evaluation are made
+once and read by every (method, ratio); every piece is cached in OUT under the settings that
+decided it (`ukmp.compare.cache`), so a rerun computes only what is missing. The dense model is
+kept dense; each (method, ratio) prunes a copy. The baselines' activation statistics and gradients
+come from one shared pass (``CalibrationPass``) declared up front with the union of their needs;
+UKMP runs its own passes (token-selected gradients and entropy), as the method prescribes.
 """
 
 from __future__ import annotations
@@ -40,207 +13,29 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ukmp.atomic import write_json_atomic
-from ukmp.compare_report import write_results
+from ukmp.compare.cache import KEPT_OUTPUTS, recorded_eval_settings, recorded_recovery_settings, without_predictions
+from ukmp.compare.config import CompareConfig, recovery_kind
+from ukmp.compare.layout import RECOVERY_SETTINGS, artifact_name, check_compare_output
+from ukmp.compare.report import write_results
 from ukmp.data.index import resolve_data_dir
 from ukmp.errors import UserError
 from ukmp.evaluation.harness import evaluate_tasks
 from ukmp.evaluation.model_loading import load_model_and_processor
 from ukmp.examples_page.from_compare import write_compare_examples
 from ukmp.examples_page.outputs import missing_outputs
-from ukmp.loading import resolve_model_ref
 from ukmp.method_scores import MethodScores, check_scores_match
-from ukmp.methods.base import MethodOptions, Scorer, ScoringInputs
+from ukmp.methods.base import ScoringInputs
 from ukmp.methods.calibration_pass import CalibrationPass
-from ukmp.methods.end_layers import END_LAYER_RULES
-from ukmp.methods.registry import VARIANT_SEPARATOR, compared_by_default, get_scorer
-from ukmp.output_guard import check_output
-from ukmp.placement import Placement
-from ukmp.planning.search import PlanSearchOptions
 from ukmp.preflight import check_calibration_data
 from ukmp.provenance import COMPARE_FIX, MODEL, Settings, as_recorded, check_reusable, data_key
 from ukmp.pruning import PruneConfig, load_dense, prune_scored, recorded_artifact_settings, score
 from ukmp.recovery.distill import MERGED_DIR, RecoveryConfig, run_recovery
-
-RECOVERY_MODES = ("none", "lora", "lpd")
-#: the tasks whose every output an evaluation keeps in OUT/evals/ (retrieval has none to keep)
-KEPT_OUTPUTS = ("vqa", "gqa", "caption")
-#: the registered methods a comparison runs when --methods is not given, in registration order
-DEFAULT_METHODS = compared_by_default()
-
-
-@dataclass
-class CompareConfig:
-    """Everything that determines a comparison run (the CLI's flags)."""
-
-    model: str
-    out: str
-    calib: str = "shapes"
-    eval_data: str = "shapes"
-    methods: tuple[str, ...] = DEFAULT_METHODS
-    ratios: tuple[float, ...] = (0.2, 0.35, 0.5)
-    recover: str = "none"
-    recover_ratios: tuple[float, ...] | None = None
-    calib_split: str = "alttext"  # the built-in world's CC595K role; the CLI picks train for a user's folder
-    eval_split: str = "val"
-    num_samples: int = 256
-    batch_size: int = 8
-    tasks: tuple[str, ...] = ("vqa", "caption")
-    limit: int | None = 1000
-    caption_limit: int | None = 200
-    eval_batch_size: int = 64
-    of: str = "all"
-    seed: int = 0
-    seeds: int = 1
-    #: images the examples page shows (0: no page); their outputs come from the evaluations, not extra generation
-    examples: int = 8
-    recover_samples: int | None = 2000
-    recover_batch_size: int = 8
-    progress: bool = True
-    method_options: MethodOptions = field(default_factory=MethodOptions)
-    plan_search: PlanSearchOptions = field(default_factory=PlanSearchOptions)
-    plan_search_data: str | None = None
-    dtype: str = "auto"
-    keep_end_layers: str = "none"  # 'llm-pruner': every method leaves LLM-Pruner's end layers dense
-    #: where every method scores and slices, and in what precision; evaluation and recovery use its device
-    placement: Placement = field(default_factory=Placement)
-    extra: dict = field(default_factory=dict)
-
-    def validate(self) -> None:
-        if not self.methods:
-            raise UserError("--methods is empty; name at least one method.")
-        for m in self.methods:
-            try:
-                self.scorer(m)  # an unknown method or a bad variant fails now, with its sentence
-            except UserError as exc:
-                raise UserError(f"{exc} (in --methods)") from None
-        if len(set(self.methods)) != len(self.methods):
-            raise UserError("--methods names a method twice; list each method once.")
-        if not self.ratios:
-            raise UserError("--ratios is empty; give at least one ratio, e.g. 0.2,0.35,0.5.")
-        if all(2.0 <= r < 100.0 for r in self.ratios):  # every ratio a percentage, e.g. 20,35,50
-            fractions = ",".join(f"{r / 100:g}" for r in self.ratios)
-            raise UserError(f"--ratios are fractions of the parameters, not percentages; pass --ratios {fractions}.")
-        for r in self.ratios:
-            if not 0.0 < r < 1.0:
-                raise UserError(f"every ratio must be between 0 and 1 (exclusive), got {r:g}.")
-        if self.recover not in RECOVERY_MODES:
-            raise UserError(f"--recover must be one of {', '.join(RECOVERY_MODES)}, got {self.recover!r}.")
-        for r in self.recover_ratios or ():
-            if r not in self.ratios:
-                raise UserError(f"--recover-ratios names {r:g}, which is not one of --ratios.")
-        for name in ("num_samples", "batch_size", "eval_batch_size", "recover_batch_size"):
-            if getattr(self, name) < 1:
-                raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}.")
-        for name in ("limit", "caption_limit", "recover_samples"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {value}.")
-        if self.seeds < 1:
-            raise UserError(f"--seeds must be at least 1, got {self.seeds}.")
-        if self.examples < 0:
-            raise UserError(f"--examples must be 0 (no examples page) or a number of images, got {self.examples}.")
-        if self.of not in ("all", "prunable"):
-            raise UserError(f"--of must be 'all' or 'prunable', got {self.of!r}.")
-        if self.keep_end_layers not in END_LAYER_RULES:
-            rules = ", ".join(END_LAYER_RULES)
-            raise UserError(f"--keep-end-layers must be one of {rules}, got {self.keep_end_layers!r}.")
-        self.plan_search.validate()
-        self.placement.resolved()
-
-    def eval_limits(self) -> dict[str, int | None]:
-        """Records each task's evaluation reads: --caption-limit images for captions, --limit records otherwise."""
-        caption = self.caption_limit if self.caption_limit is not None else self.limit
-        return {t: (caption if t == "caption" else self.limit) for t in self.tasks}
-
-    @property
-    def device(self) -> str:
-        """The device evaluation and recovery run on (the first of a device map's, where one is given)."""
-        return self.placement.resolved().device
-
-    def scorer(self, method: str) -> Scorer:
-        """The registered scorer ``method`` names, with this run's method options."""
-        return get_scorer(method, self.method_options)
-
-
-def parse_list(text: str, what: str) -> list[str]:
-    items = [t.strip() for t in text.split(",") if t.strip()]
-    if not items:
-        raise UserError(f"{what} is empty; give a comma-separated list.")
-    return items
-
-
-def parse_ratios(text: str, what: str = "--ratios") -> tuple[float, ...]:
-    out = []
-    for item in parse_list(text, what):
-        try:
-            out.append(float(item))
-        except ValueError:
-            raise UserError(f"{what} must be comma-separated numbers like 0.2,0.5; {item!r} is not a number.") from None
-    return tuple(out)
-
-
-def artifact_name(method: str, ratio: float) -> str:
-    return f"{method.replace(VARIANT_SEPARATOR, '-')}-{round(ratio * 100):02d}"
-
-
-def recovery_kind(method: str, mode: str) -> str | None:
-    """'lpd', 'lora' or None for this method under the run's recovery mode."""
-    if mode == "none":
-        return None
-    return "lpd" if mode == "lpd" and get_scorer(method).recovery == "lpd" else "lora"
-
-
-#: what a compare run folder holds (one of them marks a folder `--overwrite` may replace)
-COMPARE_MARKERS = ("results.json", "evals", "scores", "artifacts", "seed-*")
-
-
-def without_predictions(result: dict[str, Any]) -> dict[str, Any]:
-    """`result` without its per-question answers: they stay in OUT/evals/, out of the compare table."""
-    tasks = {task: {k: v for k, v in out.items() if k != "predictions"} for task, out in result["tasks"].items()}
-    return {**result, "tasks": tasks}
-
-
-#: where a recovery of OUT/recovered/<name>/ records the settings that decided it
-RECOVERY_SETTINGS = "compare_settings.json"
-
-
-def recorded_eval_settings(cached: dict[str, Any]) -> Settings:
-    """The settings a cached evaluation records; for one written before they were, those its limits show."""
-    if "settings" in cached:
-        return cached["settings"]
-    limits = cached.get("limits") or {}
-    out: Settings = {"--tasks": list(cached.get("tasks") or {})}
-    for task, limit in limits.items():
-        out["--caption-limit" if task == "caption" else "--limit"] = "all" if limit is None else limit
-    return out
-
-
-def recorded_recovery_settings(folder: Path) -> Settings:
-    """The settings a cached recovery records; for one written before they were, those its merged manifest shows."""
-    record = folder / RECOVERY_SETTINGS
-    if record.is_file():
-        return json.loads(record.read_text())
-    manifest = json.loads((folder / MERGED_DIR / "pruning.json").read_text())
-    recovery = manifest.get("recovery") or {}
-    out = dict((manifest.get("extra") or {}).get("settings") or {})
-    if "plain_lora" in recovery:
-        out["--recover"] = "lora" if recovery["plain_lora"] else "lpd"
-    if "batch_size" in recovery:
-        out["--recover-batch-size"] = recovery["batch_size"]
-    return out
-
-
-def check_compare_output(config: CompareConfig, *, overwrite: bool) -> None:
-    """OUT is neither an input nor, under --overwrite, a folder compare did not write (it is reused otherwise)."""
-    inputs = (resolve_model_ref(config.model), config.calib, config.eval_data)
-    check_output(config.out, overwrite=overwrite, markers=COMPARE_MARKERS, inputs=inputs, resume=not overwrite)
 
 
 class CompareRun:

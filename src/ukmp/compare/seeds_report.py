@@ -1,135 +1,20 @@
-"""`ukmp compare --seeds N`: the comparison over N calibration draws, with spreads and paired orderings.
+"""The aggregate of `ukmp compare --seeds N`: results.json, results.md and the plot with min-max bars.
 
-Each seed is an ordinary comparison run in OUT/seed-<s>/ (its own scores, artifacts, evaluations and
-results, so a single seed can be read and resumed on its own); all of them share one loaded model and
-one dense evaluation. OUT/results.json, results.md and quality_vs_ratio.png then aggregate: every
-cell as mean [min-max] with the 95% t-interval of the mean, and every ordering between a UKMP method
-and another method, paired by seed, as holds / does not hold / within noise (`ukmp.seed_stats`).
-OUT/examples.html shows every draw's captions and answers on the same images, one draw at a time
-(a switch; the first draw by default), and each seed folder has the page of its own draw.
+Every cell as mean [min-max] with the 95% t-interval of the mean, then every paired ordering as
+holds / does not hold / within noise (`ukmp.compare.seeds`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import shutil
 from pathlib import Path
 from typing import Any
 
 from ukmp.atomic import write_if_drawn, write_json_atomic, write_text_atomic
-from ukmp.compare import CompareConfig, CompareRun, check_compare_output
-from ukmp.compare_report import records_used, results_data
-from ukmp.examples_page.from_compare import write_compare_examples
-from ukmp.methods.registry import is_proposed
-from ukmp.seed_stats import paired_ordering, spread
-
-SEEDS_FORMAT = "ukmp-compare-seeds/1"
-PLOT = "quality_vs_ratio.png"
-STAGES = (("metrics", "before recovery"), ("recovered_metrics", "after recovery"))
-
-
-def seed_folder(out: str | Path, seed: int) -> Path:
-    return Path(out) / f"seed-{seed}"
-
-
-def run_compare(config: CompareConfig, *, overwrite: bool = False) -> dict[str, Any]:
-    """One comparison (seeds = 1, into OUT as always) or N of them with the aggregate in OUT."""
-    config.validate()
-    if config.seeds == 1:
-        return CompareRun(config, overwrite=overwrite).run()
-    out = Path(config.out)
-    check_compare_output(config, overwrite=overwrite)
-    if overwrite and out.exists():
-        shutil.rmtree(out)
-    runs: list[CompareRun] = []
-    seeds = [config.seed + k for k in range(config.seeds)]
-    for k, seed in enumerate(seeds):
-        print(f"=== seed {seed} ({k + 1} of {len(seeds)}) ===", flush=True)
-        one = dataclasses.replace(config, seed=seed, seeds=1, out=str(seed_folder(out, seed)))
-        run = CompareRun(one, shared=runs[0] if runs else None)
-        run.run()
-        runs.append(run)
-        files = write_seed_results(config, [results_data(r) for r in runs])
-        files += write_compare_examples(runs, out, by_draw=True)  # every draw's outputs; the page switches between them
-    print(f"wrote {', '.join(str(f) for f in files)}")
-    return {"seeds": seeds, "files": [str(f) for f in files]}
-
-
-def aggregate(per_seed: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One entry per (method, ratio) with each metric's values over the seeds and their spread.
-
-    A metric's values keep the seed each came from (``<stage>_seeds``, parallel to them), so that
-    orderings pair by seed; the draws a metric is missing from are listed (``<stage>_lacking``).
-    """
-    drawn = [data["settings"]["seed"] for data in per_seed]
-    cells: dict[tuple[str, float], dict[str, Any]] = {}
-    for data, seed in zip(per_seed, drawn):
-        for row in data["rows"]:
-            cell = cells.setdefault(
-                (row["method"], row["target_ratio"]),
-                {"method": row["method"], "target_ratio": row["target_ratio"], "achieved": [], "seeds": []},
-            )
-            cell["achieved"].append(row["achieved_ratio"])
-            cell["seeds"].append(seed)
-            cell.setdefault("recovery", row.get("recovery"))
-            for key, _ in STAGES:
-                for metric, value in (row.get(key) or {}).items():
-                    cell.setdefault(key, {}).setdefault(metric, []).append(value)
-                    cell.setdefault(f"{key}_seeds", {}).setdefault(metric, []).append(seed)
-    out = []
-    for cell in cells.values():
-        for key, _ in STAGES:
-            if key in cell:
-                cell[f"{key}_spread"] = {m: spread(v).as_dict() for m, v in cell[key].items()}
-                lacking = {m: [s for s in drawn if s not in had] for m, had in cell[f"{key}_seeds"].items()}
-                lacking = {m: seeds for m, seeds in lacking.items() if seeds}
-                if lacking:
-                    cell[f"{key}_lacking"] = lacking
-        out.append(cell)
-    return out
-
-
-def by_seed(cell: dict[str, Any], key: str, metric: str) -> dict[int, float]:
-    """``metric``'s value in each draw of ``cell`` that has it, by seed."""
-    return dict(zip(cell[f"{key}_seeds"][metric], cell[key][metric], strict=True))
-
-
-def orderings(cells: list[dict[str, Any]], key: str = "metrics") -> list[dict[str, Any]]:
-    """Every (UKMP method, other method) pair at every ratio and metric, paired by seed.
-
-    Only the draws where both have the metric pair up; where some do not, the ordering names the
-    seeds it paired over and the ones left unpaired.
-    """
-    out = []
-    for ratio in sorted({c["target_ratio"] for c in cells}):
-        at = [c for c in cells if c["target_ratio"] == ratio and key in c]
-        for a in at:
-            if not is_proposed(a["method"]):
-                continue
-            for b in at:
-                if b is a or (is_proposed(b["method"]) and b["method"] < a["method"]):
-                    continue  # each pair of UKMP methods once
-                for metric in a[key]:
-                    if metric not in b[key]:
-                        continue
-                    va, vb = by_seed(a, key, metric), by_seed(b, key, metric)
-                    common = sorted(va.keys() & vb.keys())
-                    if not common:
-                        continue
-                    verdict, diff = paired_ordering([va[s] for s in common], [vb[s] for s in common])
-                    ordering = {
-                        "ratio": ratio,
-                        "better": a["method"],
-                        "worse": b["method"],
-                        "metric": metric,
-                        "verdict": verdict,
-                        "difference": diff.as_dict(),
-                    }
-                    unpaired = sorted((set(a["seeds"]) | set(b["seeds"])) - set(common))
-                    if unpaired:
-                        ordering.update(seeds=common, unpaired=unpaired)
-                    out.append(ordering)
-    return out
+from ukmp.compare.config import CompareConfig
+from ukmp.compare.layout import PLOT
+from ukmp.compare.report import records_used
+from ukmp.compare.seeds import SEEDS_FORMAT, STAGES, aggregate, orderings
+from ukmp.seed_stats import spread
 
 
 def _cell_text(values: dict[str, Any] | None, digits: int) -> str:

@@ -1,4 +1,4 @@
-"""The results of `ukmp compare`: a JSON record, a Markdown table and a quality-vs-ratio plot.
+"""The results of one `ukmp compare` draw: a JSON record, a Markdown table and a quality-vs-ratio plot.
 
 Written after every model (atomically: temporary file, then rename), so a long run can be read
 while it goes and an interrupted one still has everything finished so far. The Markdown says, per
@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from ukmp.atomic import write_if_drawn, write_json_atomic, write_text_atomic
+from ukmp.compare.layout import PLOT
 from ukmp.methods.registry import is_proposed
 from ukmp.reporting import RECOVERED_SERIES, headline_metrics, quality_figure
 
 RESULTS_FORMAT = "ukmp-compare/1"
-
-PLOT = "quality_vs_ratio.png"
 
 
 def _metrics(row_eval: dict[str, Any] | None) -> dict[str, float]:
