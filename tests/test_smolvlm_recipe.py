@@ -86,3 +86,18 @@ def test_autocast_dtype_trains_with_float32_weights(tmp_path: Path) -> None:
     )
     assert all(np.isfinite(r["loss"]) for r in run.state.log)
     assert all(p.dtype == torch.float32 for p in trained_parameters(run.model).values())
+
+
+def test_overwrite_starts_afresh_and_foreign_folders_are_refused(tmp_path: Path) -> None:
+    out = tmp_path / "model"
+    assert train_shapes_smolvlm(out, tiny_config(), text_loader=tiny_text_model, stop_after=4, progress=False) is None
+    model, _ = train_shapes_smolvlm(
+        out, tiny_config(), text_loader=tiny_text_model, overwrite=True, stop_after=None, progress=False
+    )
+    assert not (out / "checkpoint").exists() and (out / ADAPTER).is_file()
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="not a shapes-smolvlm training folder"):
+        train_shapes_smolvlm(foreign, tiny_config(), text_loader=tiny_text_model, overwrite=True, progress=False)
+    assert (foreign / "notes.txt").read_text() == "mine"

@@ -54,16 +54,18 @@ def train_shapes_smolvlm(
     """Train (or continue training) `shapes-smolvlm` into `out`; return (model, processor), or None if stopped.
 
     `stop_after` ends the run after that many steps of all stages, leaving a checkpoint the next call
-    continues from (as a killed run does).
+    continues from (as a killed run does). `overwrite` starts afresh over a folder this function wrote
+    (finished or not); a folder it did not write is never touched.
     """
     cfg = cfg or SmolVLMTrainConfig()
     out = Path(out)
+    ours = (out / RECORD).is_file() or (out / CHECKPOINT_DIR).is_dir()
+    if out.is_dir() and any(out.iterdir()) and not ours:
+        raise UserError(f"{out} exists and is not a shapes-smolvlm training folder; choose another --out.")
     if (out / RECORD).is_file() and not overwrite:
         raise UserError(f"{out} already holds a trained model; pass --overwrite to train it again.")
-    if out.exists() and not (out / CHECKPOINT_DIR).is_dir() and any(out.iterdir()) and not overwrite:
-        raise UserError(f"{out} exists and is not a shapes-smolvlm training folder; choose another --out.")
-    if overwrite and (out / RECORD).is_file():
-        shutil.rmtree(out)
+    if overwrite and ours:
+        shutil.rmtree(out)  # start afresh: without --overwrite an unfinished run continues instead
     run = train_smolvlm_run(
         out / CHECKPOINT_DIR,
         cfg,
