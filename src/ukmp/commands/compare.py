@@ -5,14 +5,20 @@ samples; the baselines share one calibration pass. OUT gets results.md, results.
 quality_vs_ratio.png, examples.html / examples.md (every model's captions and answers on the same
 images) and every artifact; a rerun with the same OUT skips what is already there.
 The defaults are sized so the 9 x 3 comparison on the shipped model runs in minutes on a CPU.
+
+A .txt or .jsonl --calib compares methods on a standalone language model: every method is calibrated
+on that text (``--seq-len`` tokens per window), and the dense and every pruned model are measured by
+perplexity on each ``--eval-text`` file (lower is better), as `ukmp evaluate --task perplexity` does.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shlex
 from pathlib import Path
 
+from ukmp.commands.compare_flags import settle_calibration_flags
 from ukmp.commands.help_format import HelpFormatter
 from ukmp.commands.shared_options import (
     add_dtype_argument,
@@ -29,6 +35,7 @@ from ukmp.errors import UserError
 from ukmp.methods.base import MethodOptions
 from ukmp.methods.ecoflap_sp import ECoFLaPOptions
 from ukmp.methods.llm_pruner import LLMPrunerOptions
+from ukmp.planning.iterative import SCOPE_CHOICES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,8 +52,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="comma-separated methods; a UKMP variant names its threshold, e.g. ukmp:q0.34 or ukmp:1.0",
     )
     parser.add_argument("--ratios", default="0.2,0.35,0.5", help="comma-separated fractions of parameters to remove")
-    parser.add_argument("--calib", default="shapes", help="calibration data folder (ukmp_data.json), or 'shapes'")
-    parser.add_argument("--eval", dest="eval_data", default="shapes", help="evaluation data folder, or 'shapes'")
+    parser.add_argument(
+        "--calib",
+        default="shapes",
+        help="calibration data folder (ukmp_data.json), 'shapes', or for a language model a .txt/.jsonl text",
+    )
+    parser.add_argument("--eval", dest="eval_data", default=None, help="evaluation data folder, or 'shapes' (default)")
     parser.add_argument("--out", type=Path, required=True, help="run folder (results, artifacts, caches)")
     parser.add_argument(
         "--recover",
@@ -55,31 +66,47 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="none: pruning only; lpd: UKMP with LPD, baselines with plain LoRA (the paper); lora: all plain LoRA",
     )
     parser.add_argument("--recover-ratios", default=None, help="recover only at these ratios (default: all)")
-    parser.add_argument("--recover-samples", type=int, default=2000, help="training pairs per recovery")
-    parser.add_argument("--recover-batch-size", type=int, default=8, help="recovery batch size")
+    parser.add_argument("--recover-samples", type=int, default=None, help="training pairs per recovery (default 2000)")
+    parser.add_argument("--recover-batch-size", type=int, default=None, help="recovery batch size (default 8)")
     parser.add_argument(
         "--calib-split",
         default=None,
         help="split of the calibration data (default: alttext for --calib shapes, else train)",
     )
-    parser.add_argument("--eval-split", default="val", help="split of the evaluation data")
+    parser.add_argument("--eval-split", default=None, help="split of the evaluation data (default val)")
     parser.add_argument("--num-samples", type=int, default=256, help="calibration samples per pass")
     parser.add_argument("--batch-size", type=int, default=8, help="calibration batch size")
-    parser.add_argument("--tasks", default="vqa,caption", help="evaluation tasks (vqa, gqa, caption, retrieval)")
+    parser.add_argument(
+        "--tasks", default=None, help="evaluation tasks (vqa, gqa, caption, retrieval; default vqa,caption)"
+    )
     parser.add_argument(
         "--limit",
-        default="1000",
-        help="evaluate on the first N records of each task, or 'all' of them",
+        default=None,
+        help="evaluate on the first N records of each task, or 'all' of them (default 1000)",
     )
-    parser.add_argument("--caption-limit", type=int, default=200, help="first N images for captioning")
-    parser.add_argument("--eval-batch-size", type=int, default=64, help="evaluation batch size")
+    parser.add_argument("--caption-limit", type=int, default=None, help="first N images for captioning (default 200)")
+    parser.add_argument(
+        "--eval-batch-size", type=int, default=None, help="evaluation batch size (default 64; text: 4 windows)"
+    )
     parser.add_argument(
         "--examples",
         type=int,
-        default=8,
+        default=None,
         help="images on OUT/examples.html and examples.md: every model's caption and answers side by side, "
-        "from the evaluation (0: no page)",
+        "from the evaluation (0: no page; default 8)",
     )
+    text = parser.add_argument_group(
+        "a language model calibrated on text (a .txt/.jsonl --calib): perplexity on held-out texts"
+    )
+    text.add_argument("--seq-len", type=int, default=None, help="tokens per calibration window (as `ukmp prune`)")
+    text.add_argument(
+        "--eval-text", default=None, help="comma-separated held-out .txt/.jsonl files, one perplexity column each"
+    )
+    text.add_argument("--eval-seq-len", type=int, default=None, help="tokens per perplexity window (default 256)")
+    text.add_argument(
+        "--eval-windows", default=None, help="the first N windows of each held-out text, or 'all' (default)"
+    )
+    text.add_argument("--gguf-file", default=None, help="the GGUF file inside the MODEL folder to load")
     parser.add_argument("--of", choices=("all", "prunable"), default="all", help="ratio basis")
     parser.add_argument("--seed", type=int, default=0, help="seed of sampling and random scores")
     parser.add_argument(
@@ -94,6 +121,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--block-score", choices=("zeroth", "first"), default="zeroth", help="ECoFLaP block score")
     add_keep_end_layers_argument(parser)
+    parser.add_argument(
+        "--norm-scope",
+        choices=SCOPE_CHOICES,
+        default=None,
+        help="what one normaliser of an iterative plan (UKMP's) pools, as `ukmp prune --norm-scope` (default: "
+        "each method's preset's)",
+    )
     search = parser.add_argument_group("plan search, beyond the paper (every method searched alike)")
     add_plan_search_arguments(search)
     add_dtype_argument(parser)
@@ -106,6 +140,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.model is None or not str(args.model).strip():
         raise UserError("MODEL is empty; give a model directory, hub id or zoo name.")
+    text = settle_calibration_flags(args)
     options = MethodOptions(
         llm_pruner=LLMPrunerOptions(taylor=args.taylor, skip=args.skip_layers),
         ecoflap=ECoFLaPOptions(block_score=args.block_score),
@@ -139,8 +174,20 @@ def run(args: argparse.Namespace) -> int:
         plan_search=plan_search_options(args),
         keep_end_layers=args.keep_end_layers,
         placement=placement_from(args),
-        extra={"command": _command_line(args)},
+        extra={"command": _text_command_line(args) if text else _command_line(args)},
     )
+    if text:
+        config = dataclasses.replace(
+            config,
+            examples=0,
+            seq_len=args.seq_len,
+            gguf_file=args.gguf_file,
+            eval_texts=tuple(parse_list(args.eval_text, "--eval-text")) if args.eval_text else (),
+            eval_seq_len=args.eval_seq_len,
+            eval_windows=windows_limit(args.eval_windows),
+        )
+    if args.norm_scope is not None:
+        config = dataclasses.replace(config, norm_scope=args.norm_scope)
     run_compare(config, overwrite=args.overwrite)
     return 0
 
@@ -156,6 +203,46 @@ def records_limit(text: str) -> int | None:
     if value < 1:
         raise UserError(f"--limit must be at least 1 (or 'all'), got {value}.")
     return value
+
+
+def windows_limit(text: str) -> int | None:
+    """--eval-windows: a positive number of windows, or 'all' (None: every window of the held-out text)."""
+    if str(text).strip().lower() == "all":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise UserError(f"--eval-windows takes a number of windows or 'all', got {text!r}.") from None
+    if value < 1:
+        raise UserError(f"--eval-windows must be at least 1 (or 'all'), got {value}.")
+    return value
+
+
+def _text_command_line(args: argparse.Namespace) -> str:
+    """The command that reproduces a text comparison (every setting that shapes its results, spelled out)."""
+    parts = ["ukmp", "compare", args.model, "--methods", args.methods, "--ratios", args.ratios, "--of", args.of]
+    parts += ["--calib", args.calib]
+    if args.seq_len is not None:
+        parts += ["--seq-len", str(args.seq_len)]
+    if args.gguf_file is not None:
+        parts += ["--gguf-file", args.gguf_file]
+    parts += ["--num-samples", str(args.num_samples), "--batch-size", str(args.batch_size)]
+    parts += ["--eval-text", args.eval_text or "", "--eval-seq-len", str(args.eval_seq_len)]
+    parts += ["--eval-windows", str(args.eval_windows), "--eval-batch-size", str(args.eval_batch_size)]
+    parts += ["--out", str(args.out), "--seed", str(args.seed)]
+    if args.seeds > 1:
+        parts += ["--seeds", str(args.seeds)]
+    if args.dtype != "auto":
+        parts += ["--dtype", args.dtype]
+    if args.keep_end_layers != "none":
+        parts += ["--keep-end-layers", args.keep_end_layers]
+    placement = placement_from(args).resolved()
+    parts += ["--device", placement.device, "--score-dtype", placement.dtype]
+    if args.plan_search > 1:
+        parts += ["--plan-search", str(args.plan_search), "--plan-search-samples", str(args.plan_search_samples)]
+    if args.norm_scope is not None:
+        parts += ["--norm-scope", args.norm_scope]
+    return " ".join(shlex.quote(p) for p in parts)
 
 
 def _command_line(args: argparse.Namespace) -> str:
@@ -175,6 +262,8 @@ def _command_line(args: argparse.Namespace) -> str:
         parts += ["--dtype", args.dtype]
     if args.keep_end_layers != "none":
         parts += ["--keep-end-layers", args.keep_end_layers]
+    if args.norm_scope is not None:
+        parts += ["--norm-scope", args.norm_scope]
     placement = placement_from(args).resolved()  # spelled out: "auto" means other things on other machines
     parts += ["--device", placement.device, "--score-dtype", placement.dtype]
     if placement.device_map is not None:

@@ -2,7 +2,9 @@
 
 The package, one idea per module: `config` (what decides a run), `layout` (where each piece goes
 in OUT), `cache` (what a cached piece records, read back), `draw` (one calibration draw's run),
-`report` (its results.md, results.json and plot), `seeds` and `seeds_report` (several draws,
+`image_eval` and `text_eval` (the two evaluations: image-text tasks, or perplexity on held-out
+texts for a language model calibrated on text), `metrics` (which way each metric improves),
+`report` (a draw's results.md, results.json and plot), `seeds` and `seeds_report` (several draws,
 paired), `run` (the entry point: one draw or N).
 
 The run folder is the record and the cache::
@@ -11,6 +13,7 @@ The run folder is the record and the cache::
     OUT/artifacts/<method>-<pct>/         the pruned models (ukmp artifacts)
     OUT/recovered/<method>-<pct>/         recovery outputs (adapter, curve, merged/), when asked
     OUT/evals/<name>.json                 one `ukmp evaluate`-format result per model, every caption and answer kept
+                                          (text calibration: OUT/evals/<name>--<held-out text>.json, a perplexity each)
     OUT/results.json, results.md, quality_vs_ratio.png
     OUT/examples.html, examples.md        the dense and every pruned model's captions and answers on --examples
                                           images, side by side (`ukmp.examples_page`; examples.json, examples/)

@@ -6,13 +6,17 @@ so a flag is added once here and validated once, before minutes of loading.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from ukmp.data.text import TEXT_SUFFIXES
 from ukmp.errors import UserError
 from ukmp.methods.base import MethodOptions, Scorer
 from ukmp.methods.end_layers import END_LAYER_RULES
 from ukmp.methods.registry import compared_by_default, get_scorer
 from ukmp.placement import Placement
+from ukmp.planning.iterative import SCOPE_CHOICES, IterativeOptions
 from ukmp.planning.search import PlanSearchOptions
 
 RECOVERY_MODES = ("none", "lora", "lpd")
@@ -56,6 +60,24 @@ class CompareConfig:
     #: where every method scores and slices, and in what precision; evaluation and recovery use its device
     placement: Placement = field(default_factory=Placement)
     extra: dict = field(default_factory=dict)
+    #: what one normaliser of an iterative plan pools (`ukmp prune --norm-scope`); None: each method's preset's
+    norm_scope: str | None = None
+    # A text --calib (.txt / .jsonl) compares methods on a standalone language model: each is calibrated on
+    # that text and every model is measured by perplexity on each held-out text (`ukmp.compare.text_eval`).
+    #: tokens per calibration window (None: the text source's default, as `ukmp prune --seq-len`)
+    seq_len: int | None = None
+    #: the GGUF file inside the MODEL folder (a .gguf MODEL needs none)
+    gguf_file: str | None = None
+    #: the held-out text files every model's perplexity is measured on
+    eval_texts: tuple[str, ...] = ()
+    eval_seq_len: int = 256
+    #: the first N windows of each held-out text (None: all of them)
+    eval_windows: int | None = None
+
+    @property
+    def text(self) -> bool:
+        """Whether the calibration is plain text (a standalone language model) rather than image-text pairs."""
+        return is_text_file(self.calib)
 
     def validate(self) -> None:
         if not self.methods:
@@ -98,6 +120,42 @@ class CompareConfig:
             raise UserError(f"--keep-end-layers must be one of {rules}, got {self.keep_end_layers!r}.")
         self.plan_search.validate()
         self.placement.resolved()
+        if self.norm_scope is not None and self.norm_scope not in SCOPE_CHOICES:
+            raise UserError(f"--norm-scope must be one of {', '.join(SCOPE_CHOICES)}, got {self.norm_scope!r}.")
+        if self.text:
+            self.validate_text()
+        elif self.eval_texts:
+            raise UserError(
+                "--eval-text measures a language model calibrated on text; pass a .txt or .jsonl --calib with it."
+            )
+
+    def validate_text(self) -> None:
+        """A text comparison: the calibration and held-out files exist, each set has its own name, no recovery."""
+        for flag, file in (("--calib", self.calib), *(("--eval-text", f) for f in self.eval_texts)):
+            if not Path(file).expanduser().is_file():
+                raise UserError(f"{flag} {file} does not exist; give a .txt file or a .jsonl file with a 'text' field.")
+        if not self.eval_texts:
+            raise UserError(
+                "text calibration measures perplexity on held-out text: pass --eval-text FILE[,FILE...] "
+                "(.txt or .jsonl)."
+            )
+        for file in self.eval_texts:
+            if not is_text_file(file):
+                raise UserError(f"--eval-text takes .txt or .jsonl files; {file} is neither.")
+        names = [Path(f).stem for f in self.eval_texts]
+        if len(set(names)) != len(names):
+            raise UserError("--eval-text names two files of the same name; give each held-out set its own file name.")
+        if self.recover != "none":
+            raise UserError(
+                f"--recover {self.recover} is for image-text calibration; recover a language model's artifact on text "
+                "with `ukmp recover ARTIFACT --data TEXT --merge`."
+            )
+        for name in ("seq_len", "eval_seq_len", "eval_windows"):
+            value = getattr(self, name)
+            if value is not None and value < (2 if name == "eval_seq_len" else 1):
+                raise UserError(
+                    f"--{name.replace('_', '-')} must be at least {2 if name == 'eval_seq_len' else 1}, got {value}."
+                )
 
     def eval_limits(self) -> dict[str, int | None]:
         """Records each task's evaluation reads: --caption-limit images for captions, --limit records otherwise."""
@@ -112,6 +170,12 @@ class CompareConfig:
     def scorer(self, method: str) -> Scorer:
         """The registered scorer ``method`` names, with this run's method options."""
         return get_scorer(method, self.method_options)
+
+    def iterative(self, method: str) -> IterativeOptions | None:
+        """``method``'s iterative schedule with this run's --norm-scope (None: the preset's, as `ukmp prune`)."""
+        if self.norm_scope is None:
+            return None
+        return dataclasses.replace(self.scorer(method).iterative_options(), scope=self.norm_scope)
 
 
 def parse_list(text: str, what: str) -> list[str]:
@@ -136,3 +200,8 @@ def recovery_kind(method: str, mode: str) -> str | None:
     if mode == "none":
         return None
     return "lpd" if mode == "lpd" and get_scorer(method).recovery == "lpd" else "lora"
+
+
+def is_text_file(data: str | Path | None) -> bool:
+    """Whether ``data`` names a plain-text file (.txt, .jsonl) by its suffix: text even before it is found to exist."""
+    return data is not None and Path(str(data)).suffix.lower() in TEXT_SUFFIXES

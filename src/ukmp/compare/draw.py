@@ -19,22 +19,21 @@ from typing import Any
 import torch
 
 from ukmp.atomic import write_json_atomic
-from ukmp.compare.cache import KEPT_OUTPUTS, recorded_eval_settings, recorded_recovery_settings, without_predictions
+from ukmp.compare.cache import recorded_recovery_settings
 from ukmp.compare.config import CompareConfig, recovery_kind
+from ukmp.compare.image_eval import ImageEvaluation
 from ukmp.compare.layout import RECOVERY_SETTINGS, artifact_name, check_compare_output
 from ukmp.compare.report import write_results
+from ukmp.compare.text_eval import TextEvaluation
 from ukmp.data.index import resolve_data_dir
 from ukmp.errors import UserError
-from ukmp.evaluation.harness import evaluate_tasks
-from ukmp.evaluation.model_loading import load_model_and_processor
 from ukmp.examples_page.from_compare import write_compare_examples
-from ukmp.examples_page.outputs import missing_outputs
 from ukmp.method_scores import MethodScores, check_scores_match
 from ukmp.methods.base import ScoringInputs
 from ukmp.methods.calibration_pass import CalibrationPass
 from ukmp.preflight import check_calibration_data
-from ukmp.provenance import COMPARE_FIX, MODEL, Settings, as_recorded, check_reusable, data_key
-from ukmp.pruning import PruneConfig, load_dense, prune_scored, recorded_artifact_settings, score
+from ukmp.provenance import COMPARE_FIX, MODEL, Settings, as_recorded, check_reusable
+from ukmp.pruning import PruneConfig, calibration_source, load_dense, prune_scored, recorded_artifact_settings, score
 from ukmp.recovery.distill import MERGED_DIR, RecoveryConfig, run_recovery
 
 
@@ -55,15 +54,16 @@ class CompareRun:
         self.plan_search_data: Path | None = None
         self._loaded = False
         self.started = time.time()
+        self.evaluation = TextEvaluation(config, self.out) if config.text else ImageEvaluation(config, self.out)
         if shared is not None:
             shared._load()
             for name in ("dense", "calib_dir", "plan_search_data"):
                 setattr(self, name, getattr(shared, name))
             self._calibration = None
             self._loaded = True
-            if shared.dense_eval is not None:  # the file, answers included
-                dense_file = json.loads((shared.out / "evals" / "dense.json").read_text())
-                write_json_atomic(self.out / "evals" / "dense.json", dense_file)
+            if shared.dense_eval is not None:  # the files, answers included
+                for theirs, mine in zip(shared.evaluation.files("dense"), self.evaluation.files("dense")):
+                    write_json_atomic(mine, json.loads(theirs.read_text()))
 
     def say(self, text: str) -> None:
         print(text, flush=True)
@@ -75,11 +75,16 @@ class CompareRun:
         if self._loaded:
             return
         c = self.config
-        self.calib_dir = resolve_data_dir(c.calib, c.calib_split, 2 * c.num_samples, flag="--calib")
-        check_calibration_data(self.calib_dir, c.calib_split)
-        if c.plan_search.enabled:
-            self.plan_search_data = resolve_data_dir(c.calib, c.plan_search.split, flag="--calib")
+        if c.text:  # a text file, cut into windows with the model's tokenizer; a plan search reads its held-out windows
+            self.calib_dir = Path(c.calib)
+        else:
+            self.calib_dir = resolve_data_dir(c.calib, c.calib_split, 2 * c.num_samples, flag="--calib")
+            check_calibration_data(self.calib_dir, c.calib_split)
+            if c.plan_search.enabled:
+                self.plan_search_data = resolve_data_dir(c.calib, c.plan_search.split, flag="--calib")
         self.dense = load_dense(self.prune_config(c.methods[0], c.ratios[0], self.out), runs=True)
+        if self.dense.processor is None and c.text:
+            raise UserError(f"{c.model} has no tokenizer to read text with.")
         if self.dense.processor is None:
             raise UserError(f"{c.model} has no processor files (image processor + tokenizer) to read data with.")
         self._calibration = None
@@ -102,7 +107,7 @@ class CompareRun:
             self.dense.model,
             self.dense.processor,
             self.dense.groups,
-            self.calib_dir,
+            calibration_source(self.prune_config(c.methods[0], c.ratios[0], self.out), self.dense.processor),
             c.calib_split,
             num_samples=c.num_samples,
             batch_size=c.batch_size,
@@ -132,6 +137,9 @@ class CompareRun:
             dtype=c.dtype,
             keep_end_layers=c.keep_end_layers,
             placement=c.placement,
+            seq_len=c.seq_len,
+            gguf_file=c.gguf_file,
+            iterative=c.iterative(method),
         )
 
     # ----------------------------------------------------------------------------------- settings
@@ -160,17 +168,6 @@ class CompareRun:
             "--recover-batch-size": c.recover_batch_size,
         }
         return {**self.artifact_settings(method, ratio), **recovery}
-
-    def eval_settings(self) -> Settings:
-        """What decides an evaluation besides the model: the data, its split, the tasks and their limits."""
-        c = self.config
-        limit = "all" if c.limit is None else c.limit
-        out: Settings = {"--eval": data_key(c.eval_data), "--eval-split": c.eval_split, "--tasks": list(c.tasks)}
-        if any(task != "caption" for task in c.tasks):
-            out["--limit"] = limit
-        if "caption" in c.tasks:
-            out["--caption-limit"] = limit if c.caption_limit is None else c.caption_limit
-        return out
 
     # ------------------------------------------------------------------------------------ scoring
 
@@ -230,52 +227,14 @@ class CompareRun:
     # --------------------------------------------------------------------------------- evaluation
 
     def cached_eval(self, name: str, settings: Settings) -> dict[str, Any] | None:
-        """OUT/evals/<name>.json without its answers, if there and made with this run's settings.
-
-        ``settings`` are those that decided the evaluated model; the evaluation's own are added here.
-        """
-        file = self.out / "evals" / f"{name}.json"
-        if not file.is_file():
-            return None
-        cached = json.loads(file.read_text())
-        check_reusable(file, recorded_eval_settings(cached), {**settings, **self.eval_settings()}, COMPARE_FIX)
-        if self.config.examples and missing_outputs(cached, KEPT_OUTPUTS):
-            return None  # made before evaluations kept every output: evaluated again, for the examples page
-        return without_predictions(cached)
+        """Model ``name``'s evaluation from OUT, if there and made with this run's settings (else one sentence)."""
+        return self.evaluation.cached(name, settings)
 
     def evaluate(
         self, model_ref: str | Path, name: str, settings: Settings, label: str | None = None
     ) -> dict[str, Any]:
-        """`ukmp evaluate`-format results for one model, cached as OUT/evals/<name>.json.
-
-        ``settings`` are those that decided the model; with the evaluation's own they key the cache.
-        `label` is the results file's "model" field (default `name`); the dense model's names its
-        reference too, so that `ukmp report` on the run folder recognises it as the base model.
-        """
-        cached = self.cached_eval(name, settings)
-        if cached is not None:
-            return cached
-        file = self.out / "evals" / f"{name}.json"
-        asked = {**settings, **self.eval_settings()}
-        c = self.config
-        model, processor, _ = load_model_and_processor(str(model_ref), device=c.device)
-        merged = evaluate_tasks(
-            model,
-            processor,
-            c.eval_data,
-            c.eval_split,
-            c.eval_limits(),
-            c.eval_batch_size,
-            model_name=label or name,
-            progress=c.progress,
-            # Per-question answers let `ukmp.question_noise` separate the plans' spread over
-            # draws from the noise of the question sample they were measured on; captions and
-            # answers together are what the examples page shows.
-            keep_predictions=KEPT_OUTPUTS,
-        )
-        merged["settings"] = as_recorded(asked)
-        write_json_atomic(file, merged)
-        return without_predictions(merged)
+        """Model ``name``'s evaluation (images: every task; text: perplexity per held-out text), cached in OUT."""
+        return self.evaluation.evaluate(model_ref, name, settings, label)
 
     # ----------------------------------------------------------------------------------- recovery
 

@@ -29,5 +29,5 @@ def seed_folder(out: str | Path, seed: int) -> Path:
 
 def check_compare_output(config: CompareConfig, *, overwrite: bool) -> None:
     """OUT is neither an input nor, under --overwrite, a folder compare did not write (it is reused otherwise)."""
-    inputs = (resolve_model_ref(config.model), config.calib, config.eval_data)
+    inputs = (resolve_model_ref(config.model), config.calib, config.eval_data, *config.eval_texts)
     check_output(config.out, overwrite=overwrite, markers=COMPARE_MARKERS, inputs=inputs, resume=not overwrite)

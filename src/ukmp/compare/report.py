@@ -12,7 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from ukmp.atomic import write_if_drawn, write_json_atomic, write_text_atomic
+from ukmp.compare.config import CompareConfig
 from ukmp.compare.layout import PLOT
+from ukmp.compare.metrics import gain, lower_is_better
+from ukmp.compare.text_eval import PERPLEXITIES
 from ukmp.methods.registry import is_proposed
 from ukmp.reporting import RECOVERED_SERIES, headline_metrics, quality_figure
 
@@ -20,7 +23,44 @@ RESULTS_FORMAT = "ukmp-compare/1"
 
 
 def _metrics(row_eval: dict[str, Any] | None) -> dict[str, float]:
-    return headline_metrics(row_eval) if row_eval else {}
+    if not row_eval:
+        return {}
+    if PERPLEXITIES in row_eval:  # a text comparison: one perplexity per held-out text
+        return dict(row_eval[PERPLEXITIES])
+    return headline_metrics(row_eval)
+
+
+def run_settings(c: CompareConfig) -> dict[str, Any]:
+    """The settings the results record: the image-text ones, or for text calibration the text ones."""
+    if c.text:
+        return {
+            "methods": list(c.methods),
+            "ratios": list(c.ratios),
+            "ratio_of": c.of,
+            "calib": c.calib,
+            "seq_len": c.seq_len,
+            "num_samples": c.num_samples,
+            "eval_text": list(c.eval_texts),
+            "eval_seq_len": c.eval_seq_len,
+            "eval_windows": c.eval_windows,
+            "recover": c.recover,
+            "seed": c.seed,
+        }
+    return {
+        "methods": list(c.methods),
+        "ratios": list(c.ratios),
+        "ratio_of": c.of,
+        "calib": c.calib,
+        "calib_split": c.calib_split,
+        "num_samples": c.num_samples,
+        "eval": c.eval_data,
+        "eval_split": c.eval_split,
+        "tasks": list(c.tasks),
+        "limit": c.limit,
+        "caption_limit": c.caption_limit,
+        "recover": c.recover,
+        "seed": c.seed,
+    }
 
 
 def results_data(run) -> dict[str, Any]:
@@ -38,21 +78,7 @@ def results_data(run) -> dict[str, Any]:
     return {
         "format": RESULTS_FORMAT,
         "model": c.model,
-        "settings": {
-            "methods": list(c.methods),
-            "ratios": list(c.ratios),
-            "ratio_of": c.of,
-            "calib": c.calib,
-            "calib_split": c.calib_split,
-            "num_samples": c.num_samples,
-            "eval": c.eval_data,
-            "eval_split": c.eval_split,
-            "tasks": list(c.tasks),
-            "limit": c.limit,
-            "caption_limit": c.caption_limit,
-            "recover": c.recover,
-            "seed": c.seed,
-        },
+        "settings": run_settings(c),
         "dense": {
             "metrics": _metrics(run.dense_eval),
             "params": run.dense.counts["total"] if getattr(run, "dense", None) else None,
@@ -60,6 +86,36 @@ def results_data(run) -> dict[str, Any]:
         "rows": rows,
         "command": c.extra.get("command"),
     }
+
+
+#: why one draw's winners are provisional, on images (where the spread was measured) and on text
+IMAGE_CAVEAT = (
+    "One calibration draw: another draw can reorder methods that are close (at 50% on the shipped model",
+    "UKMP moved by 30 VQA points between draws). `--seeds N` reports spreads and paired orderings.",
+)
+TEXT_CAVEAT = (
+    "One calibration draw: another draw can reorder methods that are close. Lower perplexity is better.",
+    "`--seeds N` reports spreads and paired orderings.",
+)
+
+
+def settings_line(s: dict[str, Any]) -> str:
+    """The sentence under the title: the ratio basis, the calibration, the evaluation and the recovery."""
+    if "eval_text" in s:
+        window = f"{s['seq_len']}-token windows" if s["seq_len"] else "windows"
+        windows = "all windows" if s["eval_windows"] is None else f"the first {s['eval_windows']} windows"
+        held_out = ", ".join(Path(f).stem for f in s["eval_text"])
+        return (
+            f"Ratios are fractions of {s['ratio_of']} parameters removed. Calibration: {s['calib']} "
+            f"({s['num_samples']} prefix-LM {window} per pass). Evaluation: perplexity on {held_out} "
+            f"({windows} of {s['eval_seq_len']} tokens each; lower is better). Recovery: {s['recover']}."
+        )
+    return (
+        f"Ratios are fractions of {s['ratio_of']} parameters removed. Calibration: {s['calib']} "
+        f"({s['calib_split']}, {s['num_samples']} samples per pass). Evaluation: {s['eval']} {s['eval_split']}, "
+        f"tasks {', '.join(s['tasks'])} ({records_used(s['limit'])}; captions {s['caption_limit']}). "
+        f"Recovery: {s['recover']}."
+    )
 
 
 def records_used(limit: int | None) -> str:
@@ -76,14 +132,7 @@ def results_markdown(data: dict[str, Any]) -> str:
     s = data["settings"]
     dense = data["dense"]["metrics"]
     metrics = list(dense) or sorted({m for r in data["rows"] for m in r["metrics"]})
-    lines = [
-        f"# ukmp compare: {data['model']}",
-        "",
-        f"Ratios are fractions of {s['ratio_of']} parameters removed. Calibration: {s['calib']} "
-        f"({s['calib_split']}, {s['num_samples']} samples per pass). Evaluation: {s['eval']} {s['eval_split']}, "
-        f"tasks {', '.join(s['tasks'])} ({records_used(s['limit'])}; captions {s['caption_limit']}). "
-        f"Recovery: {s['recover']}.",
-    ]
+    lines = [f"# ukmp compare: {data['model']}", "", settings_line(s)]
     if data.get("command"):
         lines += ["", "```", data["command"], "```"]
     header = (
@@ -119,8 +168,7 @@ def results_markdown(data: dict[str, Any]) -> str:
         "",
         "## Best method per ratio",
         "",
-        "One calibration draw: another draw can reorder methods that are close (at 50% on the shipped model",
-        "UKMP moved by 30 VQA points between draws). `--seeds N` reports spreads and paired orderings.",
+        *(TEXT_CAVEAT if "eval_text" in s else IMAGE_CAVEAT),
         "",
     ]
     lines += _winners(data["rows"], metrics, "metrics", "before recovery")
@@ -151,7 +199,7 @@ def _winners(rows: list[dict[str, Any]], metrics: list[str], key: str, stage: st
             scored = [(v, m) for v, m in scored if v is not None]
             if not scored:
                 continue
-            best_value, best = max(scored)
+            best_value, best = (min if lower_is_better(metric) else max)(scored)
             proposed = [(v, m) for v, m in scored if is_proposed(m)]
             verdicts = []
             for value, name in proposed:
@@ -159,7 +207,9 @@ def _winners(rows: list[dict[str, Any]], metrics: list[str], key: str, stage: st
                     ties = sorted(m for v, m in scored if v == best_value and m != name and not is_proposed(m))
                     verdicts.append(f"{name} ties with {', '.join(ties)}" if ties else f"{name} wins")
                 else:
-                    verdicts.append(f"{name} does NOT win ({_fmt(value)}, {_fmt(best_value - value, 3)} behind)")
+                    verdicts.append(
+                        f"{name} does NOT win ({_fmt(value)}, {_fmt(gain(metric, best_value, value), 3)} behind)"
+                    )
             if len(proposed) == 1 and proposed[0][0] == best_value:
                 best = proposed[0][1]
             verdict = "; ".join(verdicts) or "UKMP not run"

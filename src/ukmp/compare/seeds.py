@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ukmp.compare.metrics import lower_is_better
 from ukmp.methods.registry import is_proposed
 from ukmp.seed_stats import paired_ordering, spread
 
@@ -59,7 +60,9 @@ def by_seed(cell: dict[str, Any], key: str, metric: str) -> dict[int, float]:
 def orderings(cells: list[dict[str, Any]], key: str = "metrics") -> list[dict[str, Any]]:
     """Every (UKMP method, other method) pair at every ratio and metric, paired by seed.
 
-    Only the draws where both have the metric pair up; where some do not, the ordering names the
+    The difference is the UKMP method's gain over the other, per seed: its value minus the other's, or
+    for a lower-is-better metric (perplexity) the other's minus its own. Only the draws where both
+    have the metric pair up; where some do not, the ordering names the
     seeds it paired over and the ones left unpaired.
     """
     out = []
@@ -78,7 +81,9 @@ def orderings(cells: list[dict[str, Any]], key: str = "metrics") -> list[dict[st
                     common = sorted(va.keys() & vb.keys())
                     if not common:
                         continue
-                    verdict, diff = paired_ordering([va[s] for s in common], [vb[s] for s in common])
+                    sign = -1.0 if lower_is_better(metric) else 1.0  # the difference is a's gain over b
+                    a_values, b_values = [sign * va[s] for s in common], [sign * vb[s] for s in common]
+                    verdict, diff = paired_ordering(a_values, b_values)
                     ordering = {
                         "ratio": ratio,
                         "better": a["method"],

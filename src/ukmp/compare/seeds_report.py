@@ -12,6 +12,7 @@ from typing import Any
 from ukmp.atomic import write_if_drawn, write_json_atomic, write_text_atomic
 from ukmp.compare.config import CompareConfig
 from ukmp.compare.layout import PLOT
+from ukmp.compare.metrics import better_than, lower_is_better
 from ukmp.compare.report import records_used
 from ukmp.compare.seeds import SEEDS_FORMAT, STAGES, aggregate, orderings
 from ukmp.seed_stats import spread
@@ -26,7 +27,7 @@ def _cell_text(values: dict[str, Any] | None, digits: int) -> str:
 
 
 def _digits(metric: str) -> int:
-    return 1 if "%" in metric else 3
+    return 1 if "%" in metric or lower_is_better(metric) else 3
 
 
 def seeds_markdown(config: CompareConfig, data: dict[str, Any]) -> str:
@@ -37,10 +38,7 @@ def seeds_markdown(config: CompareConfig, data: dict[str, Any]) -> str:
     lines = [
         f"# ukmp compare over {len(data['seeds'])} seeds: {data['model']}",
         "",
-        f"Seeds {', '.join(map(str, data['seeds']))}: each draws its own calibration samples ({s['calib']}, split "
-        f"{s['calib_split']}, {s['num_samples']} per pass) and prefix splits. Evaluation: {s['eval']} "
-        f"{s['eval_split']}, {records_used(s['limit'])} per task, captions on {s['caption_limit']} images. "
-        f"Ratios are fractions of {s['ratio_of']} parameters removed. Recovery: {s['recover']}.",
+        seeds_settings_line(data["seeds"], s),
         "",
         "Cells: mean [min–max] over the seeds ±95% t-interval half-width of the mean. Per-seed tables: "
         "`seed-<s>/results.md`.",
@@ -68,17 +66,42 @@ def seeds_markdown(config: CompareConfig, data: dict[str, Any]) -> str:
             d = o["difference"]
             digits = _digits(o["metric"])
             half = "" if d["n"] < 2 else f" ±{d['ci95']:.{digits}f}"
+            ordering = f"{o['better']} {better_than(o['metric'])} {o['worse']}"
             lines.append(
-                f"| {o['ratio']:g} | {o['better']} > {o['worse']} | {o['metric']} | {o['verdict']} | "
+                f"| {o['ratio']:g} | {ordering} | {o['metric']} | {o['verdict']} | "
                 f"{d['mean']:+.{digits}f} [{d['min']:+.{digits}f}–{d['max']:+.{digits}f}]{half}{_paired_over(o)} |"
             )
     lines += [
         "",
         "An ordering holds when the 95% t-interval of the mean per-seed difference lies above zero, does not",
         "hold when it lies below, and is within noise otherwise.",
+        *(TEXT_ORDERINGS if "eval_text" in s else ()),
         "",
     ]
     return "\n".join(lines)
+
+
+#: how a perplexity ordering reads (only a text comparison's tables say it)
+TEXT_ORDERINGS = ("Perplexity: lower is better, so `a < b` holds when b's perplexity minus a's is above zero.",)
+
+
+def seeds_settings_line(seeds: list[int], s: dict[str, Any]) -> str:
+    """The sentence under the title: the draws, the calibration, the evaluation, the ratio basis, the recovery."""
+    drawn = f"Seeds {', '.join(map(str, seeds))}: each draws its own calibration samples"
+    if "eval_text" in s:
+        windows = "all windows" if s["eval_windows"] is None else f"the first {s['eval_windows']} windows"
+        held_out = ", ".join(Path(f).stem for f in s["eval_text"])
+        return (
+            f"{drawn} ({s['calib']}, {s['num_samples']} prefix-LM windows of {s['seq_len'] or 'default'} tokens per "
+            f"pass) and prefix splits. Evaluation: perplexity on {held_out} ({windows} of {s['eval_seq_len']} "
+            f"tokens each). Ratios are fractions of {s['ratio_of']} parameters removed. Recovery: {s['recover']}."
+        )
+    return (
+        f"{drawn} ({s['calib']}, split "
+        f"{s['calib_split']}, {s['num_samples']} per pass) and prefix splits. Evaluation: {s['eval']} "
+        f"{s['eval_split']}, {records_used(s['limit'])} per task, captions on {s['caption_limit']} images. "
+        f"Ratios are fractions of {s['ratio_of']} parameters removed. Recovery: {s['recover']}."
+    )
 
 
 def _lacking_lines(cells: list[dict[str, Any]], key: str) -> list[str]:

@@ -97,11 +97,12 @@ def compare_document(runs: Sequence[CompareRun], *, by_draw: bool = False) -> tu
 
     The images map each image's path on the page to the evaluation file it copies.
 
-    None when the run asks for no examples or evaluates no task with outputs to show (retrieval only).
+    None when the run asks for no examples, evaluates no task with outputs to show (retrieval only), or
+    compares language models on text (no images to show).
     """
     c = runs[0].config
     limits = c.eval_limits()
-    if c.examples == 0 or not any(t in SHOWN_TASKS for t in limits):
+    if c.examples == 0 or c.text or not any(t in SHOWN_TASKS for t in limits):
         return None
     items = image_sample(resolve_data_dir(c.eval_data, c.eval_split), c.eval_split, limits, c.examples)
     images = {f"{IMAGES}/image-{i:02d}{item.path.suffix.lower()}": item.path for i, item in enumerate(items, 1)}
