@@ -6,10 +6,11 @@ here) the image processor resizes an image's longest edge to 32 pixels and cuts 
 crops plus a global view, so a square image gives 2x2 crops + 1 = 20 image tokens and a 2:1 image
 2x1 + 1 = 12; without it (Idefics3's here) every image is one 16x16 view of 4 tokens.
 
-SmolVLM's processor is transformers' own ``SmolVLMProcessor`` without its video half: that half
-needs torchvision and num2words, which these tests do not install, and images never use it.
-``ImageOnlySmolVLMProcessor`` is registered for ``SmolVLMConfig`` so that ``AutoProcessor`` (and so
-``ukmp``) loads the saved folder with it. Idefics3's processor is used as it is.
+SmolVLM's processor is transformers' own without its video half, which needs torchvision and
+num2words (not installed for these tests; images never use it):
+``ukmp.zoo.smolvlm_processor.ImageOnlySmolVLMProcessor``. It is registered for ``SmolVLMConfig`` so
+that ``AutoProcessor`` (and so ``ukmp``) loads the saved folder with it. Idefics3's processor is
+used as it is.
 """
 
 from __future__ import annotations
@@ -24,14 +25,12 @@ from transformers import (
     Idefics3Processor,
     SmolVLMConfig,
     SmolVLMForConditionalGeneration,
-    SmolVLMProcessor,
 )
-from transformers.processing_utils import ProcessorMixin
 
 from tiny_models import spread_weights
+from ukmp.zoo.smolvlm_processor import IMAGE_TOKENS as SPECIAL
+from ukmp.zoo.smolvlm_processor import ImageOnlySmolVLMProcessor
 
-ROWS = [f"<row_{r + 1}_col_{c + 1}>" for r in range(6) for c in range(6)]
-SPECIAL = ["<fake_token_around_image>", "<image>", "<end_of_utterance>", "<global-img>", *ROWS]
 TEXT = dict(
     model_type="llama", hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
     num_key_value_heads=2, max_position_embeddings=256, pad_token_id=0,
@@ -45,20 +44,6 @@ MODELS = {
     "smolvlm": (SmolVLMConfig, SmolVLMForConditionalGeneration),
     "idefics3": (Idefics3Config, Idefics3ForConditionalGeneration),
 }
-
-
-class ImageOnlySmolVLMProcessor(SmolVLMProcessor):
-    """``SmolVLMProcessor`` with an image processor and a tokenizer only (no video processor)."""
-
-    def __init__(self, image_processor=None, tokenizer=None, image_seq_len: int = 169, chat_template=None, **kwargs):
-        self.fake_image_token = "<fake_token_around_image>"
-        self.image_token = "<image>"
-        self.image_token_id = tokenizer.convert_tokens_to_ids(self.image_token)
-        self.end_of_utterance_token = "<end_of_utterance>"
-        self.global_image_token = "<global-img>"
-        self.image_seq_len = image_seq_len
-        self.video_token = "<video>"
-        ProcessorMixin.__init__(self, image_processor, tokenizer, chat_template=chat_template)
 
 
 AutoProcessor.register(SmolVLMConfig, ImageOnlySmolVLMProcessor, exist_ok=True)
