@@ -159,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
         num_samples=args.num_samples,
         batch_size=args.batch_size,
         tasks=tuple(parse_list(args.tasks, "--tasks")),
-        limit=records_limit(args.limit),
+        limit=count_or_all(args.limit, "--limit", "records"),
         caption_limit=args.caption_limit,
         eval_batch_size=args.eval_batch_size,
         of=args.of,
@@ -184,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
             gguf_file=args.gguf_file,
             eval_texts=tuple(parse_list(args.eval_text, "--eval-text")) if args.eval_text else (),
             eval_seq_len=args.eval_seq_len,
-            eval_windows=windows_limit(args.eval_windows),
+            eval_windows=count_or_all(args.eval_windows, "--eval-windows", "windows"),
         )
     if args.norm_scope is not None:
         config = dataclasses.replace(config, norm_scope=args.norm_scope)
@@ -192,29 +192,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def records_limit(text: str) -> int | None:
-    """--limit: a positive number of records, or 'all' (None: every record of the split)."""
-    if text.strip().lower() == "all":
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise UserError(f"--limit takes a number of records or 'all', got {text!r}.") from None
-    if value < 1:
-        raise UserError(f"--limit must be at least 1 (or 'all'), got {value}.")
-    return value
-
-
-def windows_limit(text: str) -> int | None:
-    """--eval-windows: a positive number of windows, or 'all' (None: every window of the held-out text)."""
+def count_or_all(text: str, flag: str, unit: str) -> int | None:
+    """``flag``'s value: a positive number of ``unit``, or 'all' (None: every one there is)."""
     if str(text).strip().lower() == "all":
         return None
     try:
         value = int(text)
     except ValueError:
-        raise UserError(f"--eval-windows takes a number of windows or 'all', got {text!r}.") from None
+        raise UserError(f"{flag} takes a number of {unit} or 'all', got {text!r}.") from None
     if value < 1:
-        raise UserError(f"--eval-windows must be at least 1 (or 'all'), got {value}.")
+        raise UserError(f"{flag} must be at least 1 (or 'all'), got {value}.")
     return value
 
 
