@@ -37,7 +37,7 @@ def test_stages_train_only_their_parameters(tmp_path: Path) -> None:
     run = train_smolvlm_run(tmp_path / "ckpt", cfg, text_loader=tiny_text_model, stop_after=5, progress=False)
     assert changed(run) == vision | connector  # LM frozen, LoRA untouched through stage 2 ("align")
     run = train_smolvlm_run(tmp_path / "ckpt", cfg, text_loader=tiny_text_model, progress=False)
-    lora_b = {n for n in lora if n.endswith("lora_B")}
+    lora_b = {n for n in lora if ".lora_B." in n}
     assert lora_b <= changed(run) <= vision | connector | lora
     assert [r["stage"] for r in run.state.log] == ["vision"] * 2 + ["align"] * 3 + ["instruct"] * 3
     assert all(np.isfinite(r["loss"]) for r in run.state.log)
@@ -67,13 +67,18 @@ def test_shipped_folder_is_small_and_loads_the_trained_model(tmp_path: Path) -> 
     trained = sum(p.numel() for p in trained_parameters(model).values())
     assert (out / ADAPTER).stat().st_size < 2 * trained + 100_000  # float16
     assert (out / "loss_curve.png").is_file()
-    loaded, loaded_processor = load_shapes_smolvlm(out, text_loader=tiny_text_model)
+    loaded, loaded_processor = load_shapes_smolvlm(out, text_loader=tiny_text_model, merge=False)
+    merged, _ = load_shapes_smolvlm(out, text_loader=tiny_text_model)
     image = Image.fromarray(np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8))
     batch = processor(text=["<image>what colour is it"], images=[[image]], return_tensors="pt")
     again = loaded_processor(text=["<image>what colour is it"], images=[[image]], return_tensors="pt")
     assert all(torch.equal(batch[k], again[k]) for k in batch)
     with torch.no_grad():
         assert torch.equal(model(**batch).logits, loaded(**batch).logits)
+        delta = (merged(**batch).logits - loaded(**batch).logits).abs().max()
+    assert any(".lora_B." in n and p.abs().sum() > 0 for n, p in loaded.named_parameters())  # a delta to merge
+    assert not any(".lora_" in n for n, _ in merged.named_parameters())  # plain Linear layers again
+    assert delta < 1e-4  # folding B A into W moves only the rounding
     with pytest.raises(UserError, match="sha256"):
         load_shapes_smolvlm(out, text_loader=lambda: tiny_text_model(seed=2))
     with pytest.raises(UserError, match="already holds a trained model"):

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from ukmp.errors import UserError
+from ukmp.zoo.lora import merge_lora
 from ukmp.zoo.smolvlm import trained_parameters
 from ukmp.zoo.smolvlm_processor import ImageOnlySmolVLMProcessor
 from ukmp.zoo.smolvlm_text import TextModel, smollm2_text_model
@@ -109,8 +110,15 @@ def _write_folder(out: Path, model: nn.Module, processor, state, cfg, device: st
             file.chmod(0o644)  # a shipped folder must be readable by everyone
 
 
-def load_shapes_smolvlm(folder: str | Path, *, text_loader: Callable[[], TextModel] = smollm2_text_model):
-    """(model, processor) of a folder `train_shapes_smolvlm` wrote, assembled over the installed GGUF."""
+def load_shapes_smolvlm(
+    folder: str | Path, *, text_loader: Callable[[], TextModel] = smollm2_text_model, merge: bool = True
+):
+    """(model, processor) of a folder `train_shapes_smolvlm` wrote, assembled over the installed GGUF.
+
+    `merge` folds the LoRA delta into the language model's weights, so the model is a plain
+    `SmolVLMForConditionalGeneration` that every command can prune and save; `merge=False` keeps the
+    branch apart and computes bit for bit what training returned.
+    """
     from safetensors.torch import load_file
 
     folder = Path(folder)
@@ -135,6 +143,8 @@ def load_shapes_smolvlm(folder: str | Path, *, text_loader: Callable[[], TextMod
     with torch.no_grad():
         for name, tensor in tensors.items():
             params[name].copy_(tensor.to(params[name].dtype))
+    if merge:
+        merge_lora(model.model.text_model)
     return model.eval(), ImageOnlySmolVLMProcessor.from_pretrained(folder)
 
 
