@@ -32,9 +32,7 @@ from ukmp.compare.config import DEFAULT_METHODS, RECOVERY_MODES, CompareConfig, 
 from ukmp.compare.run import run_compare
 from ukmp.data.index import default_calib_split
 from ukmp.errors import UserError
-from ukmp.methods.base import MethodOptions
-from ukmp.methods.ecoflap_sp import ECoFLaPOptions
-from ukmp.methods.llm_pruner import LLMPrunerOptions
+from ukmp.methods.flags import add_method_flags, method_options_from
 from ukmp.planning.iterative import SCOPE_CHOICES
 
 
@@ -115,11 +113,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=1,
         help="run N calibration draws (seeds SEED..SEED+N-1) and report mean, min-max and paired orderings",
     )
-    parser.add_argument("--taylor", choices=("first", "second", "mix"), default="first", help="LLM-Pruner's term")
-    parser.add_argument(
-        "--skip-layers", choices=("llm-pruner", "none"), default="llm-pruner", help="LLM-Pruner's skipped layers"
-    )
-    parser.add_argument("--block-score", choices=("zeroth", "first"), default="zeroth", help="ECoFLaP block score")
     add_keep_end_layers_argument(parser)
     parser.add_argument(
         "--norm-scope",
@@ -128,6 +121,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="what one normaliser of an iterative plan (UKMP's) pools, as `ukmp prune --norm-scope` (default: "
         "each method's preset's)",
     )
+    add_method_flags(parser)  # each method's own flags, as its options class declares them (ukmp.methods.flags)
     search = parser.add_argument_group("plan search, beyond the paper (every method searched alike)")
     add_plan_search_arguments(search)
     add_dtype_argument(parser)
@@ -141,10 +135,7 @@ def run(args: argparse.Namespace) -> int:
     if args.model is None or not str(args.model).strip():
         raise UserError("MODEL is empty; give a model directory, hub id or zoo name.")
     text = settle_calibration_flags(args)
-    options = MethodOptions(
-        llm_pruner=LLMPrunerOptions(taylor=args.taylor, skip=args.skip_layers),
-        ecoflap=ECoFLaPOptions(block_score=args.block_score),
-    )
+    options = method_options_from(args)
     config = CompareConfig(
         model=args.model,
         out=str(args.out),

@@ -26,12 +26,9 @@ from ukmp.data.index import default_calib_split, resolve_data_dir
 from ukmp.data.text import is_text_data
 from ukmp.errors import UserError
 from ukmp.methods.base import MethodOptions
-from ukmp.methods.ecoflap_sp import ECoFLaPOptions
-from ukmp.methods.llm_pruner import LLMPrunerOptions
+from ukmp.methods.flags import add_method_flags, method_flag_dests, method_options_from
 from ukmp.methods.presets import DEFAULT_PRESET, PRESETS
 from ukmp.methods.registry import get_scorer, scorer_names
-from ukmp.methods.token_selection import parse_threshold
-from ukmp.methods.ukmi import UKMIOptions
 from ukmp.placement import Placement
 from ukmp.planning.iterative import SCOPE_CHOICES, IterativeOptions
 from ukmp.planning.schedules import SCHEDULES
@@ -74,7 +71,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--gguf-file", default=None, help="the GGUF file inside the MODEL folder to load")
     add_dtype_argument(parser)
     add_placement_arguments(parser.add_argument_group("device and precision (src/ukmp/placement.py)"))
-    ukmi = parser.add_argument_group("UKMP (docs/method-notes.md)")
+    ukmi = parser.add_argument_group("calibration, and UKMP's preset and schedule (docs/method-notes.md)")
     ukmi.add_argument(
         "--calib", default=None, help="calibration data folder (ukmp_data.json), 'shapes', or a .txt/.jsonl text file"
     )
@@ -95,18 +92,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--preset",
         choices=sorted(PRESETS),
         default=DEFAULT_PRESET,
-        help="UKMP's settings: ukmp's defaults, or the paper's exact ones; the flags below override either",
+        help="UKMP's settings: ukmp's defaults, or the paper's exact ones; --threshold and the schedule's flags "
+        "override either",
     )
-    ukmi.add_argument(
-        "--threshold",
-        default=argparse.SUPPRESS,
-        help="Taylor selection: absolute T (1.0 = off), or qF for the least-fitted fraction F of each sample's tokens "
-        "(default: the preset's)",
-    )
-    ukmi.add_argument("--selection", choices=("confidence", "target"), default="confidence")
-    ukmi.add_argument("--taylor", choices=("first", "second", "mix"), default="first")
-    ukmi.add_argument("--entropy", choices=("cosine", "arccos", "off"), default="cosine")
-    ukmi.add_argument("--entropy-on-vision", action="store_true", help="inject entropy into vision groups too")
     ukmi.add_argument(
         "--norm",
         choices=("mean", "minmax", "standardize", "none"),
@@ -125,17 +113,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ukmi.add_argument(
         "--step-fraction", type=float, default=None, help="units removed per step, as a fraction of all units"
     )
-    baselines = parser.add_argument_group("baselines (docs/compare.md; --taylor also sets LLM-Pruner's term)")
-    baselines.add_argument(
-        "--skip-layers",
-        choices=("llm-pruner", "none"),
-        default="llm-pruner",
-        help="LLM-Pruner: leave its first/last layer fractions dense",
-    )
     add_keep_end_layers_argument(parser)
-    baselines.add_argument(
-        "--block-score", choices=("zeroth", "first"), default="zeroth", help="ECoFLaP-sp block score"
-    )
+    add_method_flags(parser)  # each method's own flags, as its options class declares them (ukmp.methods.flags)
     search = parser.add_argument_group(
         "plan search, beyond the paper (src/ukmp/planning/search.py; reads question-answer pairs of --calib)"
     )
@@ -144,20 +123,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-#: the flags that only decide how scores are computed (``--threshold`` is parsed this way already): parsed
-#: without a default, so that `run` can tell the ones the user typed, which cannot apply to --scores
-SCORE_FLAGS = (
-    "preset",
-    "selection",
-    "taylor",
-    "entropy",
-    "entropy_on_vision",
-    "num_samples",
-    "seq_len",
-    "skip_layers",
-    "block_score",
-    "score_dtype",
-)
+#: the flags besides the methods' own that only decide how scores are computed: parsed without a default,
+#: so that `run` can tell the ones the user typed, which cannot apply to --scores (the methods' flags,
+#: `ukmp.methods.flags`, are parsed that way already)
+SCORE_FLAGS = ("preset", "num_samples", "seq_len", "score_dtype")
 
 
 def _defaults_apart(parser: argparse.ArgumentParser, dests: tuple[str, ...]) -> None:
@@ -174,15 +143,17 @@ def _defaults_apart(parser: argparse.ArgumentParser, dests: tuple[str, ...]) -> 
 
 
 def _typed_score_flags(args: argparse.Namespace) -> set[str]:
-    """The score flags the user typed (``SCORE_FLAGS``, ``--threshold``); the others get their defaults back."""
-    typed = {name for name in (*SCORE_FLAGS, "threshold") if name in args}
+    """The score flags the user typed (``SCORE_FLAGS``, the methods' flags); the others get their defaults back."""
+    typed = {name for name in (*SCORE_FLAGS, *method_flag_dests()) if name in args}
     for name, default in args.score_defaults.items():
         if name not in args:
             setattr(args, name, default)
     return typed
 
 
-def _asked_score_settings(args: argparse.Namespace, typed: set[str], placement: Placement) -> dict[str, TypedFlag]:
+def _asked_score_settings(
+    args: argparse.Namespace, typed: set[str], placement: Placement, options: MethodOptions
+) -> dict[str, TypedFlag]:
     """What each typed score flag asks for, by the setting a scores file records (`Scorer.settings`)."""
     out = {}
     for dest in sorted(typed - {"preset", "threshold", "score_dtype"}):
@@ -191,7 +162,7 @@ def _asked_score_settings(args: argparse.Namespace, typed: set[str], placement: 
     if "score_dtype" in typed:
         out["--score-dtype"] = TypedFlag(f"--score-dtype {args.score_dtype}", placement.resolved().dtype)
     if "threshold" in typed:
-        out["--threshold"] = TypedFlag(f"--threshold {args.threshold}", _threshold_value(args.threshold))
+        out["--threshold"] = TypedFlag(f"--threshold {args.threshold}", options.ukmi.threshold)
     elif "preset" in typed:  # the preset's threshold; its planning settings apply to saved scores
         out["--threshold"] = TypedFlag(f"--preset {args.preset}", PRESETS[args.preset].threshold)
     return out
@@ -205,14 +176,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--num-samples must be at least 1, got {args.num_samples}.")
     components = [c.strip() for c in args.components.split(",")] if args.components else None
     preset = PRESETS[args.preset]
-    ukmi_options = UKMIOptions(
-        threshold=_threshold_value(args.threshold) if "threshold" in args else preset.threshold,
-        selection=args.selection,
-        taylor=args.taylor,
-        entropy=args.entropy,
-        entropy_on_vision=args.entropy_on_vision,
-    )
-    ukmi_options.validate()
+    options = method_options_from(args, defaults={"ukmi": {"threshold": preset.threshold}})
     iterative = IterativeOptions(
         norm=getattr(args, "norm", preset.norm),
         scope=getattr(args, "norm_scope", preset.scope),
@@ -247,11 +211,6 @@ def run(args: argparse.Namespace) -> int:
         text = is_text_data(args.calib)
         calib = args.calib if text else resolve_data_dir(args.calib, args.calib_split, flag="--calib")
     print(f"ukmp prune: {args.model}, method {args.method}, ratio {args.ratio:g} of {args.of} parameters")
-    options = MethodOptions(
-        ukmi=ukmi_options,
-        llm_pruner=LLMPrunerOptions(taylor=args.taylor, skip=args.skip_layers),
-        ecoflap=ECoFLaPOptions(block_score=args.block_score),
-    )
     config = PruneConfig(
         model=args.model,
         out=args.out,
@@ -278,14 +237,8 @@ def run(args: argparse.Namespace) -> int:
         placement=placement,
     )
     if args.scores is not None:
-        check_flags_apply_to_scores(args.scores, config.scorer(), _asked_score_settings(args, typed, placement))
+        check_flags_apply_to_scores(
+            args.scores, config.scorer(), _asked_score_settings(args, typed, placement, options)
+        )
     prune(config, overwrite=args.overwrite)
     return 0
-
-
-def _threshold_value(text: str) -> float | str:
-    """`--threshold` as UKMIOptions holds it: a float for T, the string 'q<F>' for a fraction."""
-    try:
-        return parse_threshold(text).option
-    except ValueError as exc:
-        raise UserError(str(exc)) from None

@@ -27,6 +27,7 @@ from ukmp.groups import PrunableGroup, PruningPlan
 from ukmp.method_scores import MethodScores
 from ukmp.methods.calibration_pass import CalibrationPass
 from ukmp.methods.end_layers import end_layer_groups
+from ukmp.methods.flags import flagged_fields
 from ukmp.peak_memory import measured_peak
 from ukmp.placement import model_device, model_dtype
 from ukmp.planning.iterative import IterativeOptions
@@ -154,8 +155,6 @@ class Scorer:
     #: (a dataclass with ``validate()``); None: the method takes no options
     options_name: ClassVar[str | None] = None
     options_type: ClassVar[type | None] = None
-    #: each of those options that decides the scores, by its flag (``{"taylor": "--taylor"}``); recorded with them
-    option_flags: ClassVar[dict[str, str]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Record the subclass's options class, so ``MethodOptions`` can make their defaults."""
@@ -170,6 +169,14 @@ class Scorer:
         self.variant = variant
         if variant is not None:
             self.configure_variant(variant)
+
+    @property
+    def option_flags(self) -> dict[str, str]:
+        """Each of this method's options that decides the scores, by its flag (``{"taylor": "--taylor"}``).
+
+        The options class declares them (`ukmp.methods.flags.option_flag`); they are recorded with the scores.
+        """
+        return flagged_fields(self.options_type) if self.options_type is not None else {}
 
     @property
     def own_options(self) -> Any:

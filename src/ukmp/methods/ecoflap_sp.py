@@ -23,6 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -34,6 +35,7 @@ from ukmp.groups import PrunableGroup
 from ukmp.method_scores import MethodScores
 from ukmp.methods.base import Scorer, ScoringInputs
 from ukmp.methods.calibration_pass import plain_target_loss
+from ukmp.methods.flags import option_flag
 from ukmp.methods.unit_sums import unit_sums
 from ukmp.methods.wanda_sp import wanda_sp_scores
 
@@ -42,7 +44,9 @@ BLOCK_SCORES = ("zeroth", "first")
 
 @dataclass
 class ECoFLaPOptions:
-    block_score: str = "zeroth"
+    flag_group: ClassVar[str] = "ECoFLaP (docs/baselines.md)"
+
+    block_score: str = option_flag("zeroth", "--block-score", "ECoFLaP-sp block score", choices=BLOCK_SCORES)
     epsilon: float = 1e-3
     max_sparsity_margin: float = 0.1
 
@@ -117,7 +121,6 @@ class ECoFLaPSPScorer(Scorer):
     schedule = "allocated"
     options_name = "ecoflap"
     options_type = ECoFLaPOptions
-    option_flags = {"block_score": "--block-score"}
     approximation = (
         "structured variant of ECoFLaP (the UKMP paper's ECoFLaP_sp): zeroth-order block scores, "
         "then Wanda-sp inside each group"

@@ -19,6 +19,7 @@ units in every group).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -29,6 +30,7 @@ from ukmp.groups import PrunableGroup
 from ukmp.method_scores import MethodScores
 from ukmp.methods.base import Scorer, ScoringInputs
 from ukmp.methods.end_layers import END_LAYER_RULES, end_layer_groups
+from ukmp.methods.flags import option_flag
 from ukmp.methods.ukmi import salience
 from ukmp.methods.unit_sums import unit_sums
 
@@ -39,8 +41,12 @@ SKIPS = END_LAYER_RULES
 
 @dataclass
 class LLMPrunerOptions:
-    taylor: str = "first"
-    skip: str = "llm-pruner"
+    flag_group: ClassVar[str] = "LLM-Pruner (docs/baselines.md)"
+
+    taylor: str = option_flag("first", "--taylor", "Taylor term of UKMP's and LLM-Pruner's importance", choices=TERMS)
+    skip: str = option_flag(
+        "llm-pruner", "--skip-layers", "LLM-Pruner: leave its first/last layer fractions dense", choices=SKIPS
+    )
 
     def validate(self) -> None:
         if self.taylor not in TERMS:
@@ -78,7 +84,6 @@ class LLMPrunerGlobalScorer(Scorer):
     schedule = "global"
     options_name = "llm_pruner"
     options_type = LLMPrunerOptions
-    option_flags = {"taylor": "--taylor", "skip": "--skip-layers"}
 
     def calibration_needs(self) -> set[str]:
         return {"gradients"} | ({"fisher"} if self.own_options.taylor != "first" else set())

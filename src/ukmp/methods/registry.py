@@ -47,6 +47,11 @@ for _cls in (
     register_scorer(_cls)
 
 
+def registered_scorers() -> tuple[type[Scorer], ...]:
+    """Every registered scorer class, in registration order."""
+    return tuple(_SCORERS.values())
+
+
 def scorer_names() -> tuple[str, ...]:
     """Every registered method name, in registration order (the paper's method first)."""
     return tuple(_SCORERS)

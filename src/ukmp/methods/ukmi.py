@@ -27,6 +27,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -37,6 +38,7 @@ from ukmp.adapters.base import get_module
 from ukmp.distributed import ONE_PROCESS, World
 from ukmp.groups import PrunableGroup
 from ukmp.methods.entropy import ANGLE_MODES, RowAngleHistogram
+from ukmp.methods.flags import option_flag
 from ukmp.methods.targets import target_logits
 from ukmp.methods.token_selection import (
     DEFAULT_THRESHOLD,
@@ -61,11 +63,21 @@ class UKMIOptions:
     (`token_selection.parse_threshold`); it stays a plain value so the options serialise to JSON.
     """
 
-    threshold: float | str = DEFAULT_THRESHOLD
-    selection: str = "confidence"
-    taylor: str = "first"
-    entropy: str = "cosine"
-    entropy_on_vision: bool = False
+    flag_group: ClassVar[str] = "UKMP's importance (docs/method-notes.md)"
+
+    threshold: float | str = option_flag(
+        DEFAULT_THRESHOLD,
+        "--threshold",
+        "Taylor selection: absolute T (1.0 = off), or qF for the least-fitted fraction F of each sample's tokens",
+        parse=lambda text: parse_threshold(text).option,
+        default_text="the preset's",
+    )
+    selection: str = option_flag("confidence", "--selection", "which tokens T selects", choices=SELECTION_MODES)
+    taylor: str = option_flag(
+        "first", "--taylor", "Taylor term of UKMP's and LLM-Pruner's importance", choices=TAYLOR_TERMS
+    )
+    entropy: str = option_flag("cosine", "--entropy", "entropy injection", choices=ENTROPY_MODES)
+    entropy_on_vision: bool = option_flag(False, "--entropy-on-vision", "inject entropy into vision groups too")
     bins: int = 100
 
     def validate(self) -> None:

@@ -31,13 +31,6 @@ class UKMPScorer(Scorer):
     splits_across_processes = True
     options_name = "ukmi"
     options_type = UKMIOptions
-    option_flags = {
-        "threshold": "--threshold",
-        "selection": "--selection",
-        "taylor": "--taylor",
-        "entropy": "--entropy",
-        "entropy_on_vision": "--entropy-on-vision",
-    }
 
     def configure_variant(self, variant: str) -> None:
         if variant in PRESETS:
