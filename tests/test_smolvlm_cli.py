@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from ukmp import zoo
 from ukmp.errors import UserError
 
 
@@ -21,17 +22,21 @@ def test_missing_gguf_exits_2_and_writes_nothing(monkeypatch, tmp_path: Path, ca
     assert not out.exists()
 
 
-def test_zoo_list_says_it_is_not_trained_yet(capsys) -> None:
+def test_zoo_list_says_it_is_not_trained_yet(monkeypatch, tmp_path: Path, capsys) -> None:
     from ukmp.cli import main
+
+    monkeypatch.setitem(zoo.ASSEMBLED, "shapes-smolvlm", tmp_path / "untrained")
 
     assert main(["zoo", "list"]) == 0
     line = next(row for row in capsys.readouterr().out.splitlines() if row.startswith("shapes-smolvlm\t"))
     assert "not trained yet" in line
 
 
-def test_its_name_is_one_sentence_until_it_ships(tmp_path: Path, capsys) -> None:
+def test_its_name_is_one_sentence_until_it_ships(monkeypatch, tmp_path: Path, capsys) -> None:
     from ukmp.cli import main
     from ukmp.zoo import resolve_model_name
+
+    monkeypatch.setitem(zoo.ASSEMBLED, "shapes-smolvlm", tmp_path / "untrained")
 
     with pytest.raises(UserError, match="has not been trained and shipped yet"):
         resolve_model_name("shapes-smolvlm")

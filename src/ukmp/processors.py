@@ -39,8 +39,9 @@ def load_processor(ref: str, gguf_file: str | None = None):
     # every `ukmp` command (even `--help`) imports this module through the prune path
     from transformers import AutoProcessor, AutoTokenizer
 
+    own = _own_processor_class(ref, processor_files)
     try:
-        return AutoProcessor.from_pretrained(ref)
+        return (own or AutoProcessor).from_pretrained(ref)
     except Exception as exc:
         if processor_files:
             raise UserError(_not_loading(ref, _culprit(ref, processor_files[0], tokenizer_files), exc)) from None
@@ -48,6 +49,26 @@ def load_processor(ref: str, gguf_file: str | None = None):
         return AutoTokenizer.from_pretrained(ref)  # no processor here: the tokenizer alone, as the model has it
     except Exception as exc:
         raise UserError(_not_loading(ref, tokenizer_files[0], exc)) from None
+
+
+#: processor classes ukmp defines itself, by the name ``processor_config.json`` records: transformers'
+#: AutoProcessor does not know them and would hand back the tokenizer alone, without a word
+OWN_PROCESSORS = {"ImageOnlySmolVLMProcessor": "ukmp.zoo.smolvlm_processor"}
+
+
+def _own_processor_class(ref: str, processor_files: list[str]):
+    """The class of a processor ukmp wrote itself (`OWN_PROCESSORS`), or None for transformers' own."""
+    import importlib
+    import json
+
+    if "processor_config.json" not in processor_files or not Path(ref).is_dir():
+        return None
+    try:
+        name = json.loads((Path(ref) / "processor_config.json").read_text()).get("processor_class")
+    except (OSError, ValueError, AttributeError):
+        return None  # AutoProcessor reads it next and names the file if it is broken
+    module = OWN_PROCESSORS.get(name)
+    return getattr(importlib.import_module(module), name) if module else None
 
 
 def held_files(ref: str, names: tuple[str, ...]) -> list[str]:

@@ -55,13 +55,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from ukmp.zoo import NOT_SHIPPED, SHIPPED
+    from ukmp.zoo import ASSEMBLED, SHIPPED
+    from ukmp.zoo.assembled import is_trained
 
     for name, path in SHIPPED.items():
         state = "present" if (path / "model.safetensors").exists() else "missing (train it with `ukmp zoo train`)"
         print(f"{name}\t{path}\t{state}")
-    for name in NOT_SHIPPED:
-        print(f"{name}\t-\tnot trained yet (its recipe: `ukmp zoo train {name} --out DIR`)")
+    for name, path in ASSEMBLED.items():
+        if is_trained(path):
+            note = "present (a delta: the whole model is assembled over its language model at first use)"
+            print(f"{name}\t{path}\t{note}")
+        else:
+            print(f"{name}\t-\tnot trained yet (its recipe: `ukmp zoo train {name} --out DIR`)")
     return 0
 
 
