@@ -72,7 +72,7 @@ class Idefics3Inputs(PromptImageInputs):
         from ukmp.data.reading import load_image
         from ukmp.evaluation.generation import processor_inputs
 
-        texts = [self.placeholder_prompt(processor, p) for p in prompts]
+        texts = [self.generation_prompt(processor, p) for p in prompts]
         return processor_inputs(processor, model, per_sample([load_image(p) for p in image_paths]), texts)
 
     def generate_batch(

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ukmp.adapters.inputs import ModelInputs
-from ukmp.data.calibration import prompt_batch, with_image_placeholder
+from ukmp.data.calibration import chat_prompt, prompt_batch, with_image_placeholder
 from ukmp.data.reading import load_image
 from ukmp.evaluation.generation import generation_cache, image_features, prefix_embeddings, processor_inputs
 
@@ -30,6 +30,11 @@ class PromptImageInputs(ModelInputs):
         """The prompt with the image placeholder where the processor expands it."""
         return with_image_placeholder(processor, prompt)
 
+    def generation_prompt(self, processor: Any, prompt: str) -> str:
+        """What generation and retrieval feed: the prompt in the processor's chat template when it has one
+        (`chat_prompt`), else with its image placeholder."""
+        return chat_prompt(processor, prompt) or self.placeholder_prompt(processor, prompt)
+
     def calibration_batch(self, processor: Any, images: list, samples: Sequence[Any]) -> dict[str, torch.Tensor]:
         return prompt_batch(processor, images, samples, self.image_keys, placeholder=self.placeholder_prompt)
 
@@ -38,7 +43,7 @@ class PromptImageInputs(ModelInputs):
     ) -> list[str]:
         """The processor builds each (image, prompt) pair's input, left-padded; ``model.generate`` continues it."""
         images = [load_image(p) for p in image_paths]
-        batch = [self.placeholder_prompt(processor, p) for p in prompts]
+        batch = [self.generation_prompt(processor, p) for p in prompts]
         inputs = processor_inputs(processor, model, images, batch)
         output = model.generate(**inputs, **settings.generate_kwargs(), **generation_cache(model))
         output = output[:, inputs["input_ids"].shape[1] :]  # drop the echoed prompt
@@ -48,7 +53,7 @@ class PromptImageInputs(ModelInputs):
         self, model: nn.Module, processor: Any, image_paths: Sequence[Any], prompt: str
     ) -> dict[str, torch.Tensor]:
         """The prompt's embeddings with the projected image features over its image tokens."""
-        text = self.placeholder_prompt(processor, prompt)
+        text = self.generation_prompt(processor, prompt)
         inputs = processor_inputs(processor, model, [load_image(p) for p in image_paths], [text] * len(image_paths))
         extra = {k: inputs.get(k) for k in self.image_keys if k != "pixel_values"}
         features = image_features(model, inputs["pixel_values"], **extra)

@@ -134,7 +134,7 @@ class Qwen2VLInputs(PromptImageInputs):
         from ukmp.data.reading import load_image
         from ukmp.evaluation.generation import image_features, prefix_embeddings, processor_inputs
 
-        text = self.placeholder_prompt(processor, prompt)
+        text = self.generation_prompt(processor, prompt)
         inputs = processor_inputs(processor, model, [load_image(p) for p in image_paths], [text] * len(image_paths))
         features = image_features(model, inputs["pixel_values"], image_grid_thw=inputs["image_grid_thw"])
         positions, _ = model.model.get_rope_index(

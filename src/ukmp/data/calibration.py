@@ -196,6 +196,20 @@ def with_image_placeholder(processor, prompt: str) -> str:
     return f"{token}\n{prompt}"
 
 
+def chat_prompt(processor, prompt: str) -> str | None:
+    """The prompt as one user turn (image, then text) of the processor's chat template, the assistant's turn
+    opened; None when the processor has no template.
+
+    Why: an instruction-tuned VLM answers inside its own turn format; a bare prompt reads to it as text
+    out of place, and its answers (and accuracy) suffer. Processors without a template (BLIP-2, the
+    tiny test models) keep the bare prompt.
+    """
+    if not getattr(processor, "chat_template", None):
+        return None
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
+    return processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+
 def prompt_batch(
     processor,
     images: list,

@@ -27,6 +27,15 @@ SCALE_FACTOR = 2
 IMAGE_SEQ_LEN = (IMAGE_SIZE // PATCH_SIZE) ** 2 // SCALE_FACTOR**2
 ROW_COL_TOKENS = [f"<row_{r + 1}_col_{c + 1}>" for r in range(6) for c in range(6)]
 IMAGE_TOKENS = ["<fake_token_around_image>", "<image>", "<end_of_utterance>", "<global-img>", *ROW_COL_TOKENS]
+#: SmolLM2-Instruct's turn format with the image first in the user's turn: the format the model is trained
+#: in (`smolvlm_data.PROMPT` is this template's output), and the one generation wraps prompts in
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+    "{% for part in message['content'] %}{% if part['type'] == 'image' %}<image>{% else %}{{ part['text'] }}"
+    "{% endif %}{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
 IMAGE_MEAN = [0.5, 0.5, 0.5]
 IMAGE_STD = [0.5, 0.5, 0.5]
 
@@ -43,6 +52,10 @@ class ImageOnlySmolVLMProcessor(SmolVLMProcessor):
         self.image_seq_len = image_seq_len
         self.video_token = "<video>"
         ProcessorMixin.__init__(self, image_processor, tokenizer, chat_template=chat_template)
+
+    def apply_chat_template(self, conversation, chat_template=None, **kwargs):
+        """The template rendered as any processor does; SmolVLM's own version reads video settings first."""
+        return ProcessorMixin.apply_chat_template(self, conversation, chat_template, **kwargs)
 
 
 def add_image_tokens(tokenizer) -> int:
@@ -64,4 +77,6 @@ def build_processor(tokenizer) -> ImageOnlySmolVLMProcessor:
         image_mean=IMAGE_MEAN,
         image_std=IMAGE_STD,
     )
-    return ImageOnlySmolVLMProcessor(image_processor, tokenizer, image_seq_len=IMAGE_SEQ_LEN)
+    return ImageOnlySmolVLMProcessor(
+        image_processor, tokenizer, image_seq_len=IMAGE_SEQ_LEN, chat_template=CHAT_TEMPLATE
+    )
