@@ -135,7 +135,7 @@ def test_text_flags_without_text_calibration_and_a_missing_held_out_set_are_one_
     out = tmp_path / "bad"
     argv = ["compare", str(lm_dir), "--calib", "shapes", "--out", str(out)]
     assert main([*argv, "--eval-text", str(held_out[0])]) == 2
-    assert "--eval-text is for a language model calibrated on text" in capsys.readouterr().err
+    assert "is a language model without images; calibrate it on text" in capsys.readouterr().err
     assert main(["compare", str(lm_dir), "--calib", str(corpus), "--out", str(out)]) == 2
     assert "pass --eval-text" in capsys.readouterr().err
     missing = tmp_path / "missing.txt"

@@ -32,7 +32,7 @@ from ukmp.compare.config import DEFAULT_METHODS, RECOVERY_MODES, CompareConfig, 
 from ukmp.compare.run import run_compare
 from ukmp.data.index import default_calib_split
 from ukmp.errors import UserError
-from ukmp.methods.flags import add_method_flags, method_options_from
+from ukmp.methods.flags import add_method_flags, method_flag_dests, method_options_from
 from ukmp.planning.iterative import SCOPE_CHOICES
 
 
@@ -94,7 +94,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "from the evaluation (0: no page; default 8)",
     )
     text = parser.add_argument_group(
-        "a language model calibrated on text (a .txt/.jsonl --calib): perplexity on held-out texts"
+        "a language model calibrated on text (a .txt/.jsonl --calib): perplexity on held-out texts; --eval-text "
+        "and its window flags also measure a VLM's language model beside its tasks"
     )
     text.add_argument("--seq-len", type=int, default=None, help="tokens per calibration window (as `ukmp prune`)")
     text.add_argument(
@@ -167,16 +168,15 @@ def run(args: argparse.Namespace) -> int:
         placement=placement_from(args),
         extra={"command": _text_command_line(args) if text else _command_line(args)},
     )
-    if text:
+    if text or args.eval_text:
         config = dataclasses.replace(
             config,
-            examples=0,
-            seq_len=args.seq_len,
-            gguf_file=args.gguf_file,
             eval_texts=tuple(parse_list(args.eval_text, "--eval-text")) if args.eval_text else (),
             eval_seq_len=args.eval_seq_len,
             eval_windows=count_or_all(args.eval_windows, "--eval-windows", "windows"),
         )
+    if text:
+        config = dataclasses.replace(config, examples=0, seq_len=args.seq_len, gguf_file=args.gguf_file)
     if args.norm_scope is not None:
         config = dataclasses.replace(config, norm_scope=args.norm_scope)
     run_compare(config, overwrite=args.overwrite)
@@ -207,7 +207,7 @@ def _text_command_line(args: argparse.Namespace) -> str:
     parts += ["--num-samples", str(args.num_samples), "--batch-size", str(args.batch_size)]
     parts += ["--eval-text", args.eval_text or "", "--eval-seq-len", str(args.eval_seq_len)]
     parts += ["--eval-windows", str(args.eval_windows), "--eval-batch-size", str(args.eval_batch_size)]
-    parts += ["--out", str(args.out), "--seed", str(args.seed)]
+    parts += ["--out", str(args.out), "--seed", str(args.seed), *_method_flag_parts(args)]
     if args.seeds > 1:
         parts += ["--seeds", str(args.seeds)]
     if args.dtype != "auto":
@@ -223,6 +223,16 @@ def _text_command_line(args: argparse.Namespace) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
+def _method_flag_parts(args: argparse.Namespace) -> list[str]:
+    """The methods' own flags the user typed, as typed (`ukmp.methods.flags`)."""
+    parts = []
+    for dest in method_flag_dests():
+        if dest in args:
+            value = getattr(args, dest)
+            parts += ["--" + dest.replace("_", "-")] + ([] if value is True else [str(value)])
+    return parts
+
+
 def _command_line(args: argparse.Namespace) -> str:
     """The command that reproduces this run (every setting that shapes the results, spelled out)."""
     parts = ["ukmp", "compare", args.model, "--methods", args.methods, "--ratios", args.ratios]
@@ -230,6 +240,10 @@ def _command_line(args: argparse.Namespace) -> str:
     parts += ["--num-samples", str(args.num_samples), "--tasks", args.tasks, "--limit", args.limit]
     parts += ["--caption-limit", str(args.caption_limit), "--seed", str(args.seed)]
     parts += ["--calib-split", args.calib_split or default_calib_split(args.calib), "--eval-split", args.eval_split]
+    if args.eval_text:
+        parts += ["--eval-text", args.eval_text, "--eval-seq-len", str(args.eval_seq_len)]
+        parts += ["--eval-windows", str(args.eval_windows)]
+    parts += _method_flag_parts(args)
     if args.seeds > 1:
         parts += ["--seeds", str(args.seeds)]
     if args.examples != 8:

@@ -1,7 +1,9 @@
 """Which `ukmp compare` flags belong to which calibration: image-text pairs, or plain text.
 
 Why: a flag that only one kind of comparison reads would otherwise be ignored silently by the
-other (``--tasks vqa`` on a language model, ``--eval-text`` on images). Each such flag is parsed
+other (``--tasks vqa`` on a language model, ``--gguf-file`` on images). The held-out text flags
+(``--eval-text``, ``--eval-seq-len``, ``--eval-windows``) belong to both: with image-text calibration
+they measure a VLM's language model on plain text beside its tasks. Each such flag is parsed
 with no default, so that a given one is known; the kind the --calib names refuses the other's
 flags in one sentence and fills in the defaults.
 """
@@ -37,7 +39,8 @@ TEXT_FLAGS: tuple[tuple[str, str, Any], ...] = (
     ("gguf_file", "--gguf-file", None),
     ("eval_batch_size", "--eval-batch-size", 4),
 )
-SHARED = {"eval_batch_size"}
+#: read by both kinds: a VLM's language model is measured on held-out text too, beside its tasks
+SHARED = {"eval_batch_size", "eval_text", "eval_seq_len", "eval_windows"}
 
 
 def settle_calibration_flags(args: argparse.Namespace) -> bool:

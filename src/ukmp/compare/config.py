@@ -68,7 +68,8 @@ class CompareConfig:
     seq_len: int | None = None
     #: the GGUF file inside the MODEL folder (a .gguf MODEL needs none)
     gguf_file: str | None = None
-    #: the held-out text files every model's perplexity is measured on
+    #: the held-out text files every model's perplexity is measured on (with image-text calibration: a VLM's
+    #: language model reading them alone, beside its tasks)
     eval_texts: tuple[str, ...] = ()
     eval_seq_len: int = 256
     #: the first N windows of each held-out text (None: all of them)
@@ -124,38 +125,52 @@ class CompareConfig:
             raise UserError(f"--norm-scope must be one of {', '.join(SCOPE_CHOICES)}, got {self.norm_scope!r}.")
         if self.text:
             self.validate_text()
-        elif self.eval_texts:
-            raise UserError(
-                "--eval-text measures a language model calibrated on text; pass a .txt or .jsonl --calib with it."
-            )
+        elif self.eval_texts:  # a VLM's language model, measured on plain text beside its tasks
+            self.validate_eval_texts()
 
-    def validate_text(self) -> None:
-        """A text comparison: the calibration and held-out files exist, each set has its own name, no recovery."""
-        for flag, file in (("--calib", self.calib), *(("--eval-text", f) for f in self.eval_texts)):
-            if not Path(file).expanduser().is_file():
-                raise UserError(f"{flag} {file} does not exist; give a .txt file or a .jsonl file with a 'text' field.")
-        if not self.eval_texts:
-            raise UserError(
-                "text calibration measures perplexity on held-out text: pass --eval-text FILE[,FILE...] "
-                "(.txt or .jsonl)."
-            )
+    def validate_eval_texts(self) -> None:
+        """The held-out texts exist, are text, each has its own name, and the window settings are sound."""
         for file in self.eval_texts:
+            if not Path(file).expanduser().is_file():
+                raise UserError(
+                    f"--eval-text {file} does not exist; give a .txt file or a .jsonl file with a 'text' field."
+                )
             if not is_text_file(file):
                 raise UserError(f"--eval-text takes .txt or .jsonl files; {file} is neither.")
         names = [Path(f).stem for f in self.eval_texts]
         if len(set(names)) != len(names):
             raise UserError("--eval-text names two files of the same name; give each held-out set its own file name.")
+        for name in ("eval_seq_len", "eval_windows"):
+            value = getattr(self, name)
+            least = 2 if name == "eval_seq_len" else 1
+            if value is not None and value < least:
+                raise UserError(f"--{name.replace('_', '-')} must be at least {least}, got {value}.")
+
+    @property
+    def perplexity_batch_size(self) -> int:
+        """Windows per forward of a perplexity: --eval-batch-size for a text comparison; 4 beside a VLM's tasks,
+        whose --eval-batch-size counts images (a 256-token window's logits over a 49k vocabulary are 50 MB)."""
+        return self.eval_batch_size if self.text else min(self.eval_batch_size, 4)
+
+    def validate_text(self) -> None:
+        """A text comparison: the calibration and held-out files exist, each set has its own name, no recovery."""
+        if not Path(self.calib).expanduser().is_file():
+            raise UserError(
+                f"--calib {self.calib} does not exist; give a .txt file or a .jsonl file with a 'text' field."
+            )
+        if not self.eval_texts:
+            raise UserError(
+                "text calibration measures perplexity on held-out text: pass --eval-text FILE[,FILE...] "
+                "(.txt or .jsonl)."
+            )
+        self.validate_eval_texts()
         if self.recover != "none":
             raise UserError(
                 f"--recover {self.recover} is for image-text calibration; recover a language model's artifact on text "
                 "with `ukmp recover ARTIFACT --data TEXT --merge`."
             )
-        for name in ("seq_len", "eval_seq_len", "eval_windows"):
-            value = getattr(self, name)
-            if value is not None and value < (2 if name == "eval_seq_len" else 1):
-                raise UserError(
-                    f"--{name.replace('_', '-')} must be at least {2 if name == 'eval_seq_len' else 1}, got {value}."
-                )
+        if self.seq_len is not None and self.seq_len < 1:
+            raise UserError(f"--seq-len must be at least 1, got {self.seq_len}.")
 
     def eval_limits(self) -> dict[str, int | None]:
         """Records each task's evaluation reads: --caption-limit images for captions, --limit records otherwise."""

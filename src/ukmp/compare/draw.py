@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from ukmp.adapters import is_language_model
 from ukmp.atomic import write_json_atomic
 from ukmp.compare.cache import recorded_recovery_settings
 from ukmp.compare.config import CompareConfig, recovery_kind
@@ -25,6 +26,7 @@ from ukmp.compare.image_eval import ImageEvaluation
 from ukmp.compare.layout import RECOVERY_SETTINGS, artifact_name, check_compare_output
 from ukmp.compare.report import write_results
 from ukmp.compare.text_eval import TextEvaluation
+from ukmp.compare.vlm_text_eval import TasksAndTextEvaluation
 from ukmp.data.index import resolve_data_dir
 from ukmp.errors import UserError
 from ukmp.examples_page.from_compare import write_compare_examples
@@ -35,6 +37,13 @@ from ukmp.preflight import check_calibration_data
 from ukmp.provenance import COMPARE_FIX, MODEL, Settings, as_recorded, check_reusable
 from ukmp.pruning import PruneConfig, calibration_source, load_dense, prune_scored, recorded_artifact_settings, score
 from ukmp.recovery.distill import MERGED_DIR, RecoveryConfig, run_recovery
+
+
+def evaluation_for(config: CompareConfig, out: Path):
+    """How the run measures each model: perplexity for text; for images the tasks, and text perplexity if asked."""
+    if config.text:
+        return TextEvaluation(config, out)
+    return TasksAndTextEvaluation(config, out) if config.eval_texts else ImageEvaluation(config, out)
 
 
 class CompareRun:
@@ -48,13 +57,14 @@ class CompareRun:
         check_compare_output(config, overwrite=overwrite)
         if overwrite and self.out.exists():
             shutil.rmtree(self.out)
+        self._created = not self.out.exists()
         self.out.mkdir(parents=True, exist_ok=True)
         self.rows: list[dict[str, Any]] = []
         self.dense_eval: dict[str, Any] | None = None
         self.plan_search_data: Path | None = None
         self._loaded = False
         self.started = time.time()
-        self.evaluation = TextEvaluation(config, self.out) if config.text else ImageEvaluation(config, self.out)
+        self.evaluation = evaluation_for(config, self.out)
         if shared is not None:
             shared._load()
             for name in ("dense", "calib_dir", "plan_search_data"):
@@ -85,6 +95,11 @@ class CompareRun:
         self.dense = load_dense(self.prune_config(c.methods[0], c.ratios[0], self.out), runs=True)
         if self.dense.processor is None and c.text:
             raise UserError(f"{c.model} has no tokenizer to read text with.")
+        if not c.text and is_language_model(self.dense.model):
+            raise UserError(
+                f"{c.model} is a language model without images; calibrate it on text: pass a .txt or .jsonl --calib "
+                "and the held-out texts to measure as --eval-text."
+            )
         if self.dense.processor is None:
             raise UserError(f"{c.model} has no processor files (image processor + tokenizer) to read data with.")
         self._calibration = None
@@ -305,7 +320,12 @@ class CompareRun:
     def run(self) -> dict[str, Any]:
         c = self.config
         self.say(f"ukmp compare: {len(c.methods)} methods x {len(c.ratios)} ratios on {c.model}; results in {self.out}")
-        self._load()
+        try:
+            self._load()
+        except UserError:
+            if self._created and not any(p.is_file() for p in self.out.rglob("*")):
+                shutil.rmtree(self.out)  # a mistake found on loading leaves nothing behind
+            raise
         self.check_cache()
         self.say("[dense] evaluating the dense model")
         dense = {MODEL: self.dense.checksum}

@@ -15,6 +15,7 @@ from ukmp.atomic import write_if_drawn, write_json_atomic, write_text_atomic
 from ukmp.compare.config import CompareConfig
 from ukmp.compare.layout import PLOT
 from ukmp.compare.metrics import gain, lower_is_better
+from ukmp.compare.task_vs_text_plot import TASK_VS_TEXT_PLOT, task_vs_text_figure
 from ukmp.compare.text_eval import PERPLEXITIES
 from ukmp.methods.registry import is_proposed
 from ukmp.reporting import RECOVERED_SERIES, headline_metrics, quality_figure
@@ -25,9 +26,8 @@ RESULTS_FORMAT = "ukmp-compare/1"
 def _metrics(row_eval: dict[str, Any] | None) -> dict[str, float]:
     if not row_eval:
         return {}
-    if PERPLEXITIES in row_eval:  # a text comparison: one perplexity per held-out text
-        return dict(row_eval[PERPLEXITIES])
-    return headline_metrics(row_eval)
+    # the tasks' headline numbers, then one perplexity per held-out text (a text comparison has only those)
+    return {**headline_metrics(row_eval), **row_eval.get(PERPLEXITIES, {})}
 
 
 def run_settings(c: CompareConfig) -> dict[str, Any]:
@@ -46,7 +46,9 @@ def run_settings(c: CompareConfig) -> dict[str, Any]:
             "recover": c.recover,
             "seed": c.seed,
         }
+    held_out = {"eval_text": list(c.eval_texts), "eval_seq_len": c.eval_seq_len, "eval_windows": c.eval_windows}
     return {
+        **(held_out if c.eval_texts else {}),
         "methods": list(c.methods),
         "ratios": list(c.ratios),
         "ratio_of": c.of,
@@ -101,7 +103,7 @@ TEXT_CAVEAT = (
 
 def settings_line(s: dict[str, Any]) -> str:
     """The sentence under the title: the ratio basis, the calibration, the evaluation and the recovery."""
-    if "eval_text" in s:
+    if "tasks" not in s:  # a text comparison
         window = f"{s['seq_len']}-token windows" if s["seq_len"] else "windows"
         windows = "all windows" if s["eval_windows"] is None else f"the first {s['eval_windows']} windows"
         held_out = ", ".join(Path(f).stem for f in s["eval_text"])
@@ -113,8 +115,20 @@ def settings_line(s: dict[str, Any]) -> str:
     return (
         f"Ratios are fractions of {s['ratio_of']} parameters removed. Calibration: {s['calib']} "
         f"({s['calib_split']}, {s['num_samples']} samples per pass). Evaluation: {s['eval']} {s['eval_split']}, "
-        f"tasks {', '.join(s['tasks'])} ({records_used(s['limit'])}; captions {s['caption_limit']}). "
-        f"Recovery: {s['recover']}."
+        f"tasks {', '.join(s['tasks'])} ({records_used(s['limit'])}; captions {s['caption_limit']})"
+        f"{held_out_text(s)}. Recovery: {s['recover']}."
+    )
+
+
+def held_out_text(s: dict[str, Any]) -> str:
+    """', and the language model's perplexity on ...' for a VLM measured on held-out text too; else ''."""
+    if not s.get("eval_text"):
+        return ""
+    windows = "all windows" if s["eval_windows"] is None else f"the first {s['eval_windows']} windows"
+    held_out = ", ".join(Path(f).stem for f in s["eval_text"])
+    return (
+        f", and the language model's perplexity on {held_out} read alone ({windows} of {s['eval_seq_len']} "
+        "tokens each; lower is better)"
     )
 
 
@@ -168,7 +182,7 @@ def results_markdown(data: dict[str, Any]) -> str:
         "",
         "## Best method per ratio",
         "",
-        *(TEXT_CAVEAT if "eval_text" in s else IMAGE_CAVEAT),
+        *(TEXT_CAVEAT if "tasks" not in s else IMAGE_CAVEAT),
         "",
     ]
     lines += _winners(data["rows"], metrics, "metrics", "before recovery")
@@ -245,4 +259,8 @@ def write_results(run) -> list[Path]:
     files = [out / "results.md", out / "results.json"]
     if write_if_drawn(out / PLOT, lambda tmp: quality_figure(quality_points(data), tmp)):
         files.append(out / PLOT)
+    points = quality_points(data)
+    series = {method: [(r, metrics) for r, metrics, name in line if name != "dense"] for method, line in points.items()}
+    if write_if_drawn(out / TASK_VS_TEXT_PLOT, lambda tmp: task_vs_text_figure(data["dense"]["metrics"], series, tmp)):
+        files.append(out / TASK_VS_TEXT_PLOT)
     return files

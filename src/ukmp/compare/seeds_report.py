@@ -13,8 +13,9 @@ from ukmp.atomic import write_if_drawn, write_json_atomic, write_text_atomic
 from ukmp.compare.config import CompareConfig
 from ukmp.compare.layout import PLOT
 from ukmp.compare.metrics import better_than, lower_is_better
-from ukmp.compare.report import records_used
+from ukmp.compare.report import held_out_text, records_used
 from ukmp.compare.seeds import SEEDS_FORMAT, STAGES, aggregate, orderings
+from ukmp.compare.task_vs_text_plot import TASK_VS_TEXT_PLOT, task_vs_text_figure
 from ukmp.seed_stats import spread
 
 
@@ -88,7 +89,7 @@ TEXT_ORDERINGS = ("Perplexity: lower is better, so `a < b` holds when b's perple
 def seeds_settings_line(seeds: list[int], s: dict[str, Any]) -> str:
     """The sentence under the title: the draws, the calibration, the evaluation, the ratio basis, the recovery."""
     drawn = f"Seeds {', '.join(map(str, seeds))}: each draws its own calibration samples"
-    if "eval_text" in s:
+    if "tasks" not in s:  # a text comparison
         windows = "all windows" if s["eval_windows"] is None else f"the first {s['eval_windows']} windows"
         held_out = ", ".join(Path(f).stem for f in s["eval_text"])
         return (
@@ -99,7 +100,8 @@ def seeds_settings_line(seeds: list[int], s: dict[str, Any]) -> str:
     return (
         f"{drawn} ({s['calib']}, split "
         f"{s['calib_split']}, {s['num_samples']} per pass) and prefix splits. Evaluation: {s['eval']} "
-        f"{s['eval_split']}, {records_used(s['limit'])} per task, captions on {s['caption_limit']} images. "
+        f"{s['eval_split']}, {records_used(s['limit'])} per task, captions on {s['caption_limit']} images"
+        f"{held_out_text(s)}. "
         f"Ratios are fractions of {s['ratio_of']} parameters removed. Recovery: {s['recover']}."
     )
 
@@ -139,6 +141,13 @@ def write_seed_results(config: CompareConfig, per_seed: list[dict[str, Any]]) ->
     files = [out / "results.md", out / "results.json"]
     if write_if_drawn(out / PLOT, lambda tmp: spread_figure(per_seed[0]["dense"]["metrics"], cells, tmp)):
         files.append(out / PLOT)
+    series: dict[str, list] = {}
+    for c in cells:  # the mean over the draws of each (method, ratio)
+        means = {metric: spread(values).mean for metric, values in c.get("metrics", {}).items()}
+        series.setdefault(c["method"], []).append((c["target_ratio"], means))
+    dense = per_seed[0]["dense"]["metrics"]
+    if write_if_drawn(out / TASK_VS_TEXT_PLOT, lambda tmp: task_vs_text_figure(dense, series, tmp)):
+        files.append(out / TASK_VS_TEXT_PLOT)
     return files
 
 

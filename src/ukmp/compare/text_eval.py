@@ -78,7 +78,7 @@ class TextEvaluation:
                     tokenizer,
                     held_out,
                     seq_len=c.eval_seq_len,
-                    batch_size=c.eval_batch_size,
+                    batch_size=c.perplexity_batch_size,
                     limit=c.eval_windows,
                     model_name=label or name,
                     progress=c.progress,
