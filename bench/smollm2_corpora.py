@@ -100,3 +100,12 @@ def build_corpora(folder: Path) -> dict[str, dict]:
         path = write_jsonl(folder / f"{name}.jsonl", docs)
         info[name] = {"file": str(path), "documents": len(docs), "characters": sum(map(len, docs))}
     return info
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Write fortunes-calib / fortunes-eval / wordnet-eval .jsonl.")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the three .jsonl files")
+    for name, info in build_corpora(parser.parse_args().out).items():
+        print(f"{name}: {info['documents']} documents, {info['characters']} characters -> {info['file']}")
