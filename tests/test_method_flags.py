@@ -16,8 +16,9 @@ from ukmp.cli import build_parser, main
 from ukmp.method_scores import MethodScores
 from ukmp.methods import base, registry
 from ukmp.methods.base import Scorer, ScoringInputs
-from ukmp.methods.flags import method_options_from, option_flag
+from ukmp.methods.flags import method_options_from
 from ukmp.methods.magnitude import magnitude_scores
+from ukmp.methods.option_flag import option_flag
 
 
 @dataclass

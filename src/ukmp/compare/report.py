@@ -101,9 +101,14 @@ TEXT_CAVEAT = (
 )
 
 
+def is_text_settings(s: dict[str, Any]) -> bool:
+    """Whether recorded run settings are a text comparison's (held-out texts and no image-text evaluation data)."""
+    return "eval_text" in s and "eval" not in s
+
+
 def settings_line(s: dict[str, Any]) -> str:
     """The sentence under the title: the ratio basis, the calibration, the evaluation and the recovery."""
-    if "tasks" not in s:  # a text comparison
+    if is_text_settings(s):
         window = f"{s['seq_len']}-token windows" if s["seq_len"] else "windows"
         windows = "all windows" if s["eval_windows"] is None else f"the first {s['eval_windows']} windows"
         held_out = ", ".join(Path(f).stem for f in s["eval_text"])
@@ -182,7 +187,7 @@ def results_markdown(data: dict[str, Any]) -> str:
         "",
         "## Best method per ratio",
         "",
-        *(TEXT_CAVEAT if "tasks" not in s else IMAGE_CAVEAT),
+        *(TEXT_CAVEAT if is_text_settings(s) else IMAGE_CAVEAT),
         "",
     ]
     lines += _winners(data["rows"], metrics, "metrics", "before recovery")

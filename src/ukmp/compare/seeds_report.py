@@ -13,7 +13,7 @@ from ukmp.atomic import write_if_drawn, write_json_atomic, write_text_atomic
 from ukmp.compare.config import CompareConfig
 from ukmp.compare.layout import PLOT
 from ukmp.compare.metrics import better_than, lower_is_better
-from ukmp.compare.report import held_out_text, records_used
+from ukmp.compare.report import held_out_text, is_text_settings, records_used
 from ukmp.compare.seeds import SEEDS_FORMAT, STAGES, aggregate, orderings
 from ukmp.compare.task_vs_text_plot import TASK_VS_TEXT_PLOT, task_vs_text_figure
 from ukmp.seed_stats import spread
@@ -89,7 +89,7 @@ TEXT_ORDERINGS = ("Perplexity: lower is better, so `a < b` holds when b's perple
 def seeds_settings_line(seeds: list[int], s: dict[str, Any]) -> str:
     """The sentence under the title: the draws, the calibration, the evaluation, the ratio basis, the recovery."""
     drawn = f"Seeds {', '.join(map(str, seeds))}: each draws its own calibration samples"
-    if "tasks" not in s:  # a text comparison
+    if is_text_settings(s):
         windows = "all windows" if s["eval_windows"] is None else f"the first {s['eval_windows']} windows"
         held_out = ", ".join(Path(f).stem for f in s["eval_text"])
         return (

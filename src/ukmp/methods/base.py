@@ -27,7 +27,7 @@ from ukmp.groups import PrunableGroup, PruningPlan
 from ukmp.method_scores import MethodScores
 from ukmp.methods.calibration_pass import CalibrationPass
 from ukmp.methods.end_layers import end_layer_groups
-from ukmp.methods.flags import flagged_fields
+from ukmp.methods.option_flag import flagged_fields
 from ukmp.peak_memory import measured_peak
 from ukmp.placement import model_device, model_dtype
 from ukmp.planning.iterative import IterativeOptions

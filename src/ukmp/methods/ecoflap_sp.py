@@ -35,7 +35,7 @@ from ukmp.groups import PrunableGroup
 from ukmp.method_scores import MethodScores
 from ukmp.methods.base import Scorer, ScoringInputs
 from ukmp.methods.calibration_pass import plain_target_loss
-from ukmp.methods.flags import option_flag
+from ukmp.methods.option_flag import option_flag
 from ukmp.methods.unit_sums import unit_sums
 from ukmp.methods.wanda_sp import wanda_sp_scores
 
@@ -44,7 +44,7 @@ BLOCK_SCORES = ("zeroth", "first")
 
 @dataclass
 class ECoFLaPOptions:
-    flag_group: ClassVar[str] = "ECoFLaP (docs/baselines.md)"
+    flag_group: ClassVar[str] = "ECoFLaP (docs/compare.md)"
 
     block_score: str = option_flag("zeroth", "--block-score", "ECoFLaP-sp block score", choices=BLOCK_SCORES)
     epsilon: float = 1e-3

@@ -30,7 +30,7 @@ from ukmp.groups import PrunableGroup
 from ukmp.method_scores import MethodScores
 from ukmp.methods.base import Scorer, ScoringInputs
 from ukmp.methods.end_layers import END_LAYER_RULES, end_layer_groups
-from ukmp.methods.flags import option_flag
+from ukmp.methods.option_flag import option_flag
 from ukmp.methods.ukmi import salience
 from ukmp.methods.unit_sums import unit_sums
 
@@ -41,7 +41,7 @@ SKIPS = END_LAYER_RULES
 
 @dataclass
 class LLMPrunerOptions:
-    flag_group: ClassVar[str] = "LLM-Pruner (docs/baselines.md)"
+    flag_group: ClassVar[str] = "LLM-Pruner (docs/compare.md)"
 
     taylor: str = option_flag("first", "--taylor", "Taylor term of UKMP's and LLM-Pruner's importance", choices=TERMS)
     skip: str = option_flag(

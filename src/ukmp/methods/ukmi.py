@@ -38,7 +38,7 @@ from ukmp.adapters.base import get_module
 from ukmp.distributed import ONE_PROCESS, World
 from ukmp.groups import PrunableGroup
 from ukmp.methods.entropy import ANGLE_MODES, RowAngleHistogram
-from ukmp.methods.flags import option_flag
+from ukmp.methods.option_flag import option_flag
 from ukmp.methods.targets import target_logits
 from ukmp.methods.token_selection import (
     DEFAULT_THRESHOLD,
