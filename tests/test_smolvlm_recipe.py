@@ -106,3 +106,16 @@ def test_overwrite_starts_afresh_and_foreign_folders_are_refused(tmp_path: Path)
     with pytest.raises(UserError, match="not a shapes-smolvlm training folder"):
         train_shapes_smolvlm(foreign, tiny_config(), text_loader=tiny_text_model, overwrite=True, progress=False)
     assert (foreign / "notes.txt").read_text() == "mine"
+
+
+def test_replaying_the_recipe_gives_the_logged_losses(tmp_path: Path) -> None:
+    from ukmp.zoo.smolvlm_ship import replay_smolvlm
+
+    out = tmp_path / "model"
+    train_shapes_smolvlm(out, tiny_config(), text_loader=tiny_text_model, progress=False)
+    recorded, replayed = replay_smolvlm(out, text_loader=tiny_text_model)
+    assert len(replayed) == 8 and replayed == recorded  # the whole tiny run, to the last digit
+    recorded, replayed = replay_smolvlm(out, 4, text_loader=tiny_text_model)
+    assert len(replayed) == 4 and replayed == recorded
+    with pytest.raises(UserError, match="not a trained shapes-smolvlm folder"):
+        replay_smolvlm(tmp_path, text_loader=tiny_text_model)

@@ -98,6 +98,19 @@ def _verify(args: argparse.Namespace) -> int:
 
     if args.steps is not None and args.steps <= 0:
         raise UserError(f"--steps must be positive, got {args.steps}.")
+    from ukmp.zoo import ASSEMBLED
+
+    if args.name in ASSEMBLED or (Path(args.name) / "adapter.safetensors").is_file():
+        from ukmp.zoo.assembled import is_trained
+        from ukmp.zoo.smolvlm_ship import replay_smolvlm
+
+        folder = ASSEMBLED.get(args.name, Path(args.name))
+        if not is_trained(folder):
+            resolve_model_name(args.name)  # the sentence that says it is not trained yet
+        if args.stage2 is not None:
+            raise UserError("--stage2 belongs to shapes-blip2-t5's recipe; shapes-smolvlm replays from its start.")
+        recorded, replayed = replay_smolvlm(folder, args.steps)
+        return _verdict(recorded, replayed)
     model_dir = resolve_model_name(args.name) or args.name
     if args.stage2 is not None:
         if not Path(args.stage2).is_dir():
@@ -105,6 +118,11 @@ def _verify(args: argparse.Namespace) -> int:
         recorded, replayed = replay_stage_three(model_dir, args.stage2, args.steps or 20)
     else:
         recorded, replayed = replay_first_steps(model_dir, args.steps)
+    return _verdict(recorded, replayed)
+
+
+def _verdict(recorded: list[float], replayed: list[float]) -> int:
+    """Compare the replayed losses with the log: 0 when every step matches, 1 when one does not."""
     worst = max(abs(a - b) for a, b in zip(recorded, replayed))
     print(f"replayed {len(replayed)} steps; largest loss difference from the training log: {worst:.3g}")
     if worst > 1e-5:

@@ -125,10 +125,7 @@ def load_shapes_smolvlm(
     if not (folder / RECORD).is_file() or not (folder / ADAPTER).is_file():
         raise UserError(f"{folder} is not a trained shapes-smolvlm folder (it has no {RECORD} or {ADAPTER}).")
     record = json.loads((folder / RECORD).read_text())
-    known = {f.name for f in fields(SmolVLMTrainConfig)}
-    config = {k: v for k, v in record["config"].items() if k in known}
-    config["lora_targets"] = tuple(config["lora_targets"])
-    cfg = SmolVLMTrainConfig(**config)
+    cfg = recorded_config(folder)
     text = text_loader()
     if text.origin.get("sha256") != record["language_model"].get("sha256"):
         raise UserError(
@@ -146,6 +143,41 @@ def load_shapes_smolvlm(
     if merge:
         merge_lora(model.model.text_model)
     return model.eval(), ImageOnlySmolVLMProcessor.from_pretrained(folder)
+
+
+def recorded_config(folder: Path) -> SmolVLMTrainConfig:
+    """The recipe a trained folder's ``training.json`` records."""
+    record = json.loads((folder / RECORD).read_text())
+    known = {f.name for f in fields(SmolVLMTrainConfig)}
+    config = {k: v for k, v in record["config"].items() if k in known}
+    config["lora_targets"] = tuple(config["lora_targets"])
+    return SmolVLMTrainConfig(**config)
+
+
+def replay_smolvlm(
+    folder: str | Path,
+    steps: int | None = None,
+    *,
+    text_loader: Callable[[], TextModel] = smollm2_text_model,
+) -> tuple[list[float], list[float]]:
+    """(recorded, replayed) losses of the first `steps` steps of the recipe a trained folder records.
+
+    Default: the whole tower stage and the first 20 steps of connector alignment. The replay runs in
+    a temporary folder with the recorded seed and thread count, so on the same software it gives the
+    logged losses to the last digit.
+    """
+    import tempfile
+
+    folder = Path(folder)
+    if not (folder / RECORD).is_file():
+        raise UserError(f"{folder} is not a trained shapes-smolvlm folder (it has no {RECORD}).")
+    cfg = recorded_config(folder)
+    recorded = [r["loss"] for r in json.loads((folder / RECORD).read_text())["log"]]
+    steps = min(steps or cfg.vision_steps + 20, len(recorded))
+    with tempfile.TemporaryDirectory() as tmp:
+        run = train_smolvlm_run(Path(tmp), cfg, text_loader=text_loader, stop_after=steps, progress=False)
+    replayed = [r["loss"] for r in run.state.log][:steps]
+    return recorded[: len(replayed)], replayed
 
 
 def plot_losses(log: list[dict], path: Path) -> None:
