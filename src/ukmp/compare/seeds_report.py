@@ -11,6 +11,7 @@ from typing import Any
 
 from ukmp.atomic import write_if_drawn, write_json_atomic, write_text_atomic
 from ukmp.compare.config import CompareConfig
+from ukmp.compare.figures import finish_figure
 from ukmp.compare.layout import PLOT
 from ukmp.compare.metrics import better_than, lower_is_better
 from ukmp.compare.report import held_out_text, is_text_settings, records_used
@@ -185,9 +186,4 @@ def spread_figure(dense: dict[str, float], cells: list[dict[str, Any]], path: Pa
         ax.set_xlabel("fraction of parameters removed (mean achieved)")
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
-    axes[0][-1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
-    fig.suptitle("quality vs ratio: mean over seeds, bars min–max")
-    fig.tight_layout()
-    fig.savefig(path, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return True
+    return finish_figure(fig, axes, "quality vs ratio: mean over seeds, bars min–max", path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ukmp.compare.figures import finish_figure
 from ukmp.compare.metrics import lower_is_better
 
 #: file name of the figure, beside quality_vs_ratio.png
@@ -46,9 +47,6 @@ def task_vs_text_figure(dense: dict[str, float], series: Series, path: Path) -> 
         ax.set_xlabel(f"{x_metric} (lower is better)")
         ax.set_ylabel(task)
         ax.grid(alpha=0.3, which="both")
-    axes[0][-1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
-    fig.suptitle("task quality vs the language model's text perplexity (labels: fraction removed)")
-    fig.tight_layout()
-    fig.savefig(path, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return True
+    return finish_figure(
+        fig, axes, "task quality vs the language model's text perplexity (labels: fraction removed)", path
+    )
