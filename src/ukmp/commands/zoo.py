@@ -99,10 +99,10 @@ def _verify(args: argparse.Namespace) -> int:
     if args.steps is not None and args.steps <= 0:
         raise UserError(f"--steps must be positive, got {args.steps}.")
     from ukmp.zoo import ASSEMBLED
+    from ukmp.zoo.smolvlm_ship import ADAPTER, replay_smolvlm
 
-    if args.name in ASSEMBLED or (Path(args.name) / "adapter.safetensors").is_file():
+    if args.name in ASSEMBLED or (Path(args.name) / ADAPTER).is_file():
         from ukmp.zoo.assembled import is_trained
-        from ukmp.zoo.smolvlm_ship import replay_smolvlm
 
         folder = ASSEMBLED.get(args.name, Path(args.name))
         if not is_trained(folder):

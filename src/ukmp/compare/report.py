@@ -106,12 +106,17 @@ def is_text_settings(s: dict[str, Any]) -> bool:
     return "eval_text" in s and "eval" not in s
 
 
+def held_out_windows(s: dict[str, Any]) -> tuple[str, str]:
+    """(the held-out texts by name, which of their windows): "fortunes, wordnet", "the first 10 windows"."""
+    windows = "all windows" if s["eval_windows"] is None else f"the first {s['eval_windows']} windows"
+    return ", ".join(Path(f).stem for f in s["eval_text"]), windows
+
+
 def settings_line(s: dict[str, Any]) -> str:
     """The sentence under the title: the ratio basis, the calibration, the evaluation and the recovery."""
     if is_text_settings(s):
         window = f"{s['seq_len']}-token windows" if s["seq_len"] else "windows"
-        windows = "all windows" if s["eval_windows"] is None else f"the first {s['eval_windows']} windows"
-        held_out = ", ".join(Path(f).stem for f in s["eval_text"])
+        held_out, windows = held_out_windows(s)
         return (
             f"Ratios are fractions of {s['ratio_of']} parameters removed. Calibration: {s['calib']} "
             f"({s['num_samples']} prefix-LM {window} per pass). Evaluation: perplexity on {held_out} "
@@ -129,8 +134,7 @@ def held_out_text(s: dict[str, Any]) -> str:
     """', and the language model's perplexity on ...' for a VLM measured on held-out text too; else ''."""
     if not s.get("eval_text"):
         return ""
-    windows = "all windows" if s["eval_windows"] is None else f"the first {s['eval_windows']} windows"
-    held_out = ", ".join(Path(f).stem for f in s["eval_text"])
+    held_out, windows = held_out_windows(s)
     return (
         f", and the language model's perplexity on {held_out} read alone ({windows} of {s['eval_seq_len']} "
         "tokens each; lower is better)"
@@ -262,9 +266,9 @@ def write_results(run) -> list[Path]:
     write_json_atomic(out / "results.json", data)
     write_text_atomic(out / "results.md", results_markdown(data))
     files = [out / "results.md", out / "results.json"]
-    if write_if_drawn(out / PLOT, lambda tmp: quality_figure(quality_points(data), tmp)):
-        files.append(out / PLOT)
     points = quality_points(data)
+    if write_if_drawn(out / PLOT, lambda tmp: quality_figure(points, tmp)):
+        files.append(out / PLOT)
     series = {method: [(r, metrics) for r, metrics, name in line if name != "dense"] for method, line in points.items()}
     if write_if_drawn(out / TASK_VS_TEXT_PLOT, lambda tmp: task_vs_text_figure(data["dense"]["metrics"], series, tmp)):
         files.append(out / TASK_VS_TEXT_PLOT)

@@ -14,7 +14,7 @@ from ukmp.compare.config import CompareConfig
 from ukmp.compare.figures import finish_figure
 from ukmp.compare.layout import PLOT
 from ukmp.compare.metrics import better_than, lower_is_better
-from ukmp.compare.report import held_out_text, is_text_settings, records_used
+from ukmp.compare.report import held_out_text, held_out_windows, is_text_settings, records_used
 from ukmp.compare.seeds import SEEDS_FORMAT, STAGES, aggregate, orderings
 from ukmp.compare.task_vs_text_plot import TASK_VS_TEXT_PLOT, task_vs_text_figure
 from ukmp.seed_stats import spread
@@ -91,8 +91,7 @@ def seeds_settings_line(seeds: list[int], s: dict[str, Any]) -> str:
     """The sentence under the title: the draws, the calibration, the evaluation, the ratio basis, the recovery."""
     drawn = f"Seeds {', '.join(map(str, seeds))}: each draws its own calibration samples"
     if is_text_settings(s):
-        windows = "all windows" if s["eval_windows"] is None else f"the first {s['eval_windows']} windows"
-        held_out = ", ".join(Path(f).stem for f in s["eval_text"])
+        held_out, windows = held_out_windows(s)
         return (
             f"{drawn} ({s['calib']}, {s['num_samples']} prefix-LM windows of {s['seq_len'] or 'default'} tokens per "
             f"pass) and prefix splits. Evaluation: perplexity on {held_out} ({windows} of {s['eval_seq_len']} "

@@ -174,7 +174,7 @@ class Scorer:
     def option_flags(self) -> dict[str, str]:
         """Each of this method's options that decides the scores, by its flag (``{"taylor": "--taylor"}``).
 
-        The options class declares them (`ukmp.methods.flags.option_flag`); they are recorded with the scores.
+        The options class declares them (`ukmp.methods.option_flag.option_flag`); they are recorded with the scores.
         """
         return flagged_fields(self.options_type) if self.options_type is not None else {}
 
