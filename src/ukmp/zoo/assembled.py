@@ -2,11 +2,13 @@
 
 `shapes-smolvlm` ships only what its training changed (`smolvlm_ship`); every command wants an
 ordinary model folder. So the first use of its name assembles the model over the installed GGUF,
-merges the LoRA delta into plain Linear layers, and saves the whole model with its processor in a
-cache folder; later uses load that folder like any other. The cache folder's name carries the
-checksum of the shipped delta and of the GGUF it was trained on, so a retrained delta never meets a
-stale model, and a cached model is used without reading the GGUF again. The folder is written under
-a temporary name and renamed when complete, so a killed assembly leaves nothing that looks finished.
+merges the LoRA delta into plain Linear layers, and saves the whole model with its processor in the
+project's cache (`ukmp.data.index.cache_dir`: ``$UKMP_CACHE``, else ``~/.cache/ukmp``, where the
+generated data lives too, so manifests name it portably as ``$UKMP_CACHE/...``); later uses load
+that folder like any other. The cache folder's name carries the checksum of the shipped delta and
+of the GGUF it was trained on, so a retrained delta never meets a stale model, and a cached model is
+used without reading the GGUF again. The folder is written under a temporary name and renamed when
+complete, so a killed assembly leaves nothing that looks finished.
 """
 
 from __future__ import annotations
@@ -19,16 +21,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ukmp.checksums import file_sha256
+from ukmp.data.index import cache_dir
 from ukmp.zoo.smolvlm_text import TextModel, smollm2_text_model
 
 RECORD = "training.json"
-
-
-def cache_root() -> Path:
-    """Where assembled models live: ``$UKMP_CACHE``, else ``$XDG_CACHE_HOME/ukmp``, else ``~/.cache/ukmp``."""
-    if os.environ.get("UKMP_CACHE"):
-        return Path(os.environ["UKMP_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ukmp"
 
 
 def is_trained(shipped: Path) -> bool:
@@ -52,7 +48,7 @@ def assembled_folder(
 
     record = json.loads((shipped / RECORD).read_text())
     trained_on = str(record.get("language_model", {}).get("sha256", "unknown"))
-    folder = (cache or cache_root()) / f"{name}-{file_sha256(shipped / ADAPTER)[:12]}-{trained_on[:12]}"
+    folder = (cache or cache_dir()) / f"{name}-{file_sha256(shipped / ADAPTER)[:12]}-{trained_on[:12]}"
     if (folder / "config.json").is_file():
         return folder  # assembled before: the folder holds the whole model, the GGUF is not read again
     # loading the LM checks the GGUF (missing, or not the file the delta was trained on: one sentence)
