@@ -2,7 +2,8 @@
 
 Every figure of the table is what `ukmp evaluate --task perplexity` gives on the same artifact; the
 best method and the paired orderings take perplexity as lower-is-better; a rerun recomputes nothing;
-a flag of the other kind of comparison is one sentence, before anything is written.
+recovery trains on windows of the calibration text; a flag of the other kind of comparison is one
+sentence, before anything is written.
 """
 
 from __future__ import annotations
@@ -98,6 +99,28 @@ def test_seeds_pair_perplexities_by_draw(lm_dir: Path, corpus: Path, held_out: t
     assert dense == {"dense--reversed.json", "dense--tail.json"}  # one dense evaluation, shared by the draws
 
 
+@pytest.mark.slow
+def test_recovery_on_the_calibration_text_is_measured_like_any_artifact(
+    lm_dir: Path, corpus: Path, held_out: tuple[Path, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "rec"
+    extra = ["--ratios", "0.4", "--recover", "lpd", "--recover-samples", "8", "--recover-batch-size", "4"]
+    argv = ["compare", str(lm_dir), "--calib", str(corpus), "--seq-len", "16", "--num-samples", "4"]
+    argv += ["--eval-text", str(held_out[0]), "--eval-seq-len", str(EVAL_SEQ_LEN), "--methods", ",".join(METHODS)]
+    assert main([*argv, "--out", str(out), "--no-progress", *extra]) == 0
+    rows = {r["method"]: r for r in json.loads((out / "results.json").read_text())["rows"]}
+    assert rows["ukmp"]["recovery"] == "lpd" and rows["llm-pruner-global"]["recovery"] == "lora"
+    for method, row in rows.items():
+        merged = out / "recovered" / f"{method}-40" / "merged"
+        recovery = json.loads((merged / "pruning.json").read_text())["recovery"]
+        assert recovery["data"].endswith("corpus.txt") and recovery["samples"] == 8
+        assert recovery["plain_lora"] is (method != "ukmp")
+        measured = _evaluate(merged, held_out[0], tmp_path / f"{method}.json")
+        assert row["recovered_metrics"]["perplexity (reversed)"] == measured
+        assert measured != row["metrics"]["perplexity (reversed)"]  # the recovery changed the weights
+    assert "## After recovery" in (out / "results.md").read_text()
+
+
 def test_a_perplexity_ordering_holds_when_ukmp_is_lower() -> None:
     cells = [
         {"method": m, "target_ratio": 0.2, "seeds": [0, 1, 2], "metrics": {"perplexity (a)": values},
@@ -114,7 +137,7 @@ def test_a_perplexity_ordering_holds_when_ukmp_is_lower() -> None:
         (["--tasks", "vqa"], "--tasks is for image-text calibration"),
         (["--limit", "10"], "--limit is for image-text calibration"),
         (["--eval", "shapes"], "--eval is for image-text calibration"),
-        (["--recover", "lora"], "--recover lora is for image-text calibration"),
+        (["--recover", "lora", "--gguf-file", "m.gguf"], "give the GGUF file itself as MODEL"),
         (["--eval-windows", "0"], "--eval-windows must be at least 1"),
         (["--methods", "ukmp,nope"], "unknown method 'nope'"),
     ],

@@ -64,7 +64,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="none: pruning only; lpd: UKMP with LPD, baselines with plain LoRA (the paper); lora: all plain LoRA",
     )
     parser.add_argument("--recover-ratios", default=None, help="recover only at these ratios (default: all)")
-    parser.add_argument("--recover-samples", type=int, default=None, help="training pairs per recovery (default 2000)")
+    parser.add_argument(
+        "--recover-samples", type=int, default=None, help="training pairs (text: windows) per recovery (default 2000)"
+    )
     parser.add_argument("--recover-batch-size", type=int, default=None, help="recovery batch size (default 8)")
     parser.add_argument(
         "--calib-split",

@@ -3,7 +3,8 @@
 Why: a flag that only one kind of comparison reads would otherwise be ignored silently by the
 other (``--tasks vqa`` on a language model, ``--gguf-file`` on images). The held-out text flags
 (``--eval-text``, ``--eval-seq-len``, ``--eval-windows``) belong to both: with image-text calibration
-they measure a VLM's language model on plain text beside its tasks. Each such flag is parsed
+they measure a VLM's language model on plain text beside its tasks; so do the recovery sizes, as
+either kind recovers on its own calibration data. Each such flag is parsed
 with no default, so that a given one is known; the kind the --calib names refuses the other's
 flags in one sentence and fills in the defaults.
 """
@@ -25,9 +26,6 @@ IMAGE_TEXT_FLAGS: tuple[tuple[str, str, Any], ...] = (
     ("caption_limit", "--caption-limit", 200),
     ("examples", "--examples", 8),
     ("calib_split", "--calib-split", None),
-    ("recover_ratios", "--recover-ratios", None),
-    ("recover_samples", "--recover-samples", 2000),
-    ("recover_batch_size", "--recover-batch-size", 8),
     ("eval_batch_size", "--eval-batch-size", 64),
 )
 #: text flags: (destination, flag, default)
@@ -39,8 +37,15 @@ TEXT_FLAGS: tuple[tuple[str, str, Any], ...] = (
     ("gguf_file", "--gguf-file", None),
     ("eval_batch_size", "--eval-batch-size", 4),
 )
-#: read by both kinds: a VLM's language model is measured on held-out text too, beside its tasks
-SHARED = {"eval_batch_size", "eval_text", "eval_seq_len", "eval_windows"}
+#: flags both kinds read, with one default: recovery trains on the calibration data either way
+RECOVERY_FLAGS: tuple[tuple[str, str, Any], ...] = (
+    ("recover_ratios", "--recover-ratios", None),
+    ("recover_samples", "--recover-samples", 2000),
+    ("recover_batch_size", "--recover-batch-size", 8),
+)
+#: read by both kinds: a VLM's language model is measured on held-out text too, beside its tasks, and
+#: either kind recovers on its calibration data (pairs, or windows of the text)
+SHARED = {"eval_batch_size", "eval_text", "eval_seq_len", "eval_windows", *(dest for dest, _, _ in RECOVERY_FLAGS)}
 
 
 def settle_calibration_flags(args: argparse.Namespace) -> bool:
@@ -59,12 +64,8 @@ def settle_calibration_flags(args: argparse.Namespace) -> bool:
             f"{flag} is for a language model calibrated on text; pass a .txt or .jsonl --calib with it "
             f"(--calib {args.calib} is image-text data)."
         )
-    if text and args.recover != "none":
-        raise UserError(
-            f"--recover {args.recover} is for image-text calibration; recover a language model's artifact on text "
-            "with `ukmp recover ARTIFACT --data TEXT --merge`."
-        )
-    for dest, _, default in (*own, *other):  # the other kind's, none of them given, are read by nothing
+    # the other kind's flags, none of them given, are read by nothing
+    for dest, _, default in (*own, *RECOVERY_FLAGS, *other):
         if getattr(args, dest) is None:
             setattr(args, dest, default)
     return text

@@ -153,7 +153,7 @@ class CompareConfig:
         return self.eval_batch_size if self.text else min(self.eval_batch_size, 4)
 
     def validate_text(self) -> None:
-        """A text comparison: the calibration and held-out files exist, each set has its own name, no recovery."""
+        """A text comparison: the calibration and held-out files exist, each set has its own name."""
         if not Path(self.calib).expanduser().is_file():
             raise UserError(
                 f"--calib {self.calib} does not exist; give a .txt file or a .jsonl file with a 'text' field."
@@ -164,10 +164,10 @@ class CompareConfig:
                 "(.txt or .jsonl)."
             )
         self.validate_eval_texts()
-        if self.recover != "none":
+        if self.recover != "none" and self.gguf_file:
             raise UserError(
-                f"--recover {self.recover} is for image-text calibration; recover a language model's artifact on text "
-                "with `ukmp recover ARTIFACT --data TEXT --merge`."
+                f"--recover loads the dense teacher from MODEL alone; give the GGUF file itself as MODEL "
+                f"({Path(self.model) / self.gguf_file}) instead of --gguf-file."
             )
         if self.seq_len is not None and self.seq_len < 1:
             raise UserError(f"--seq-len must be at least 1, got {self.seq_len}.")

@@ -288,6 +288,7 @@ class CompareRun:
             seed=c.seed,
             cpu=torch.device(c.device).type == "cpu",
             merge=True,
+            **({"seq_len": c.seq_len} if c.text and c.seq_len is not None else {}),
         )
         run_recovery(config, overwrite=True, progress=c.progress)
         write_json_atomic(folder / RECOVERY_SETTINGS, as_recorded(asked))
