@@ -64,18 +64,6 @@ def test_prune_save_reload_is_bit_identical(combination: str, tmp_path: Path, ca
     assert "vision" in capsys.readouterr().out
 
 
-@pytest.mark.slow
-def test_bench_measures_a_pruned_llava(tmp_path: Path) -> None:
-    base, out = tmp_path / "base", tmp_path / "pruned"
-    tiny_llava("siglip-qwen2").save_pretrained(base)
-    assert main(["prune", str(base), "--method", "random", "--ratio", "0.3", "--out", str(out)]) == 0
-    bench = tmp_path / "bench.json"
-    argv = ["bench", str(base), str(out), "--batch-sizes", "1", "--repeats", "1", "--warmup", "0"]
-    assert main([*argv, "--out", str(bench)]) == 0
-    models = json.loads(bench.read_text())["models"]
-    assert len(models) >= 2
-
-
 @pytest.fixture(scope="module")
 def calibrated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from tiny_llava import save_tiny_llava_with_processor

@@ -31,15 +31,16 @@ def test_bench_and_evaluate_a_t5_with_another_decoder_depth(encoder: int, decode
     assert (len(model.language_model.encoder.block), len(model.language_model.decoder.block)) == (encoder, decoder)
     prune(PruneConfig(str(dense), tmp_path / "pruned", "magnitude", 0.3), verbose=False)
     out = tmp_path / "bench.json"
-    argv = ["bench", dense, tmp_path / "pruned", "--batch-sizes", "1,2", "--repeats", "1", "--warmup", "0"]
+    argv = ["bench", dense, tmp_path / "pruned", "--batch-sizes", "2", "--repeats", "1", "--warmup", "0"]
     argv += ["--caption-tokens", "3", "--no-memory", "--threads", "1", "--out", out]
     assert main([str(a) for a in argv]) == 0
     models = json.loads(out.read_text())["models"]
     assert [m["kind"] for m in models] == ["dense", "pruned", "masked"]
-    assert all(m["generated_tokens"] == {"1": 3, "2": 3} for m in models)
+    assert all(m["generated_tokens"] == {"2": 3} for m in models)
     val = write_split("val", 2, tmp_path / "val")
     for ref in (dense, tmp_path / "pruned"):
-        argv = ["evaluate", str(ref), "--data", str(val), "--task", "vqa", "--task", "caption", "--limit", "3"]
+        # VQA's answers come from the same `generate` as captions (the Java caption metrics add nothing here)
+        argv = ["evaluate", str(ref), "--data", str(val), "--task", "vqa", "--limit", "3"]
         assert main([*argv, "--out", str(tmp_path / "eval.json"), "--no-progress"]) == 0
 
 

@@ -118,5 +118,8 @@ class VisionLanguageContract:
             merged = ukmp.load_pruned(tmp_path / "recovered" / "merged")(**inputs).logits
             unmerged = load_model(tmp_path / "recovered")(**inputs).logits
         torch.testing.assert_close(merged, unmerged, rtol=1e-4, atol=1e-4)
+        # the memory probe (a fresh process per model) is tested once, in test_bench.py
         bench = ["bench", str(folder), str(pruned), "--batch-sizes", "1", "--repeats", "1", "--warmup", "0"]
-        assert main([*bench, "--out", str(tmp_path / "bench.json")]) == 0
+        assert main([*bench, "--no-memory", "--out", str(tmp_path / "bench.json")]) == 0
+        models = json.loads((tmp_path / "bench.json").read_text())["models"]
+        assert [m["kind"] for m in models][:2] == ["dense", "pruned"]
