@@ -52,3 +52,29 @@ def test_spice_is_never_a_made_up_number(scores: dict) -> None:
 def test_missing_references_are_an_error() -> None:
     with pytest.raises(ValueError, match="no references"):
         caption_scores({1: "a"}, {2: ["a"]})
+
+
+def test_meteor_java_is_started_once_per_process_and_again_after_it_ends(scores: dict) -> None:
+    from ukmp.evaluation import caption_metrics
+
+    first = caption_metrics._METEOR.meteor_p
+    assert first.poll() is None  # kept running for the next evaluation
+    again = caption_scores(PREDICTIONS, REFERENCES)
+    assert caption_metrics._METEOR.meteor_p is first and again == scores
+    first.kill()
+    first.wait()
+    restarted = caption_scores(PREDICTIONS, REFERENCES)
+    assert caption_metrics._METEOR.meteor_p is not first and restarted == scores
+
+
+def test_tokenising_both_sets_in_one_run_gives_what_two_runs_give() -> None:
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+    from ukmp.evaluation.caption_metrics import _tokenize
+
+    ids = sorted(PREDICTIONS)
+    gts, res = _tokenize(PTBTokenizer(), ids, PREDICTIONS, REFERENCES)
+    tokenizer = PTBTokenizer()
+    assert gts == tokenizer.tokenize({i: [{"caption": c} for c in REFERENCES[i]] for i in ids})
+    assert res == tokenizer.tokenize({i: [{"caption": PREDICTIONS[i]}] for i in ids})
+    assert res[2] == ["two green squares and one cross"]

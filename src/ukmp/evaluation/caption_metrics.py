@@ -12,9 +12,16 @@ never as a number, and nothing is downloaded. Scores are pycocoevalcap's raw val
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+#: METEOR's Java process, kept for the life of this Python process: it takes seconds to load its
+#: paraphrase tables, and a comparison scores the captions of many models one after another
+_METEOR = None
+_METEOR_LOCK = threading.Lock()
 
 SPICE_UNAVAILABLE = "unavailable: SPICE needs Stanford CoreNLP jars, which cannot be downloaded here"
 _CORENLP_JARS = ("stanford-corenlp-3.6.0.jar", "stanford-corenlp-3.6.0-models.jar")
@@ -53,18 +60,18 @@ def caption_scores(
     missing = [i for i in ids if not references.get(i)]
     if missing:
         raise ValueError(f"no references for {len(missing)} images (first: {missing[0]!r})")
-    meteor = Meteor()  # starts its Java process now; it loads while the tokenizer and BLEU run
-    try:
-        tokenizer = PTBTokenizer()
-        gts = tokenizer.tokenize({i: [{"caption": c} for c in references[i]] for i in ids})
-        res = tokenizer.tokenize({i: [{"caption": predictions[i]}] for i in ids})
+    with _METEOR_LOCK:
+        meteor = _running_meteor(Meteor)  # a new one loads while the tokenizer and BLEU run
+        gts, res = _tokenize(PTBTokenizer(), ids, predictions, references)
         scores: dict[str, float | None] = {}
         bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
         for n, value in enumerate(bleu, start=1):
             scores[f"BLEU-{n}"] = float(value)
-        scores["METEOR"] = float(meteor.compute_score(gts, res)[0])
-    finally:
-        _close_meteor(meteor)
+        try:
+            scores["METEOR"] = float(meteor.compute_score(gts, res)[0])
+        except Exception:
+            _forget_meteor()  # a broken process is not reused
+            raise
     scores["ROUGE-L"] = float(Rouge().compute_score(gts, res)[0])
     scores["CIDEr"] = float(Cider().compute_score(gts, res)[0])
 
@@ -83,6 +90,33 @@ def caption_scores(
         scores["SPICE"] = None
         notes["SPICE"] = SPICE_UNAVAILABLE
     return {**scores, "notes": notes}
+
+
+def _tokenize(tokenizer, ids: list, predictions: Mapping, references: Mapping) -> tuple[dict, dict]:
+    """(references, predictions) through the PTB tokenizer in one Java run: it reads one caption per
+    line, so tokenising both sets together gives what two runs give."""
+    both = {("ref", i): [{"caption": c} for c in references[i]] for i in ids}
+    both.update({("pred", i): [{"caption": predictions[i]}] for i in ids})
+    tokens = tokenizer.tokenize(both)
+    return {i: tokens[("ref", i)] for i in ids}, {i: tokens[("pred", i)] for i in ids}
+
+
+def _running_meteor(factory):
+    """This process's METEOR, started on first use and again if its Java process has ended."""
+    global _METEOR
+    proc = getattr(_METEOR, "meteor_p", None)
+    if proc is None or proc.poll() is not None:
+        _forget_meteor()
+        _METEOR = factory()
+    return _METEOR
+
+
+@atexit.register
+def _forget_meteor() -> None:
+    global _METEOR
+    if _METEOR is not None:
+        _close_meteor(_METEOR)
+    _METEOR = None
 
 
 def _close_meteor(meteor) -> None:
