@@ -3,7 +3,8 @@
     python3 scripts/recovery_answers.py --from runs/fp32-saved32 --runs runs/recovery-answers \
         --results results/recovery-answers
 
-Starts from the UKMP artifacts of a `ukmp compare --seeds N` run (`FROM/seed-<s>/artifacts/ukmp-50`),
+Starts from the UKMP artifacts of a `ukmp compare --seeds N` run (`FROM/seed-<s>/artifacts/ukmp-50`;
+`--method upop` takes a baseline's, `upop-50`),
 recovers each with every variant at the same budget (`--steps` optimizer steps of `--batch-size`) on
 the world's train split, and evaluates on val (never test): the first 1,000 questions and 200
 images, as the compare tables. Variants:
@@ -58,6 +59,7 @@ def main() -> None:
     parser.add_argument("--from", dest="source", type=Path, required=True, help="a `ukmp compare --seeds` run")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--ratio", type=int, default=50, help="the artifacts' ratio in percent (FROM/.../ukmp-<ratio>)")
+    parser.add_argument("--method", default="ukmp", help="whose artifacts are recovered (FROM/.../<method>-<ratio>)")
     parser.add_argument("--variants", default="teacher,labels,teacher-lora")
     parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--batch-size", type=int, default=8)
@@ -86,7 +88,7 @@ def main() -> None:
     figures: dict[str, list[dict]] = {"none": []}
     minutes: dict[str, list[float]] = {}
     for seed in seeds:
-        artifact = args.source / f"seed-{seed}" / "artifacts" / f"ukmp-{args.ratio}"
+        artifact = args.source / f"seed-{seed}" / "artifacts" / f"{args.method}-{args.ratio}"
         figures["none"].append(evaluate(artifact, args.runs / "evals" / f"seed-{seed}-none", args, log))
         for name in variants:
             out = args.runs / f"seed-{seed}" / name
@@ -101,12 +103,13 @@ def main() -> None:
 def write_report(args, dense: dict, figures: dict, minutes: dict, log: list[dict], seeds: list[int]) -> None:
     n = min(len(v) for v in figures.values())
     labels = {"none": "no recovery", **{k: v[0] for k, v in VARIANTS.items()}}
+    whose = "UKMP" if args.method == "ukmp" else args.method
     lines = [
         f"# Recovery at {args.ratio}% from question prompts the teacher answers (`{args.dense.name}`)",
         "",
-        f"UKMP artifacts of `{args.source.name}` (seeds {', '.join(map(str, seeds[:n]))}), recovered for {args.steps} "
-        f"steps of batch {args.batch_size} at lr {args.lr} on the world's `{args.split}` split, half of the samples "
-        f"question prompts{f' (further flags: `{args.extra}`)' if args.extra else ''}. Val: first "
+        f"{whose} artifacts of `{args.source.name}` (seeds {', '.join(map(str, seeds[:n]))}), recovered for "
+        f"{args.steps} steps of batch {args.batch_size} at lr {args.lr} on the world's `{args.split}` split, half of "
+        f"the samples question prompts{f' (further flags: `{args.extra}`)' if args.extra else ''}. Val: first "
         f"{args.vqa_limit} questions, {args.caption_limit} images. Dense: VQA "
         f"{dense['vqa_accuracy']:.2f}, CIDEr {dense['CIDEr']:.3f}.",
         "",
