@@ -84,8 +84,16 @@ def test_a_folder_without_questions_recovers_on_captions_and_says_so(captured, d
         distill.question_mix(captured[1], [], folder, None, None, progress=False)
 
 
-def test_a_text_file_gets_the_papers_values(captured, tmp_path: Path) -> None:
+def test_a_text_file_gets_a_budget_of_its_own_and_no_questions(captured, tmp_path: Path) -> None:
     text = tmp_path / "corpus.txt"
     text.write_text("some text to recover a language model on\n")
     assert _recover(text) == 0
-    assert (captured[0].lr, captured[0].vqa_fraction) == (2e-5, 0.0)
+    config = captured[0]
+    assert (config.lr, config.batch_size, config.max_samples, config.warmup_steps) == (3e-4, 8, 800, 10)
+    assert config.vqa_fraction == 0.0
+    assert _recover(text, "--preset", "paper") == 0
+    assert (captured[1].lr, captured[1].batch_size, captured[1].max_samples, captured[1].warmup_steps) == (
+        2e-5, 20, None, 50,
+    )  # fmt: skip
+    assert _recover(text, "--warmup-steps", "3") == 0
+    assert captured[2].warmup_steps == 3

@@ -52,8 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=sorted(PRESETS),
         default=DEFAULT_PRESET,
         help="ukmp: lr 3e-4, batch 8, 500 steps up to 50%% removed and 1,000 beyond, half the samples question "
-        "prompts answered by the teacher (no labels; "
-        "results/recovery-answers/); paper: the appendix's lr 2e-5, batch 20, captions only. Flags override it",
+        "prompts answered by the teacher (no labels; results/recovery-answers/); on a text --data, 100 steps "
+        "(results/smollm2-recovery/); paper: the appendix's lr 2e-5, batch 20, captions only (text: every "
+        "window). Flags override it",
     )
     parser.add_argument(
         "--max-samples",
@@ -85,7 +86,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--batch-size", type=int, default=None, help="samples per optimizer step, over all processes (preset's)"
     )
     parser.add_argument("--lr", type=float, default=None, help="learning rate after warm-up (default: the preset's)")
-    parser.add_argument("--warmup-steps", type=int, default=50, help="linear warm-up steps of every sub-phase")
+    parser.add_argument(
+        "--warmup-steps", type=int, default=None, help="linear warm-up steps of every sub-phase (default: the preset's)"
+    )
     parser.add_argument("--warmup-lr", type=float, default=5e-7, help="learning rate at the first step")
     parser.add_argument("--weight-decay", type=float, default=0.05, help="AdamW weight decay")
     parser.add_argument("--rank", type=int, default=8, help="LoRA rank r1")
@@ -181,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
         lora_dropout=args.lora_dropout,
         lr=settings["lr"],
         warmup_lr=args.warmup_lr,
-        warmup_steps=args.warmup_steps,
+        warmup_steps=settings["warmup_steps"],
         weight_decay=args.weight_decay,
         batch_size=settings["batch_size"],
         max_samples=settings["max_samples"],
