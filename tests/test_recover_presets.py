@@ -84,10 +84,11 @@ def test_a_folder_without_questions_recovers_on_captions_and_says_so(captured, d
         distill.question_mix(captured[1], [], folder, None, None, progress=False)
 
 
-def test_a_text_file_gets_a_budget_of_its_own_and_no_questions(captured, tmp_path: Path) -> None:
+def test_a_text_file_gets_a_budget_of_its_own_and_no_questions(captured, tmp_path: Path, capsys) -> None:
     text = tmp_path / "corpus.txt"
     text.write_text("some text to recover a language model on\n")
     assert _recover(text) == 0
+    assert "recovery budget: 800 windows (100 steps of 8)" in capsys.readouterr().out
     config = captured[0]
     assert (config.lr, config.batch_size, config.max_samples, config.warmup_steps) == (3e-4, 8, 800, 10)
     assert config.vqa_fraction == 0.0

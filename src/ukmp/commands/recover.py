@@ -133,6 +133,12 @@ def preset_settings(args: argparse.Namespace) -> dict:
             f"recovery budget: {values['max_samples']} samples ({steps} steps of {values['batch_size']}) for {share} "
             "of the parameters removed (--max-samples N to change it)"
         )
+    if text and "max_samples" not in typed and values["max_samples"] is not None:
+        steps = values["max_samples"] // values["batch_size"]
+        print(
+            f"recovery budget: {values['max_samples']} windows ({steps} steps of {values['batch_size']}) of the text "
+            "(--max-samples N to change it)"
+        )
     if "vqa_fraction" in typed or not values["vqa_fraction"] or args.prompts is not None or text:
         return values
     if not is_builtin_world(args.data) and "vqa" not in available_tasks(args.data, args.split):
