@@ -23,13 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ukmp.zoo.lora import merge_lora
-from ukmp.zoo.smolvlm import trained_parameters
 from ukmp.zoo.smolvlm_checkpoint import load_state
 from ukmp.zoo.smolvlm_data import CAPTION_INSTRUCTION, VQA_INSTRUCTION, encode_examples
-from ukmp.zoo.smolvlm_ship import load_shapes_smolvlm
+from ukmp.zoo.smolvlm_ship import config_from_recipe, load_shapes_smolvlm, model_with_trained
 from ukmp.zoo.smolvlm_text import smollm2_text_model
-from ukmp.zoo.smolvlm_training import CHECKPOINT_DIR, SmolVLMTrainConfig, build_trainable_model
+from ukmp.zoo.smolvlm_training import CHECKPOINT_DIR
 
 
 def load_run(folder: Path):
@@ -38,14 +36,10 @@ def load_run(folder: Path):
     if state is None:
         model, processor = load_shapes_smolvlm(folder)
         return model, processor, "trained folder"
-    config = dict(state.recipe["config"], lora_targets=tuple(state.recipe["config"]["lora_targets"]))
-    model, processor = build_trainable_model(smollm2_text_model(), SmolVLMTrainConfig(**config))
-    params = trained_parameters(model)
-    with torch.no_grad():
-        for name, tensor in state.trained.items():
-            params[name].copy_(tensor)
-    merge_lora(model.model.text_model)
-    return model.eval(), processor, f"checkpoint at stage {state.stage}, step {state.step}"
+    config = config_from_recipe(state.recipe["config"])
+    source = folder / CHECKPOINT_DIR
+    model, processor = model_with_trained(smollm2_text_model(), config, state.trained, merge=True, source=source)
+    return model, processor, f"checkpoint at stage {state.stage}, step {state.step}"
 
 
 def answer_scores(model, processor, images, instructions, answers, batch: int = 16) -> tuple[float, float]:

@@ -132,24 +132,38 @@ def load_shapes_smolvlm(
             f"{folder} was trained on a language model with sha256 {record['language_model'].get('sha256')}, "
             f"not the installed {text.origin.get('sha256')}."
         )
-    model, _ = build_trainable_model(text, cfg)
-    params = trained_parameters(model)
     tensors = load_file(str(folder / ADAPTER))
+    model, _ = model_with_trained(text, cfg, tensors, merge=merge, source=folder / ADAPTER)
+    return model, ImageOnlySmolVLMProcessor.from_pretrained(folder)
+
+
+def model_with_trained(
+    text: TextModel, cfg: SmolVLMTrainConfig, tensors: dict[str, torch.Tensor], *, merge: bool, source: Path
+) -> tuple[nn.Module, ImageOnlySmolVLMProcessor]:
+    """(model, processor) `cfg` assembles over `text`, with `tensors` (every trained tensor, by name)
+    loaded; the model in eval mode, its LoRA folded into the LM when `merge`. `source` names where the
+    tensors came from."""
+    model, processor = build_trainable_model(text, cfg)
+    params = trained_parameters(model)
     if set(tensors) != set(params):
-        raise UserError(f"{folder / ADAPTER} does not hold this recipe's trained tensors; retrain it.")
+        raise UserError(f"{source} does not hold this recipe's trained tensors; retrain it.")
     with torch.no_grad():
         for name, tensor in tensors.items():
             params[name].copy_(tensor.to(params[name].dtype))
     if merge:
         merge_lora(model.model.text_model)
-    return model.eval(), ImageOnlySmolVLMProcessor.from_pretrained(folder)
+    return model.eval(), processor
 
 
 def recorded_config(folder: Path) -> SmolVLMTrainConfig:
     """The recipe a trained folder's ``training.json`` records."""
-    record = json.loads((folder / RECORD).read_text())
+    return config_from_recipe(json.loads((folder / RECORD).read_text())["config"])
+
+
+def config_from_recipe(recipe: dict) -> SmolVLMTrainConfig:
+    """The config a recorded recipe (`SmolVLMTrainConfig.recipe`: a folder's record, a checkpoint's) describes."""
     known = {f.name for f in fields(SmolVLMTrainConfig)}
-    config = {k: v for k, v in record["config"].items() if k in known}
+    config = {k: v for k, v in recipe.items() if k in known}
     config["lora_targets"] = tuple(config["lora_targets"])
     return SmolVLMTrainConfig(**config)
 
