@@ -124,19 +124,18 @@ def preset_settings(args: argparse.Namespace) -> dict:
     values = preset_values(args.preset, text=text)
     typed = {k: getattr(args, k) for k in values if getattr(args, k) is not None}
     values.update(typed)
+    sized = None  # (unit, what it is sized for) where the preset chose the budget: said to the user
     if values["max_samples"] == BY_RATIO:
         removed = removed_fraction(args.pruned)
         values["max_samples"] = budget_for(removed)
-        steps = values["max_samples"] // values["batch_size"]
         share = "an unknown share" if removed is None else f"{removed:.0%}"
+        sized = ("samples", f" for {share} of the parameters removed")
+    elif text and "max_samples" not in typed and values["max_samples"] is not None:
+        sized = ("windows", " of the text")
+    if sized:
+        samples, batch = values["max_samples"], values["batch_size"]
         print(
-            f"recovery budget: {values['max_samples']} samples ({steps} steps of {values['batch_size']}) for {share} "
-            "of the parameters removed (--max-samples N to change it)"
-        )
-    if text and "max_samples" not in typed and values["max_samples"] is not None:
-        steps = values["max_samples"] // values["batch_size"]
-        print(
-            f"recovery budget: {values['max_samples']} windows ({steps} steps of {values['batch_size']}) of the text "
+            f"recovery budget: {samples} {sized[0]} ({samples // batch} steps of {batch}){sized[1]} "
             "(--max-samples N to change it)"
         )
     if "vqa_fraction" in typed or not values["vqa_fraction"] or args.prompts is not None or text:
