@@ -17,6 +17,18 @@ def add_smolvlm_options(train: argparse.ArgumentParser) -> None:
     group.add_argument("--batch-size", type=int, default=None, help="examples per step of the two LM stages")
     group.add_argument("--train-images", type=int, default=None, help="world images to train on")
     group.add_argument("--threads", type=int, default=None, help="CPU threads (the recipe's default: 2)")
+    group.add_argument(
+        "--image-scale",
+        type=float,
+        default=None,
+        help="set the image tokens' mean norm to this many LM word-embedding norms when alignment starts",
+    )
+    group.add_argument(
+        "--image-cap",
+        type=float,
+        default=None,
+        help="penalise image tokens louder than this many word-embedding norms in the LM stages",
+    )
     group.add_argument("--device", default="cpu", help="where to train: cpu, cuda, cuda:1, ... (default: cpu)")
     group.add_argument(
         "--dtype", choices=DTYPES, default="float32", help="autocast dtype of the forward (weights stay float32)"
@@ -40,11 +52,15 @@ def train_smolvlm(args: argparse.Namespace) -> int:
         "batch_size": args.batch_size,
         "train_images": args.train_images,
         "threads": args.threads,
+        "image_scale": args.image_scale,
+        "image_cap": args.image_cap,
     }
     for field, value in settings.items():
         if value is None:
             continue
-        if value < (1 if field in ("batch_size", "train_images", "threads") else 0):
+        if value < (1 if field in ("batch_size", "train_images", "threads") else 0) or (
+            field.startswith("image_") and value <= 0
+        ):
             raise UserError(f"--{field.replace('_', '-').replace('instruct-', '')} must be positive, got {value}.")
         setattr(cfg, field, value)
     if args.device.startswith("cuda") and not torch.cuda.is_available():

@@ -31,6 +31,7 @@ from ukmp.zoo.smolvlm_processor import ImageOnlySmolVLMProcessor
 from ukmp.zoo.smolvlm_text import TextModel, smollm2_text_model
 from ukmp.zoo.smolvlm_training import (
     CHECKPOINT_DIR,
+    LEGACY_DEFAULTS,
     STAGES,
     SmolVLMTrainConfig,
     build_trainable_model,
@@ -163,7 +164,7 @@ def recorded_config(folder: Path) -> SmolVLMTrainConfig:
 def config_from_recipe(recipe: dict) -> SmolVLMTrainConfig:
     """The config a recorded recipe (`SmolVLMTrainConfig.recipe`: a folder's record, a checkpoint's) describes."""
     known = {f.name for f in fields(SmolVLMTrainConfig)}
-    config = {k: v for k, v in recipe.items() if k in known}
+    config = {**LEGACY_DEFAULTS, **{k: v for k, v in recipe.items() if k in known}}
     config["lora_targets"] = tuple(config["lora_targets"])
     return SmolVLMTrainConfig(**config)
 

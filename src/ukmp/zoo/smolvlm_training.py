@@ -34,6 +34,13 @@ from ukmp.zoo.schedules import warmup_then_cosine
 from ukmp.zoo.smolvlm import TRAINED_PREFIXES, assemble_smolvlm, trained_parameters
 from ukmp.zoo.smolvlm_checkpoint import RunState, load_state, save_state
 from ukmp.zoo.smolvlm_data import encode_examples, sample_examples
+from ukmp.zoo.smolvlm_image_scale import (
+    ImageTokenTap,
+    loudness_penalty,
+    mean_token_norm,
+    set_connector_scale,
+    word_norm,
+)
 from ukmp.zoo.smolvlm_text import TextModel, smollm2_text_model
 
 STAGES = ("vision", "align", "instruct")
@@ -68,14 +75,30 @@ class SmolVLMTrainConfig:
     threads: int = 2
     checkpoint_every: int = 25
     save_dtype: str = "float16"
+    #: image tokens' mean norm, in LM word-embedding norms, set when alignment starts (None: the init's)
+    image_scale: float | None = None
+    #: image tokens louder than this many word-embedding norms are penalised in the LM stages (None: never)
+    image_cap: float | None = None
+    image_cap_weight: float = 1.0
     extra: dict = field(default_factory=dict)
 
     def recipe(self) -> dict:
-        """The fields that change the weights (not how often a checkpoint is written)."""
+        """The fields that change the weights (not how often a checkpoint is written).
+
+        Fields added after the first runs are left out while they keep the behaviour those runs had,
+        so an earlier run's checkpoint still continues and its record still reads the same.
+        """
         fields = asdict(self)
         fields.pop("checkpoint_every")
         fields["lora_targets"] = list(fields["lora_targets"])
+        for name, legacy in LEGACY_DEFAULTS.items():
+            if fields[name] == legacy:
+                fields.pop(name)
         return fields
+
+
+#: the behaviour of runs recorded before these fields existed
+LEGACY_DEFAULTS = {"image_scale": None, "image_cap": None, "image_cap_weight": 1.0}
 
 
 def build_trainable_model(text: TextModel, cfg: SmolVLMTrainConfig):
@@ -137,6 +160,8 @@ class Run:
             self._load_trained(self.state.trained)
         self.model.to(self.device)
         self.data = WorldExamples(cfg.train_images) if cfg.train_images else None
+        self.word_norm = word_norm(self.model)
+        self.tap = ImageTokenTap(self.model)
 
     def _load_trained(self, tensors: dict[str, torch.Tensor]) -> None:
         params = trained_parameters(self.model)
@@ -214,14 +239,21 @@ class Run:
             optimizer.load_state_dict(self.state.optimizer)
             rng.bit_generator.state = self.state.data_rng
             torch.set_rng_state(self.state.torch_rng)
+        if stage == "align" and first == 0 and cfg.image_scale is not None:
+            self.connector_factor = self._set_image_scale()
         self.model.train()
         started = time.time()
         bar = tqdm(range(first, steps), desc=f"{stage}: shapes-smolvlm", unit="step", disable=not self.progress)
         for step in bar:
             if self.budget is not None and self.budget <= 0:
                 break
-            loss = self._step(optimizer, params, rng, step, steps, peak, vqa)
-            self.state.log.append({"stage": stage, "step": step, "loss": loss, "lr": self._lr(step, steps, peak)})
+            loss, loudness = self._step(optimizer, params, rng, step, steps, peak, vqa)
+            entry = {"stage": stage, "step": step, "loss": loss, "lr": self._lr(step, steps, peak)}
+            if cfg.image_scale is not None or cfg.image_cap is not None:
+                entry["image_norm"] = loudness  # in word-embedding norms
+            if stage == "align" and step == 0 and cfg.image_scale is not None:
+                entry["connector_factor"] = self.connector_factor
+            self.state.log.append(entry)
             bar.set_postfix(loss=f"{loss:.3f}")
             if self.budget is not None:
                 self.budget -= 1
@@ -242,7 +274,19 @@ class Run:
         cfg = self.cfg
         return warmup_then_cosine(step, steps, peak, min(cfg.warmup_steps, steps), cfg.min_lr_ratio)
 
-    def _step(self, optimizer, params, rng, step: int, steps: int, peak: float, vqa: float) -> float:
+    def _set_image_scale(self) -> float:
+        """Scale the connector so the first 64 training images' tokens have `image_scale` word norms."""
+        from ukmp.zoo.smolvlm_data import CAPTION_INSTRUCTION
+
+        count = min(64, len(self.data.images))
+        captions = [self.data.captions[i][0] for i in range(count)]
+        batch = encode_examples(self.processor, self.data.images[:count], [CAPTION_INSTRUCTION] * count, captions)
+        pixels = batch["pixel_values"].to(self.device)
+        mask = batch["pixel_attention_mask"].to(self.device)
+        return set_connector_scale(self.model, pixels, mask, self.cfg.image_scale * self.word_norm)
+
+    def _step(self, optimizer, params, rng, step: int, steps: int, peak: float, vqa: float) -> tuple[float, float]:
+        """One optimizer step; (the task loss, the image tokens' mean norm in word-embedding norms)."""
         cfg = self.cfg
         idx, instructions, answers = sample_examples(self.data, rng, cfg.batch_size, vqa)
         batch = encode_examples(self.processor, self.data.images[torch.from_numpy(idx)], instructions, answers)
@@ -251,11 +295,16 @@ class Run:
             group["lr"] = self._lr(step, steps, peak)
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
             loss = self.model(**batch).loss
+        tokens = self.tap.take()
+        objective = loss
+        if cfg.image_cap is not None:
+            cap = cfg.image_cap * self.word_norm
+            objective = loss + cfg.image_cap_weight * loudness_penalty(tokens, cap)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        objective.backward()
         torch.nn.utils.clip_grad_norm_(list(params.values()), cfg.grad_clip)
         optimizer.step()
-        return float(loss.detach())
+        return float(loss.detach()), mean_token_norm(tokens) / self.word_norm
 
 
 def train_smolvlm_run(
