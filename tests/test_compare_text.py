@@ -101,10 +101,11 @@ def test_seeds_pair_perplexities_by_draw(lm_dir: Path, corpus: Path, held_out: t
 
 @pytest.mark.slow
 def test_recovery_on_the_calibration_text_is_measured_like_any_artifact(
-    lm_dir: Path, corpus: Path, held_out: tuple[Path, Path], tmp_path: Path
+    lm_dir: Path, corpus: Path, held_out: tuple[Path, Path], tmp_path: Path, capsys
 ) -> None:
     out = tmp_path / "rec"
     extra = ["--ratios", "0.4", "--recover", "lpd", "--recover-samples", "8", "--recover-batch-size", "4"]
+    extra += ["--recover-lr", "3e-4", "--recover-warmup-steps", "1"]
     argv = ["compare", str(lm_dir), "--calib", str(corpus), "--seq-len", "16", "--num-samples", "4"]
     argv += ["--eval-text", str(held_out[0]), "--eval-seq-len", str(EVAL_SEQ_LEN), "--methods", ",".join(METHODS)]
     assert main([*argv, "--out", str(out), "--no-progress", *extra]) == 0
@@ -115,10 +116,20 @@ def test_recovery_on_the_calibration_text_is_measured_like_any_artifact(
         recovery = json.loads((merged / "pruning.json").read_text())["recovery"]
         assert recovery["data"].endswith("corpus.txt") and recovery["samples"] == 8
         assert recovery["plain_lora"] is (method != "ukmp")
+        assert (recovery["lr"], recovery["warmup_steps"]) == (3e-4, 1)
         measured = _evaluate(merged, held_out[0], tmp_path / f"{method}.json")
         assert row["recovered_metrics"]["perplexity (reversed)"] == measured
         assert measured != row["metrics"]["perplexity (reversed)"]  # the recovery changed the weights
     assert "## After recovery" in (out / "results.md").read_text()
+    command = json.loads((out / "results.json").read_text())["command"]
+    assert "--recover lpd" in command and "--recover-lr 0.0003 --recover-warmup-steps 1" in command
+    # another learning rate into the same folder: one sentence, nothing of the earlier run replaced
+    before = (out / "results.json").read_bytes()
+    capsys.readouterr()
+    assert main([*argv, "--out", str(out), "--no-progress", *extra[:-4], "--recover-lr", "1e-4"]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]  # beside loading bars
+    assert len(errors) == 1 and "--recover-lr 0.0003, but this run asks for --recover-lr 0.0001" in errors[0]
+    assert (out / "results.json").read_bytes() == before
 
 
 def test_a_perplexity_ordering_holds_when_ukmp_is_lower() -> None:

@@ -50,12 +50,18 @@ def test_variants_configure_the_scorer_and_bad_names_are_one_sentence() -> None:
     assert get_scorer("ukmp:paper").options.ukmi.threshold == PAPER_THRESHOLD
     assert get_scorer("ukmp:q0.34").label == "ukmp:q0.34"
     assert get_scorer("ukmp").options.ukmi.threshold != PAPER_THRESHOLD  # a variant does not leak into defaults
+    no_entropy = get_scorer("ukmp:no-entropy")
+    assert no_entropy.options.ukmi.entropy == "off" and no_entropy.label == "ukmp:no-entropy"
+    assert no_entropy.options.ukmi.threshold == get_scorer("ukmp").options.ukmi.threshold
+    assert get_scorer("ukmp").options.ukmi.entropy != "off"
     with pytest.raises(UserError, match="unknown method 'obs'"):
         get_scorer("obs")
     with pytest.raises(UserError, match="flap takes no variant"):
         get_scorer("flap:0.3")
     with pytest.raises(UserError, match=r"must be in \(0, 1\]"):
         get_scorer("ukmp:q2")
+    with pytest.raises(UserError, match="a preset .* or no-entropy"):
+        get_scorer("ukmp:entropy-off")
 
 
 class _InverseMagnitude(Scorer):

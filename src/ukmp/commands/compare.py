@@ -69,6 +69,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--recover-batch-size", type=int, default=None, help="recovery batch size (default 8)")
     parser.add_argument(
+        "--recover-lr", type=float, default=None, help="recovery's peak learning rate (default: the paper's 2e-5)"
+    )
+    parser.add_argument(
+        "--recover-warmup-steps", type=int, default=None, help="recovery's warm-up steps (default: the paper's 50)"
+    )
+    parser.add_argument(
         "--calib-split",
         default=None,
         help="split of the calibration data (default: alttext for --calib shapes, else train)",
@@ -162,6 +168,8 @@ def run(args: argparse.Namespace) -> int:
         examples=args.examples,
         recover_samples=args.recover_samples,
         recover_batch_size=args.recover_batch_size,
+        recover_lr=args.recover_lr,
+        recover_warmup_steps=args.recover_warmup_steps,
         progress=not args.no_progress,
         method_options=options,
         dtype=args.dtype,
@@ -209,7 +217,7 @@ def _text_command_line(args: argparse.Namespace) -> str:
     parts += ["--num-samples", str(args.num_samples), "--batch-size", str(args.batch_size)]
     parts += ["--eval-text", args.eval_text or "", "--eval-seq-len", str(args.eval_seq_len)]
     parts += ["--eval-windows", str(args.eval_windows), "--eval-batch-size", str(args.eval_batch_size)]
-    parts += ["--out", str(args.out), "--seed", str(args.seed), *_method_flag_parts(args)]
+    parts += ["--out", str(args.out), "--seed", str(args.seed), *_method_flag_parts(args), *_recovery_parts(args)]
     if args.seeds > 1:
         parts += ["--seeds", str(args.seeds)]
     if args.dtype != "auto":
@@ -223,6 +231,17 @@ def _text_command_line(args: argparse.Namespace) -> str:
     if args.norm_scope is not None:
         parts += ["--norm-scope", args.norm_scope]
     return " ".join(shlex.quote(p) for p in parts)
+
+
+def _recovery_parts(args: argparse.Namespace) -> list[str]:
+    """--recover and, when recovering, every setting of the recoveries."""
+    parts = ["--recover", args.recover]
+    if args.recover == "none":
+        return parts
+    if args.recover_ratios:
+        parts += ["--recover-ratios", args.recover_ratios]
+    parts += ["--recover-samples", str(args.recover_samples), "--recover-batch-size", str(args.recover_batch_size)]
+    return parts + ["--recover-lr", f"{args.recover_lr:g}", "--recover-warmup-steps", str(args.recover_warmup_steps)]
 
 
 def _method_flag_parts(args: argparse.Namespace) -> list[str]:
@@ -250,8 +269,7 @@ def _command_line(args: argparse.Namespace) -> str:
         parts += ["--seeds", str(args.seeds)]
     if args.examples != 8:
         parts += ["--examples", str(args.examples)]
-    if args.recover_ratios:
-        parts += ["--recover-ratios", args.recover_ratios]
+    parts += _recovery_parts(args)[2:]  # --recover is spelled out above
     if args.dtype != "auto":
         parts += ["--dtype", args.dtype]
     if args.keep_end_layers != "none":

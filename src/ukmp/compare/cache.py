@@ -47,4 +47,7 @@ def recorded_recovery_settings(folder: Path) -> Settings:
         out["--recover"] = "lora" if recovery["plain_lora"] else "lpd"
     if "batch_size" in recovery:
         out["--recover-batch-size"] = recovery["batch_size"]
+    for key, flag in (("lr", "--recover-lr"), ("warmup_steps", "--recover-warmup-steps")):
+        if key in recovery:
+            out[flag] = recovery[key]
     return out

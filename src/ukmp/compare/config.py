@@ -51,6 +51,8 @@ class CompareConfig:
     examples: int = 8
     recover_samples: int | None = 2000
     recover_batch_size: int = 8
+    recover_lr: float = 2e-5  # the paper's (`ukmp.recovery.config.RecoveryConfig`)
+    recover_warmup_steps: int = 50
     progress: bool = True
     method_options: MethodOptions = field(default_factory=MethodOptions)
     plan_search: PlanSearchOptions = field(default_factory=PlanSearchOptions)
@@ -106,6 +108,10 @@ class CompareConfig:
         for name in ("num_samples", "batch_size", "eval_batch_size", "recover_batch_size"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}.")
+        if not self.recover_lr > 0:
+            raise UserError(f"--recover-lr must be positive, got {self.recover_lr:g}.")
+        if self.recover_warmup_steps < 0:
+            raise UserError(f"--recover-warmup-steps must be 0 or more, got {self.recover_warmup_steps}.")
         for name in ("limit", "caption_limit", "recover_samples"):
             value = getattr(self, name)
             if value is not None and value < 1:

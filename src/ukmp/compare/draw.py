@@ -181,6 +181,8 @@ class CompareRun:
             "--recover": recovery_kind(method, c.recover),
             "--recover-samples": c.recover_samples,
             "--recover-batch-size": c.recover_batch_size,
+            "--recover-lr": c.recover_lr,
+            "--recover-warmup-steps": c.recover_warmup_steps,
         }
         return {**self.artifact_settings(method, ratio), **recovery}
 
@@ -284,6 +286,8 @@ class CompareRun:
             schedule="lpd" if kind == "lpd" else "task",
             plain_lora=kind == "lora",
             batch_size=c.recover_batch_size,
+            lr=c.recover_lr,
+            warmup_steps=c.recover_warmup_steps,
             max_samples=c.recover_samples,
             seed=c.seed,
             cpu=torch.device(c.device).type == "cpu",

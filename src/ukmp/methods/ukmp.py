@@ -1,8 +1,9 @@
 """UKMP's unified knowledge maintenance importance (UKMI), planned by the iterative modality-normalised schedule.
 
-Variants name a token-selection threshold, so a comparison can run several settings side by side:
-``ukmp:1.0`` (no selection), ``ukmp:q0.34`` (the least-fitted 34% of each sample's tokens),
-``ukmp:paper`` (the paper's preset, T = 0.4).
+Variants let a comparison run several settings side by side: a token-selection threshold
+(``ukmp:1.0``, no selection; ``ukmp:q0.34``, the least-fitted 34% of each sample's tokens), the
+paper's preset (``ukmp:paper``, T = 0.4), or UKMI without its entropy injection (``ukmp:no-entropy``,
+as ``ukmp prune --entropy off``: the ablation of Table B).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from ukmp.methods.token_selection import parse_threshold
 from ukmp.methods.ukmi import UKMIOptions, ukmi_scores
 from ukmp.planning.iterative import IterativeOptions
 
+NO_ENTROPY = "no-entropy"
+
 
 class UKMPScorer(Scorer):
     """UKMI from ``num_samples`` entropy samples and ``num_samples`` other gradient samples."""
@@ -33,13 +36,17 @@ class UKMPScorer(Scorer):
     options_type = UKMIOptions
 
     def configure_variant(self, variant: str) -> None:
+        if variant == NO_ENTROPY:
+            self.options = self.options.replace(ukmi=dataclasses.replace(self.own_options, entropy="off"))
+            return
         if variant in PRESETS:
             threshold = PRESETS[variant].threshold
         else:
             try:
                 threshold = parse_threshold(variant).option
             except ValueError as exc:
-                raise UserError(f"{self.name}:{variant}: {exc}") from None
+                kinds = f"a threshold (1.0, q0.34), a preset ({', '.join(PRESETS)}) or {NO_ENTROPY}"
+                raise UserError(f"{self.name}:{variant}: a variant of {self.name} is {kinds}; {exc}") from None
         self.options = self.options.replace(ukmi=dataclasses.replace(self.own_options, threshold=threshold))
 
     def iterative_options(self) -> IterativeOptions:
