@@ -50,15 +50,23 @@ def run(command: list[str], output: Path, log: list[dict]) -> None:
         run_and_record(command, log)
 
 
+def in_work(work: Path, compared: str, earlier: str) -> Path:
+    """A file the bench made: in its `ukmp compare` folder, or where the bench put it before it ran compare."""
+    path = work / "compare" / compared
+    return path if path.exists() else work / earlier
+
+
 def attention_cut(work: Path, model: str, tag: str) -> tuple[int, int]:
     """(attention units removed, layers that lost any) in a saved plan; the adapters name attention groups `*.attn`."""
-    groups = json.loads((work / "pruned" / f"{model}-{tag}" / "pruning.json").read_text())["groups"]
+    plan = in_work(work, f"artifacts/{model}-{tag}/pruning.json", f"pruned/{model}-{tag}/pruning.json")
+    groups = json.loads(plan.read_text())["groups"]
     lost = [g["num_units"] - len(g["kept"]) for name, g in groups.items() if name.endswith(".attn")]
     return sum(lost), sum(1 for n in lost if n)
 
 
 def perplexity(work: Path, model: str, tag: str, corpus: str) -> float:
-    result = json.loads((work / "evals" / f"{model}-{tag}--{corpus}--256x10.json").read_text())
+    file = in_work(work, f"evals/{model}-{tag}--{corpus}.json", f"evals/{model}-{tag}--{corpus}--256x10.json")
+    result = json.loads(file.read_text())
     return result["tasks"]["perplexity"]["perplexity"]
 
 
@@ -117,8 +125,8 @@ def main() -> int:
     for seed in seeds:
         work = Path(args.work.format(seed=seed))
         for method in replanned:
-            scores = work / "pruned" / f"{method}-{tag}" / "scores.safetensors"
-            if method == "ukmp" and not scores.is_file():  # the bench saves the scores at its first ratio
+            scores = in_work(work, f"scores/{method}.safetensors", f"pruned/{method}-{tag}/scores.safetensors")
+            if method == "ukmp" and not scores.is_file():  # the bench saved the scores at its first ratio
                 scores = next(work.glob("pruned/ukmp-*/scores.safetensors"), scores)
             if not scores.is_file():
                 methods = ",".join(("ukmp", *others))

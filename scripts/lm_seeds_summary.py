@@ -2,7 +2,8 @@
 
     python3 scripts/lm_seeds_summary.py results/smollm2-seeds --reference ukmp
 
-Reads FOLDER/seed-<s>/results.json (one `bench/smollm2.py --seed s` run each) and writes
+Reads FOLDER/seed-<s>/results.json (one `bench/smollm2.py --seed s` run each: a `ukmp compare`
+results.json, or the bench's own format from before it ran `ukmp compare`) and writes
 FOLDER/README.md: every model's perplexity per held-out set as mean [min-max] with each draw's value,
 and, for every other method at the same ratio, whether the reference method's perplexity is lower,
 paired by draw over the draws both have (holds / does not hold / within noise, 95% t-interval).
@@ -30,12 +31,24 @@ def load_draws(folder: Path, extra: list[str]) -> dict[int, dict]:
     return {seed: json.loads(paths[seed].read_text()) for seed in sorted(paths)}
 
 
+def draw_perplexities(run: dict) -> dict[str, dict[str, float]]:
+    """{model key: {held-out set: perplexity}} of one draw, the dense model under 'dense'."""
+    if "models" in run:  # the bench's format before it ran `ukmp compare`
+        return {key: model["perplexity"] for key, model in run["models"].items()}
+    prefix = "perplexity ("
+    models = {"dense": run["dense"]["metrics"], **{row["name"]: row["metrics"] for row in run["rows"]}}
+    return {
+        key: {name[len(prefix) : -1]: value for name, value in metrics.items() if name.startswith(prefix)}
+        for key, metrics in models.items()
+    }
+
+
 def perplexities(draws: dict[int, dict]) -> dict[str, dict[str, dict[int, float]]]:
     """{model key: {held-out set: {seed: perplexity}}} (the dense model under the key 'dense')."""
     table: dict[str, dict[str, dict[int, float]]] = {}
     for seed, run in draws.items():
-        for key, model in run["models"].items():
-            for corpus, value in model["perplexity"].items():
+        for key, per_set in draw_perplexities(run).items():
+            for corpus, value in per_set.items():
                 table.setdefault(key, {}).setdefault(corpus, {})[seed] = value
     return table
 
