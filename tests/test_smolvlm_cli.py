@@ -50,3 +50,13 @@ def test_options_of_the_other_recipe_are_refused(tmp_path: Path, capsys) -> None
     assert main(["zoo", "train", "shapes-smolvlm", "--out", str(tmp_path / "o"), "--stage2-only"]) == 2
     assert "shapes-blip2-t5" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("flag", ["--image-scale", "--image-cap"])
+def test_a_non_positive_image_scale_is_one_sentence(flag: str, tmp_path: Path, capsys) -> None:
+    from ukmp.cli import main
+
+    out = tmp_path / "o"
+    assert main(["zoo", "train", "shapes-smolvlm", "--out", str(out), flag, "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{flag} must be positive" in err[0] and not out.exists()
