@@ -10,6 +10,11 @@
    fails here underfits, so its val score is not a train/val mismatch.
 2. The scale of the image tokens the connector writes against the LM's word embeddings: the LM adds
    every layer's update to these vectors, so tokens far larger than words are barely changed by it.
+3. With ``--probe-images N``: linear probes from an image's tokens to what each of its four cells
+   holds (shape, colour, size; "empty" a class of its own), on the tower's pixel-shuffled output and on
+   the connector's tokens, held-out accuracy beside the majority class. Where the probes are near
+   perfect, the image reaches the LM and the bottleneck is the LM's use of it; where they are not, the
+   vision side is.
 
 Why a script: it reads a training checkpoint, which no `ukmp` command loads.
 """
@@ -22,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from probe_visual_features import HELD_OUT, probe_accuracy
 
 from ukmp.zoo.smolvlm_checkpoint import load_state
 from ukmp.zoo.smolvlm_data import CAPTION_INSTRUCTION, VQA_INSTRUCTION, encode_examples
@@ -72,18 +78,48 @@ def image_token_scale(model, processor, images) -> dict[str, float]:
     }
 
 
+def cell_probes(model, processor, data, count: int) -> dict[str, dict[str, dict[str, float]]]:
+    """{features: {attribute: {probe, majority}}}: mean held-out accuracy over the four cells, in %."""
+    from ukmp.zoo.vision_pretraining import ATTRIBUTES
+
+    shuffled, tokens = [], []
+    for s in range(0, count, 64):
+        images = data.images[s : min(s + 64, count)]
+        inputs = encode_examples(processor, images, [CAPTION_INSTRUCTION] * len(images), ["x"] * len(images))
+        with torch.no_grad():
+            patches = model.model.vision_model(pixel_values=inputs["pixel_values"].flatten(0, 1)).last_hidden_state
+            shuffled.append(model.model.connector.pixel_shuffle(patches, model.model.connector.scale_factor))
+            tokens.append(model.model.connector(patches))
+    features = {"tower, pixel-shuffled": torch.cat(shuffled), "connector tokens": torch.cat(tokens)}
+    labels = data.cell_labels[:count]
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for name, x in features.items():
+        x = x.flatten(1)
+        out[name] = {}
+        for k, (attribute, classes) in enumerate(ATTRIBUTES):
+            probes, majority = [], []
+            for cell in range(labels.shape[1]):
+                y = labels[:, cell, k]
+                probes.append(probe_accuracy(x, y, classes))
+                held = y[-HELD_OUT:]
+                majority.append(float((held == torch.bincount(y[:-HELD_OUT]).argmax()).float().mean()) * 100)
+            out[name][attribute] = {"probe": float(np.mean(probes)), "majority": float(np.mean(majority))}
+    return out
+
+
 def main() -> None:
     from ukmp.zoo.train_shapes import WorldExamples
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="a training --out folder (with checkpoint/) or a trained folder")
     parser.add_argument("--questions", type=int, default=64, help="training questions to score")
+    parser.add_argument("--probe-images", type=int, default=0, help="training images for the cell probes (0: none)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None, help="also write the figures here as JSON")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model, processor, where = load_run(args.run)
-    data = WorldExamples(args.questions)
+    data = WorldExamples(max(args.questions, args.probe_images))
     rng = np.random.default_rng(0)
     pairs = [data.questions[i][int(rng.integers(len(data.questions[i])))] for i in range(args.questions)]
     instructions = [VQA_INSTRUCTION.format(q) for q, _ in pairs]
@@ -106,6 +142,11 @@ def main() -> None:
         f"image tokens: mean norm {scale['image_token_norm']:.1f} against the LM's word embeddings' "
         f"{scale['word_embedding_norm']:.2f} ({scale['image_token_norm'] / scale['word_embedding_norm']:.0f}x)"
     )
+    if args.probe_images:
+        figures["cell_probes"] = cell_probes(model, processor, data, args.probe_images)
+        for features, per in figures["cell_probes"].items():
+            cells = ", ".join(f"{a} {v['probe']:.1f}% (majority {v['majority']:.1f}%)" for a, v in per.items())
+            print(f"cell probes on the {features}: {cells}")
     if args.out:
         args.out.write_text(json.dumps(figures, indent=1))
 

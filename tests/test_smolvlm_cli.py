@@ -60,3 +60,13 @@ def test_a_non_positive_image_scale_is_one_sentence(flag: str, tmp_path: Path, c
     assert main(["zoo", "train", "shapes-smolvlm", "--out", str(out), flag, "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"{flag} must be positive" in err[0] and not out.exists()
+
+
+def test_the_other_recipe_refuses_shapes_smolvlm_options(tmp_path: Path, capsys) -> None:
+    from ukmp.cli import main
+
+    out = tmp_path / "o"
+    assert main(["zoo", "train", "shapes-blip2-t5", "--out", str(out), "--freeze-tower", "--image-scale", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--image-scale, --freeze-tower belong to shapes-smolvlm's recipe" in err[0]
+    assert not out.exists()

@@ -29,6 +29,8 @@ def test_stages_train_only_their_parameters(tmp_path: Path) -> None:
     assert set(stage_parameters(fresh, "align", cfg)) == vision | connector
     assert set(stage_parameters(fresh, "align", tiny_config(align_trains_vision=False))) == connector
     assert set(stage_parameters(fresh, "instruct", cfg)) == vision | connector | lora
+    frozen = tiny_config(align_trains_vision=False, instruct_trains_vision=False)
+    assert set(stage_parameters(fresh, "instruct", frozen)) == connector | lora
     assert not any(p.requires_grad for p in fresh.parameters())
 
     def changed(run) -> set[str]:

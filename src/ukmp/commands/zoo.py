@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ukmp.commands.zoo_smolvlm import add_smolvlm_options, train_smolvlm
+from ukmp.commands.zoo_smolvlm import add_smolvlm_options, smolvlm_flags_given, train_smolvlm
 from ukmp.errors import UserError
 
 
@@ -76,6 +76,9 @@ def _train(args: argparse.Namespace) -> int:
     if args.name == "shapes-smolvlm":
         return train_smolvlm(args)
 
+    foreign = smolvlm_flags_given(args)
+    if foreign:
+        raise UserError(f"{', '.join(foreign)} belong to shapes-smolvlm's recipe, not {args.name}'s; drop them.")
     cfg = TrainConfig(seed=args.seed)
     if args.steps is not None:
         if args.steps <= 0:

@@ -29,10 +29,21 @@ def add_smolvlm_options(train: argparse.ArgumentParser) -> None:
         default=None,
         help="penalise image tokens louder than this many word-embedding norms in the LM stages",
     )
+    group.add_argument(
+        "--freeze-tower",
+        action="store_true",
+        help="train the tower in its own stage only, not with the LM's loss afterwards",
+    )
     group.add_argument("--device", default="cpu", help="where to train: cpu, cuda, cuda:1, ... (default: cpu)")
     group.add_argument(
         "--dtype", choices=DTYPES, default="float32", help="autocast dtype of the forward (weights stay float32)"
     )
+    train.set_defaults(smolvlm_options=[(a.option_strings[0], a.dest, a.default) for a in group._group_actions])
+
+
+def smolvlm_flags_given(args: argparse.Namespace) -> list[str]:
+    """The shapes-smolvlm options given on the command line (set to other than their defaults)."""
+    return [flag for flag, dest, default in args.smolvlm_options if getattr(args, dest) != default]
 
 
 def train_smolvlm(args: argparse.Namespace) -> int:
@@ -63,6 +74,8 @@ def train_smolvlm(args: argparse.Namespace) -> int:
         ):
             raise UserError(f"--{field.replace('_', '-').replace('instruct-', '')} must be positive, got {value}.")
         setattr(cfg, field, value)
+    if args.freeze_tower:
+        cfg.align_trains_vision = cfg.instruct_trains_vision = False
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"--device {args.device} needs a GPU that torch can see; this machine has none.")
     train_shapes_smolvlm(args.out, cfg, device=args.device, dtype=getattr(torch, args.dtype), overwrite=args.overwrite)

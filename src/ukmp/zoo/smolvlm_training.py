@@ -58,6 +58,8 @@ class SmolVLMTrainConfig:
     align_steps: int = 300
     align_lr: float = 1e-3
     align_trains_vision: bool = True
+    #: whether the instruct stage trains the tower too (the LM's loss erodes what stage 1 taught it)
+    instruct_trains_vision: bool = True
     instruct_steps: int = 600
     instruct_lr: float = 3e-4
     batch_size: int = 8
@@ -98,7 +100,7 @@ class SmolVLMTrainConfig:
 
 
 #: the behaviour of runs recorded before these fields existed
-LEGACY_DEFAULTS = {"image_scale": None, "image_cap": None, "image_cap_weight": 1.0}
+LEGACY_DEFAULTS = {"image_scale": None, "image_cap": None, "image_cap_weight": 1.0, "instruct_trains_vision": True}
 
 
 def build_trainable_model(text: TextModel, cfg: SmolVLMTrainConfig):
@@ -120,6 +122,8 @@ def stage_parameters(model: nn.Module, stage: str, cfg: SmolVLMTrainConfig) -> d
     if stage == "align":
         prefixes = TRAINED_PREFIXES if cfg.align_trains_vision else TRAINED_PREFIXES[1:]
         return {n: p for n, p in trained.items() if n.startswith(prefixes)}
+    if not cfg.instruct_trains_vision:
+        return {n: p for n, p in trained.items() if not n.startswith(TRAINED_PREFIXES[0])}
     return dict(trained)
 
 
