@@ -125,26 +125,28 @@ def compare_methods(names: list[str]) -> list[str]:
     return [ABLATIONS.get(name, name) for name in names]
 
 
-def compare_argv(args: argparse.Namespace, model: Path, data: Path, out: Path) -> list[str]:
-    """The `ukmp compare` that measures every method at every ratio, without recovery."""
-    argv = ["ukmp", "compare", str(model), "--methods", ",".join(compare_methods(args.methods))]
-    argv += ["--ratios", ",".join(f"{r:g}" for r in args.ratios), "--of", args.of]
+def _compare(args, model: Path, data: Path, out: Path, methods: list[str], ratios: list[float]) -> list[str]:
+    """`ukmp compare` of `methods` at `ratios`, calibrated and measured as the bench's flags say."""
+    argv = ["ukmp", "compare", str(model), "--methods", ",".join(compare_methods(methods))]
+    argv += ["--ratios", ",".join(f"{r:g}" for r in ratios), "--of", args.of]
     argv += ["--calib", str(data / "fortunes-calib.jsonl"), "--seq-len", str(args.seq_len)]
     argv += ["--num-samples", str(args.calib_samples), "--batch-size", str(args.calib_batch)]
     argv += ["--eval-text", ",".join(str(data / f"{name}.jsonl") for name in EVAL_SETS)]
     argv += ["--eval-seq-len", str(args.eval_seq_len), "--eval-windows", str(args.eval_windows)]
     argv += ["--seed", str(args.seed), "--out", str(out), "--no-progress"]
-    argv += ["--norm-scope", args.norm_scope] if args.norm_scope else []
+    return argv + (["--norm-scope", args.norm_scope] if args.norm_scope else [])
+
+
+def compare_argv(args: argparse.Namespace, model: Path, data: Path, out: Path) -> list[str]:
+    """The `ukmp compare` that measures every method at every ratio, without recovery."""
+    argv = _compare(args, model, data, out, args.methods, args.ratios)
     return argv + (["--overwrite"] if args.fresh else [])
 
 
 def recovery_argv(args: argparse.Namespace, model: Path, data: Path, out: Path) -> list[str]:
     """The second `ukmp compare`: the --recover-methods at --recover-ratio, recovered, in the same folder."""
-    base = compare_argv(argparse.Namespace(**{**vars(args), "fresh": False}), model, data, out)
-    at = base.index("--methods")
-    base[at + 1] = ",".join(compare_methods(args.recover_methods))
-    base[base.index("--ratios") + 1] = f"{args.recover_ratio:g}"
-    argv = [*base, "--recover", "lpd", "--recover-samples", str(args.recover_samples)]
+    argv = _compare(args, model, data, out, args.recover_methods, [args.recover_ratio])
+    argv += ["--recover", "lpd", "--recover-samples", str(args.recover_samples)]
     argv += ["--recover-batch-size", str(args.recover_batch), "--recover-lr", f"{args.recover_lr:g}"]
     return argv + ["--recover-warmup-steps", str(args.recover_warmup_steps)]
 

@@ -217,7 +217,8 @@ def _text_command_line(args: argparse.Namespace) -> str:
     parts += ["--num-samples", str(args.num_samples), "--batch-size", str(args.batch_size)]
     parts += ["--eval-text", args.eval_text or "", "--eval-seq-len", str(args.eval_seq_len)]
     parts += ["--eval-windows", str(args.eval_windows), "--eval-batch-size", str(args.eval_batch_size)]
-    parts += ["--out", str(args.out), "--seed", str(args.seed), *_method_flag_parts(args), *_recovery_parts(args)]
+    parts += ["--out", str(args.out), "--seed", str(args.seed), *_method_flag_parts(args)]
+    parts += ["--recover", args.recover, *_recovery_setting_parts(args)]
     if args.seeds > 1:
         parts += ["--seeds", str(args.seeds)]
     if args.dtype != "auto":
@@ -233,13 +234,11 @@ def _text_command_line(args: argparse.Namespace) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
-def _recovery_parts(args: argparse.Namespace) -> list[str]:
-    """--recover and, when recovering, every setting of the recoveries."""
-    parts = ["--recover", args.recover]
+def _recovery_setting_parts(args: argparse.Namespace) -> list[str]:
+    """Every setting of the recoveries, when the run recovers (--recover itself is the caller's)."""
     if args.recover == "none":
-        return parts
-    if args.recover_ratios:
-        parts += ["--recover-ratios", args.recover_ratios]
+        return []
+    parts = ["--recover-ratios", args.recover_ratios] if args.recover_ratios else []
     parts += ["--recover-samples", str(args.recover_samples), "--recover-batch-size", str(args.recover_batch_size)]
     return parts + ["--recover-lr", f"{args.recover_lr:g}", "--recover-warmup-steps", str(args.recover_warmup_steps)]
 
@@ -269,7 +268,7 @@ def _command_line(args: argparse.Namespace) -> str:
         parts += ["--seeds", str(args.seeds)]
     if args.examples != 8:
         parts += ["--examples", str(args.examples)]
-    parts += _recovery_parts(args)[2:]  # --recover is spelled out above
+    parts += _recovery_setting_parts(args)
     if args.dtype != "auto":
         parts += ["--dtype", args.dtype]
     if args.keep_end_layers != "none":

@@ -16,10 +16,10 @@ from typing import Any
 
 from ukmp.compare.config import is_text_file
 from ukmp.errors import UserError
-from ukmp.recovery.config import RecoveryConfig
+from ukmp.recovery.config import PRESETS
 
 #: the paper's recovery settings, which `ukmp compare` keeps unless told otherwise
-PAPER_RECOVERY = RecoveryConfig(pruned="", out="")
+PAPER_RECOVERY = PRESETS["paper"]
 
 #: image-text flags: (destination, flag, default)
 IMAGE_TEXT_FLAGS: tuple[tuple[str, str, Any], ...] = (
@@ -46,8 +46,8 @@ RECOVERY_FLAGS: tuple[tuple[str, str, Any], ...] = (
     ("recover_ratios", "--recover-ratios", None),
     ("recover_samples", "--recover-samples", 2000),
     ("recover_batch_size", "--recover-batch-size", 8),
-    ("recover_lr", "--recover-lr", PAPER_RECOVERY.lr),
-    ("recover_warmup_steps", "--recover-warmup-steps", PAPER_RECOVERY.warmup_steps),
+    ("recover_lr", "--recover-lr", PAPER_RECOVERY["lr"]),
+    ("recover_warmup_steps", "--recover-warmup-steps", PAPER_RECOVERY["warmup_steps"]),
 )
 #: read by both kinds: a VLM's language model is measured on held-out text too, beside its tasks, and
 #: either kind recovers on its calibration data (pairs, or windows of the text)

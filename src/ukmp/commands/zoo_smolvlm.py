@@ -69,9 +69,8 @@ def train_smolvlm(args: argparse.Namespace) -> int:
     for field, value in settings.items():
         if value is None:
             continue
-        if value < (1 if field in ("batch_size", "train_images", "threads") else 0) or (
-            field.startswith("image_") and value <= 0
-        ):
+        zero_allowed = field in ("instruct_steps", "vision_steps", "align_steps")
+        if value < 0 or (value == 0 and not zero_allowed):
             raise UserError(f"--{field.replace('_', '-').replace('instruct-', '')} must be positive, got {value}.")
         setattr(cfg, field, value)
     if args.freeze_tower:

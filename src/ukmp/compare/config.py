@@ -18,6 +18,7 @@ from ukmp.methods.registry import compared_by_default, get_scorer
 from ukmp.placement import Placement
 from ukmp.planning.iterative import SCOPE_CHOICES, IterativeOptions
 from ukmp.planning.search import PlanSearchOptions
+from ukmp.recovery.config import PRESETS
 
 RECOVERY_MODES = ("none", "lora", "lpd")
 #: the registered methods a comparison runs when --methods is not given, in registration order
@@ -51,8 +52,8 @@ class CompareConfig:
     examples: int = 8
     recover_samples: int | None = 2000
     recover_batch_size: int = 8
-    recover_lr: float = 2e-5  # the paper's (`ukmp.recovery.config.RecoveryConfig`)
-    recover_warmup_steps: int = 50
+    recover_lr: float = PRESETS["paper"]["lr"]
+    recover_warmup_steps: int = PRESETS["paper"]["warmup_steps"]
     progress: bool = True
     method_options: MethodOptions = field(default_factory=MethodOptions)
     plan_search: PlanSearchOptions = field(default_factory=PlanSearchOptions)

@@ -243,8 +243,9 @@ class Run:
             optimizer.load_state_dict(self.state.optimizer)
             rng.bit_generator.state = self.state.data_rng
             torch.set_rng_state(self.state.torch_rng)
+        connector_factor = None  # the scale set when alignment starts, logged with its first step
         if stage == "align" and first == 0 and cfg.image_scale is not None:
-            self.connector_factor = self._set_image_scale()
+            connector_factor = self._set_image_scale()
         self.model.train()
         started = time.time()
         bar = tqdm(range(first, steps), desc=f"{stage}: shapes-smolvlm", unit="step", disable=not self.progress)
@@ -255,8 +256,8 @@ class Run:
             entry = {"stage": stage, "step": step, "loss": loss, "lr": self._lr(step, steps, peak)}
             if cfg.image_scale is not None or cfg.image_cap is not None:
                 entry["image_norm"] = loudness  # in word-embedding norms
-            if stage == "align" and step == 0 and cfg.image_scale is not None:
-                entry["connector_factor"] = self.connector_factor
+            if connector_factor is not None and step == first:
+                entry["connector_factor"] = connector_factor
             self.state.log.append(entry)
             bar.set_postfix(loss=f"{loss:.3f}")
             if self.budget is not None:
